@@ -1,0 +1,139 @@
+//! Body helpers: the boxed body every server answers with, bounded reading of request
+//! bodies, and JSON / JSON-error responses.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Empty, Full, Limited, combinators::BoxBody};
+use serde::Serialize;
+
+use crate::BoxError;
+
+/// The response body type of every server: a fixed buffer or a streamed upstream body.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// A body holding `chunk` in full.
+pub fn full(chunk: impl Into<Bytes>) -> Body {
+    Full::new(chunk.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// An empty body.
+pub fn empty() -> Body {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// `value` serialized as a JSON response with `status`.
+pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => {
+            let mut resp = Response::new(full(bytes));
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(header::CONTENT_TYPE, JSON);
+            resp
+        }
+        Err(err) => {
+            tracing::error!(%err, "could not serialize a response");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+/// `{"error": message}` with `status`. Callers keep 5xx messages generic.
+pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
+    #[derive(Serialize)]
+    struct ErrorBody<'a> {
+        error: &'a str,
+    }
+    let bytes = serde_json::to_vec(&ErrorBody { error: message })
+        .unwrap_or_else(|_| b"{\"error\":\"internal error\"}".to_vec());
+    let mut resp = Response::new(full(bytes));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, JSON);
+    resp
+}
+
+/// Why a request body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// The body is longer than the limit (from `Content-Length` or while reading).
+    TooLarge { limit: usize },
+    /// The client went away or sent a broken body.
+    Read(BoxError),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::TooLarge { limit } => write!(f, "body is larger than {limit} bytes"),
+            BodyError::Read(err) => write!(f, "could not read the body: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// Reads a whole request body, but never more than `limit` bytes: a declared
+/// `Content-Length` over the limit is refused before a byte is read.
+pub async fn read_body<B>(req: http::Request<B>, limit: usize) -> Result<Bytes, BodyError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            Err(BodyError::TooLarge { limit })
+        }
+        Err(err) => Err(BodyError::Read(err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn read_body_enforces_the_limit() {
+        let req = http::Request::new(Full::new(Bytes::from_static(b"hello world")));
+        assert!(matches!(
+            read_body(req, 5).await,
+            Err(BodyError::TooLarge { limit: 5 })
+        ));
+        let req = http::Request::new(Full::new(Bytes::from_static(b"hello")));
+        assert_eq!(read_body(req, 5).await.unwrap(), "hello");
+    }
+
+    #[tokio::test]
+    async fn declared_length_over_the_limit_is_refused_early() {
+        let req = http::Request::builder()
+            .header(header::CONTENT_LENGTH, "1000000")
+            .body(Full::new(Bytes::from_static(b"x")))
+            .unwrap();
+        assert!(matches!(
+            read_body(req, 10).await,
+            Err(BodyError::TooLarge { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn error_bodies_are_json() {
+        let resp = error_response(StatusCode::NOT_FOUND, "no \"such\" paste");
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["error"], "no \"such\" paste");
+    }
+}

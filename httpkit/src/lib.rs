@@ -1,0 +1,16 @@
+//! What every pastebin server shares: the accept loop, body and JSON helpers, the
+//! pooled JSON client that services use to call each other, shutdown and logging.
+
+pub mod body;
+pub mod client;
+pub mod logging;
+pub mod server;
+pub mod shutdown;
+
+pub use body::{Body, BodyError, empty, error_response, full, json_response, read_body};
+pub use client::{ClientConfig, ClientError, JsonClient};
+pub use server::{Handler, ServerConfig, serve};
+pub use shutdown::shutdown_signal;
+
+/// The error type boxed bodies carry.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,1 @@
+//! nosqlsvc (being built).

@@ -1,0 +1,1 @@
+//! sqlsvc (being built).
