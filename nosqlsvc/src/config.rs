@@ -1,0 +1,62 @@
+//! The service's typed configuration, validated before the backend is opened.
+
+use std::path::PathBuf;
+
+use crate::error::Error;
+
+/// Where the service listens by default (the launcher binds).
+pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:5005";
+
+/// Default request body limit: room for a 512 KiB text even fully JSON-escaped
+/// (`\uXXXX` is 6 bytes per byte of text, plus slack).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Everything `run` needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Which store holds the texts.
+    pub backend: BackendConfig,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Limits of the accept loop.
+    pub server: httpkit::ServerConfig,
+}
+
+/// Which store holds the texts.
+#[derive(Debug, Clone)]
+pub enum BackendConfig {
+    /// One redb file; its parent directories are created.
+    Embedded { path: PathBuf },
+}
+
+impl Config {
+    /// The embedded backend at `path` with default limits.
+    pub fn embedded(path: impl Into<PathBuf>) -> Self {
+        Self {
+            backend: BackendConfig::Embedded { path: path.into() },
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            server: httpkit::ServerConfig::default(),
+        }
+    }
+
+    /// Rejects values the service cannot run with, naming the setting.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.max_body_bytes == 0 {
+            return Err(Error::InvalidConfig {
+                setting: "max_body_bytes",
+                reason: "must be greater than 0".into(),
+            });
+        }
+        match &self.backend {
+            BackendConfig::Embedded { path } => {
+                if path.as_os_str().is_empty() {
+                    return Err(Error::InvalidConfig {
+                        setting: "backend.path",
+                        reason: "must not be empty".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,105 @@
+//! The HTTP handler: routes each request to the store and turns the outcome into JSON.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use httpkit::{Body, BodyError, json_response};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+
+use crate::api::{
+    Deleted, GetMany, InsertText, Inserted, MAX_BATCH_PATHS, TextDoc, Texts, valid_path,
+};
+use crate::error::ApiError;
+use crate::routes::Route;
+use crate::store::TextStore;
+
+/// The server's shared state: the store and the body limit.
+pub(crate) struct App<S> {
+    store: S,
+    max_body_bytes: usize,
+}
+
+impl<S: TextStore> App<S> {
+    pub(crate) fn new(store: S, max_body_bytes: usize) -> Self {
+        Self {
+            store,
+            max_body_bytes,
+        }
+    }
+
+    pub(crate) fn into_store(self) -> S {
+        self.store
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+        match Route::parse(req.method(), req.uri().path())? {
+            Route::Insert => {
+                let body: InsertText = self.read_json(req).await?;
+                if body.text.is_empty() {
+                    return Err(ApiError::BadRequest("text must not be empty".into()));
+                }
+                let paste_path = self.store.insert(body.text).await?;
+                Ok(json_response(StatusCode::CREATED, &Inserted { paste_path }))
+            }
+            Route::GetMany => {
+                let body: GetMany = self.read_json(req).await?;
+                if body.paths.len() > MAX_BATCH_PATHS {
+                    return Err(ApiError::BadRequest(format!(
+                        "at most {MAX_BATCH_PATHS} paths per batch"
+                    )));
+                }
+                if let Some(bad) = body.paths.iter().position(|p| !valid_path(p)) {
+                    return Err(ApiError::BadRequest(format!(
+                        "malformed path at index {bad}"
+                    )));
+                }
+                let texts = self.store.get_many(&body.paths).await?;
+                Ok(json_response(StatusCode::OK, &Texts { texts }))
+            }
+            Route::Get(paste_path) => match self.store.get(&paste_path).await? {
+                Some(text) => Ok(json_response(StatusCode::OK, &TextDoc { paste_path, text })),
+                None => Err(ApiError::TextNotFound),
+            },
+            Route::Delete(path) => match self.store.delete(&path).await? {
+                true => Ok(json_response(StatusCode::OK, &Deleted { deleted: true })),
+                false => Err(ApiError::TextNotFound),
+            },
+            Route::Health => {
+                self.store.ready().await?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({ "status": "ok" }),
+                ))
+            }
+        }
+    }
+
+    /// Reads the body within the limit and decodes it as JSON.
+    async fn read_json<T: DeserializeOwned>(&self, req: Request<Incoming>) -> Result<T, ApiError> {
+        let bytes: Bytes = httpkit::read_body(req, self.max_body_bytes)
+            .await
+            .map_err(|err| match err {
+                BodyError::TooLarge { limit } => ApiError::TooLarge { limit },
+                BodyError::Read(err) => {
+                    ApiError::BadRequest(format!("could not read the body: {err}"))
+                }
+            })?;
+        serde_json::from_slice(&bytes)
+            .map_err(|err| ApiError::BadRequest(format!("invalid JSON body: {err}")))
+    }
+}
+
+impl<S: TextStore> httpkit::Handler for App<S> {
+    async fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let resp = self
+            .route(req)
+            .await
+            .unwrap_or_else(ApiError::into_response);
+        tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+        resp
+    }
+}

@@ -1,0 +1,106 @@
+//! Parses `(method, path)` once into a `Route`; malformed text paths are rejected here.
+
+use http::Method;
+
+use crate::api::valid_path;
+use crate::error::ApiError;
+
+/// What a request asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    Insert,
+    GetMany,
+    Get(String),
+    Delete(String),
+    Health,
+}
+
+const ALLOW_POST: &str = "POST";
+const ALLOW_GET_DELETE: &str = "GET, DELETE";
+const ALLOW_GET: &str = "GET";
+
+impl Route {
+    pub(crate) fn parse(method: &Method, path: &str) -> Result<Route, ApiError> {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["texts"] | ["texts", ""] => match *method {
+                Method::POST => Ok(Route::Insert),
+                _ => Err(ApiError::MethodNotAllowed(ALLOW_POST)),
+            },
+            // "batch" is reserved: generated paths are 16 or 24 characters long.
+            ["texts", "batch"] => match *method {
+                Method::POST => Ok(Route::GetMany),
+                _ => Err(ApiError::MethodNotAllowed(ALLOW_POST)),
+            },
+            ["texts", p] => {
+                let route = match *method {
+                    Method::GET => Route::Get,
+                    Method::DELETE => Route::Delete,
+                    _ => return Err(ApiError::MethodNotAllowed(ALLOW_GET_DELETE)),
+                };
+                if !valid_path(p) {
+                    return Err(ApiError::BadRequest("malformed text path".into()));
+                }
+                Ok(route((*p).to_owned()))
+            }
+            ["healthz"] => match *method {
+                Method::GET => Ok(Route::Health),
+                _ => Err(ApiError::MethodNotAllowed(ALLOW_GET)),
+            },
+            _ => Err(ApiError::UnknownRoute),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(m: Method, p: &str) -> Result<Route, ApiError> {
+        Route::parse(&m, p)
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(parse(Method::POST, "/texts").unwrap(), Route::Insert);
+        assert_eq!(parse(Method::POST, "/texts/").unwrap(), Route::Insert);
+        assert_eq!(parse(Method::POST, "/texts/batch").unwrap(), Route::GetMany);
+        assert_eq!(
+            parse(Method::GET, "/texts/abc_-9").unwrap(),
+            Route::Get("abc_-9".into())
+        );
+        assert_eq!(
+            parse(Method::DELETE, "/texts/abc").unwrap(),
+            Route::Delete("abc".into())
+        );
+        assert_eq!(parse(Method::GET, "/healthz").unwrap(), Route::Health);
+    }
+
+    #[test]
+    fn errors() {
+        assert!(matches!(
+            parse(Method::GET, "/texts"),
+            Err(ApiError::MethodNotAllowed("POST"))
+        ));
+        assert!(matches!(
+            parse(Method::PUT, "/texts/abc"),
+            Err(ApiError::MethodNotAllowed("GET, DELETE"))
+        ));
+        assert!(matches!(
+            parse(Method::GET, "/texts/a.b"),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse(Method::GET, "/texts/a/b"),
+            Err(ApiError::UnknownRoute)
+        ));
+        assert!(matches!(
+            parse(Method::GET, "/"),
+            Err(ApiError::UnknownRoute)
+        ));
+        assert!(matches!(
+            parse(Method::POST, "/healthz"),
+            Err(ApiError::MethodNotAllowed("GET"))
+        ));
+    }
+}
