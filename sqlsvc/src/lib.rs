@@ -1,1 +1,88 @@
-//! sqlsvc (being built).
+//! sqlsvc: the metadata service (paste id -> text location, times) on SQLite, with
+//! group-committed creates. A library with a thin binary; `run` is the entry point.
+
+pub mod api;
+mod clock;
+mod cursor;
+mod db;
+mod error;
+mod migrations;
+mod routes;
+mod service;
+mod stats;
+mod writer;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+pub use error::Error;
+
+/// Address the binary listens on by default.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5004";
+
+/// Creates waiting for the writer; beyond this, requests wait to enqueue.
+const QUEUE_CAPACITY: usize = 4 * writer::MAX_BATCH;
+
+/// What `run` needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The SQLite file; parent directories are created if missing.
+    pub db_path: PathBuf,
+    /// Limits of the accept loop.
+    pub server: httpkit::ServerConfig,
+}
+
+/// Opens and migrates the database, serves on `listener` until `shutdown` completes,
+/// drains connections, commits the creates still queued, then closes the database.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    if let Some(dir) = config
+        .db_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    let db = Arc::new(db::Db::open(&config.db_path).await?);
+    let stats = Arc::new(stats::Stats::default());
+    let (jobs_tx, jobs_rx) = mpsc::channel(QUEUE_CAPACITY);
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let writer = tokio::spawn(writer::run(
+        db.writer.clone(),
+        jobs_rx,
+        stop_rx,
+        stats.clone(),
+    ));
+    let service = Arc::new(service::Service {
+        db: db.clone(),
+        jobs: jobs_tx,
+        stats,
+    });
+    tracing::info!(
+        addr = ?listener.local_addr().ok(),
+        db = %config.db_path.display(),
+        "sqlsvc listening"
+    );
+
+    httpkit::serve(listener, service, config.server, shutdown).await;
+
+    let _ = stop_tx.send(());
+    if let Err(err) = writer.await {
+        tracing::error!(%err, "writer task failed");
+    }
+    // Connections that outlived the drain deadline may still hold the state; closing
+    // ends the database threads regardless, and their late calls get errors.
+    db.close().await?;
+    tracing::info!("sqlsvc stopped");
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! Routing: `(method, path, query)` parsed once into a `Route`, so ids, limits and
+//! cursors are validated in one place before any handler runs.
+
+use http::{Method, Uri};
+
+use crate::api::PasteId;
+use crate::cursor;
+use crate::error::ApiError;
+
+/// Page size when `limit` is absent.
+pub(crate) const DEFAULT_LIMIT: u32 = 50;
+/// Largest page size accepted.
+pub(crate) const MAX_LIMIT: u32 = 500;
+
+/// What a request asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    CreatePaste,
+    ListPastes(ListQuery),
+    GetPaste(PasteId),
+    DeletePaste(PasteId),
+    Health,
+    Stats,
+}
+
+/// The query of `GET /pastes`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ListQuery {
+    pub(crate) limit: u32,
+    /// Rows with a `seq` below this one (from the cursor); None = from the newest.
+    pub(crate) before: Option<i64>,
+}
+
+/// Parses a request line into a `Route`; unknown paths are 404, known paths with
+/// another method 405.
+pub(crate) fn route(method: &Method, uri: &Uri) -> Result<Route, ApiError> {
+    let path = uri.path();
+    match path {
+        "/pastes" | "/pastes/" => match *method {
+            Method::POST => Ok(Route::CreatePaste),
+            Method::GET => Ok(Route::ListPastes(list_query(uri.query())?)),
+            _ => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
+        },
+        "/healthz" => match *method {
+            Method::GET => Ok(Route::Health),
+            _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        },
+        "/stats" => match *method {
+            Method::GET => Ok(Route::Stats),
+            _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        },
+        _ => {
+            let Some(raw) = path.strip_prefix("/pastes/").filter(|r| !r.contains('/')) else {
+                return Err(ApiError::NotFound("no such route"));
+            };
+            let wants_get = match *method {
+                Method::GET => true,
+                Method::DELETE => false,
+                _ => {
+                    return Err(ApiError::MethodNotAllowed {
+                        allow: "GET, DELETE",
+                    });
+                }
+            };
+            let id = raw
+                .parse::<PasteId>()
+                .map_err(|err| ApiError::BadRequest(err.to_string()))?;
+            Ok(if wants_get {
+                Route::GetPaste(id)
+            } else {
+                Route::DeletePaste(id)
+            })
+        }
+    }
+}
+
+/// Parses `limit` and `cursor`; other parameters are ignored, the last of a repeated
+/// one wins. Values are not percent-decoded: valid ones never need it.
+fn list_query(query: Option<&str>) -> Result<ListQuery, ApiError> {
+    let mut limit = DEFAULT_LIMIT;
+    let mut before = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "limit" => {
+                limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!("limit must be an integer in 1..={MAX_LIMIT}"))
+                    })?;
+            }
+            "cursor" => {
+                before = Some(
+                    cursor::decode(value)
+                        .ok_or_else(|| ApiError::BadRequest("malformed cursor".into()))?,
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(ListQuery { limit, before })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(method: Method, uri: &str) -> Result<Route, ApiError> {
+        route(&method, &uri.parse().unwrap())
+    }
+
+    #[test]
+    fn parses_the_routes() {
+        assert_eq!(r(Method::POST, "/pastes").unwrap(), Route::CreatePaste);
+        assert_eq!(
+            r(Method::GET, "/pastes?limit=7&cursor=s1f&x=y").unwrap(),
+            Route::ListPastes(ListQuery {
+                limit: 7,
+                before: Some(31)
+            })
+        );
+        assert_eq!(
+            r(Method::GET, "/pastes").unwrap(),
+            Route::ListPastes(ListQuery {
+                limit: DEFAULT_LIMIT,
+                before: None
+            })
+        );
+        let id: PasteId = "abcDEF0123".parse().unwrap();
+        assert_eq!(
+            r(Method::GET, "/pastes/abcDEF0123").unwrap(),
+            Route::GetPaste(id.clone())
+        );
+        assert_eq!(
+            r(Method::DELETE, "/pastes/abcDEF0123").unwrap(),
+            Route::DeletePaste(id)
+        );
+        assert_eq!(r(Method::GET, "/healthz").unwrap(), Route::Health);
+    }
+
+    #[test]
+    fn rejects_bad_requests() {
+        let status = |m, u| r(m, u).unwrap_err().status().as_u16();
+        assert_eq!(status(Method::GET, "/nope"), 404);
+        assert_eq!(status(Method::GET, "/pastes/abcDEF0123/x"), 404);
+        assert_eq!(status(Method::PUT, "/pastes"), 405);
+        assert_eq!(status(Method::POST, "/pastes/abcDEF0123"), 405);
+        assert_eq!(status(Method::GET, "/pastes/short"), 400);
+        assert_eq!(status(Method::GET, "/pastes?limit=0"), 400);
+        assert_eq!(status(Method::GET, "/pastes?limit=501"), 400);
+        assert_eq!(status(Method::GET, "/pastes?limit=x"), 400);
+        assert_eq!(status(Method::GET, "/pastes?cursor=zz"), 400);
+        assert_eq!(status(Method::GET, "/pastes?cursor="), 400);
+    }
+}
