@@ -1,0 +1,98 @@
+//! The errors a webserver answers with, and their one mapping to status codes.
+
+use http::{HeaderValue, Response, StatusCode, header};
+use httpkit::{Body, ClientError, error_response};
+
+/// Everything that can go wrong with a public request.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The request is malformed; the message says how.
+    BadRequest(String),
+    /// No such paste (or it expired).
+    NotFound,
+    /// No such route.
+    NoRoute,
+    /// The route exists but not for this method; the value is the `Allow` header.
+    MethodNotAllowed(&'static str),
+    /// The body is larger than the limit, in bytes.
+    PayloadTooLarge(usize),
+    /// The body's content type is not one the route takes.
+    UnsupportedMediaType(String),
+    /// A storage service failed; classified by how.
+    Upstream(ClientError),
+    /// A bug or an impossible state; details were logged.
+    Internal,
+}
+
+impl ApiError {
+    pub fn into_response(self) -> Response<Body> {
+        let (status, message) = match &self {
+            ApiError::BadRequest(msg) => (StatusCode::BAD_REQUEST, msg.clone()),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "paste not found".to_owned()),
+            ApiError::NoRoute => (StatusCode::NOT_FOUND, "no such route".to_owned()),
+            ApiError::MethodNotAllowed(allow) => {
+                let mut resp = error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+                resp.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+                return resp;
+            }
+            ApiError::PayloadTooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body is larger than {limit} bytes"),
+            ),
+            ApiError::UnsupportedMediaType(ct) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("unsupported content type {ct:?}: send application/json or text/plain"),
+            ),
+            ApiError::Upstream(err) => {
+                let status = upstream_status(err);
+                tracing::warn!(%err, %status, "storage call failed");
+                let msg = match status {
+                    StatusCode::GATEWAY_TIMEOUT => "a storage service timed out",
+                    StatusCode::SERVICE_UNAVAILABLE => "a storage service is unavailable",
+                    StatusCode::BAD_GATEWAY => "a storage service failed",
+                    _ => "internal error",
+                };
+                (status, msg.to_owned())
+            }
+            ApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error".to_owned(),
+            ),
+        };
+        error_response(status, &message)
+    }
+}
+
+/// Who failed decides the status: unreachable -> 503, slow -> 504, a storage service
+/// that failed -> 502, and a storage service refusing what we sent is our bug -> 500.
+fn upstream_status(err: &ClientError) -> StatusCode {
+    match err {
+        ClientError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ClientError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ClientError::Status { status, .. } if *status == StatusCode::SERVICE_UNAVAILABLE => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        ClientError::Status { status, .. } if status.is_server_error() => StatusCode::BAD_GATEWAY,
+        ClientError::Status { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        ClientError::BadResponse(_) => StatusCode::BAD_GATEWAY,
+    }
+}
+
+impl From<read::ReadError> for ApiError {
+    fn from(err: read::ReadError) -> Self {
+        match err {
+            read::ReadError::NotFound => ApiError::NotFound,
+            read::ReadError::BadCursor(_) => ApiError::BadRequest("malformed cursor".into()),
+            read::ReadError::Upstream(err) => ApiError::Upstream(err),
+        }
+    }
+}
+
+impl From<write::WriteError> for ApiError {
+    fn from(err: write::WriteError) -> Self {
+        match err {
+            write::WriteError::Text(err) | write::WriteError::Meta(err) => ApiError::Upstream(err),
+        }
+    }
+}

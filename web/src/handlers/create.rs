@@ -1,0 +1,139 @@
+//! `POST /pastes`: a JSON body `{"text": ..., "expires_in": seconds}` or a plain-text
+//! body (`curl --data-binary @file -H 'Content-Type: text/plain'`).
+
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use httpkit::{Body, BodyError, full, json_response, read_body};
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+
+use super::base_url;
+use crate::time::{now_unix, rfc3339};
+use crate::{ApiError, App};
+
+/// The longest lifetime a paste may be given: ten years.
+const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
+
+#[derive(Deserialize)]
+struct CreateBody {
+    text: String,
+    expires_in: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Created<'a> {
+    paste_id: &'a str,
+    url: &'a str,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+}
+
+enum Format {
+    Json,
+    Plain,
+}
+
+pub(super) async fn create(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let format = body_format(req.headers())?;
+    let base = base_url(app, req.headers());
+    let query_expiry = req
+        .uri()
+        .query()
+        .map(expires_in_from_query)
+        .transpose()?
+        .flatten();
+    let body = read_body(req, app.max_body_bytes)
+        .await
+        .map_err(|err| match err {
+            BodyError::TooLarge { limit } => ApiError::PayloadTooLarge(limit),
+            BodyError::Read(err) => {
+                ApiError::BadRequest(format!("could not read the request body: {err}"))
+            }
+        })?;
+    let utf8_error = || ApiError::BadRequest("body is not valid UTF-8".into());
+    let (text, expires_in) = match format {
+        Format::Json => {
+            let body = std::str::from_utf8(&body).map_err(|_| utf8_error())?;
+            let parsed: CreateBody = serde_json::from_str(body)
+                .map_err(|err| ApiError::BadRequest(format!("invalid JSON body: {err}")))?;
+            (parsed.text, parsed.expires_in.or(query_expiry))
+        }
+        Format::Plain => (
+            String::from_utf8(body.to_vec()).map_err(|_| utf8_error())?,
+            query_expiry,
+        ),
+    };
+    if text.is_empty() {
+        return Err(ApiError::BadRequest("text is empty".into()));
+    }
+    let expires_at = match expires_in {
+        None => None,
+        Some(secs) if (1..=MAX_EXPIRES_IN).contains(&secs) => Some(now_unix() + secs as i64),
+        Some(_) => {
+            return Err(ApiError::BadRequest(format!(
+                "expires_in must be between 1 and {MAX_EXPIRES_IN} seconds"
+            )));
+        }
+    };
+
+    let meta = app.write.create(&text, expires_at).await?;
+    let id = meta.paste_id.to_string();
+    let url = format!("{base}/pastes/{id}");
+    let mut resp = match format {
+        Format::Json => json_response(
+            StatusCode::CREATED,
+            &Created {
+                paste_id: &id,
+                url: &url,
+                created_at: rfc3339(meta.created_at),
+                expires_at: meta.expires_at.map(rfc3339),
+            },
+        ),
+        Format::Plain => {
+            let mut resp = Response::new(full(format!("{url}\n")));
+            *resp.status_mut() = StatusCode::CREATED;
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            resp
+        }
+    };
+    if let Ok(location) = HeaderValue::from_str(&url) {
+        resp.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(resp)
+}
+
+/// JSON, or plain text (also when no content type is given); anything else is 415.
+fn body_format(headers: &http::HeaderMap) -> Result<Format, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(Format::Plain);
+    };
+    let raw = value.to_str().unwrap_or("");
+    let essence = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Ok(Format::Json),
+        "text/plain" => Ok(Format::Plain),
+        _ => Err(ApiError::UnsupportedMediaType(
+            raw.chars().take(100).collect(),
+        )),
+    }
+}
+
+/// `expires_in=SECONDS` from a query string, for plain-text bodies.
+fn expires_in_from_query(query: &str) -> Result<Option<u64>, ApiError> {
+    for pair in query.split('&') {
+        if let Some(value) = pair.strip_prefix("expires_in=") {
+            return value.parse().map(Some).map_err(|_| {
+                ApiError::BadRequest("expires_in must be a whole number of seconds".into())
+            });
+        }
+    }
+    Ok(None)
+}
