@@ -13,7 +13,7 @@ use crate::api::{
 };
 use crate::error::ApiError;
 use crate::routes::Route;
-use crate::store::TextStore;
+use crate::store::{StoreError, TextStore};
 
 /// The server's shared state: the store and the body limit.
 pub(crate) struct App<S> {
@@ -67,7 +67,12 @@ impl<S: TextStore> App<S> {
                 false => Err(ApiError::TextNotFound),
             },
             Route::Health => {
-                self.store.ready().await?;
+                // Not ready is not ready, whatever the cause: always 503 here.
+                self.store.ready().await.map_err(|err| match err {
+                    StoreError::Unavailable(msg) | StoreError::Internal(msg) => {
+                        StoreError::Unavailable(msg)
+                    }
+                })?;
                 Ok(json_response(
                     StatusCode::OK,
                     &serde_json::json!({ "status": "ok" }),
@@ -86,6 +91,12 @@ impl<S: TextStore> App<S> {
                     ApiError::BadRequest(format!("could not read the body: {err}"))
                 }
             })?;
+        // serde would also accept a struct as a JSON array; the protocol says object.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(ApiError::BadRequest(
+                "the body must be a JSON object".into(),
+            ));
+        }
         serde_json::from_slice(&bytes)
             .map_err(|err| ApiError::BadRequest(format!("invalid JSON body: {err}")))
     }

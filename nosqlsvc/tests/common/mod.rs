@@ -1,0 +1,162 @@
+//! Shared test support: a spawned nosqlsvc, a raw HTTP client, and the backend
+//! conformance suites (store level and HTTP level) that every backend runs.
+#![allow(dead_code)]
+
+pub mod client;
+pub mod conformance;
+pub mod http_suite;
+
+use std::any::Any;
+use std::net::SocketAddr;
+use std::sync::Once;
+use std::time::Duration;
+
+use nosqlsvc::Config;
+use nosqlsvc::store::TextStore;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Upper bound for any single test step that waits on the server.
+pub const STEP: Duration = Duration::from_secs(30);
+
+/// Logs only when `RUST_LOG` asks for it.
+pub fn init_tracing() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("RUST_LOG").is_some() {
+            httpkit::logging::init("warn");
+        }
+    });
+}
+
+/// A store under test plus whatever must live as long as it (a temp dir...).
+pub struct StoreFixture<S: TextStore> {
+    pub store: S,
+    pub keep: Box<dyn Any + Send>,
+}
+
+/// A service config under test plus whatever must live as long as it.
+pub struct ConfigFixture {
+    pub config: Config,
+    pub keep: Box<dyn Any + Send>,
+}
+
+/// A nosqlsvc running in this process on a port-0 listener.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<Result<(), nosqlsvc::Error>>,
+}
+
+impl TestApp {
+    /// Starts `nosqlsvc::run` with `config`; stops when `stop`ped or dropped.
+    pub async fn spawn(config: Config) -> TestApp {
+        init_tracing();
+        let (listener, addr) = httpkit::server::bind_ephemeral().await.unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(nosqlsvc::run(listener, config, async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            addr,
+            shutdown: Some(tx),
+            handle,
+        }
+    }
+
+    /// Starts the server over an already opened store.
+    pub async fn spawn_store<S: TextStore>(store: S, config: Config) -> TestApp {
+        init_tracing();
+        let (listener, addr) = httpkit::server::bind_ephemeral().await.unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            nosqlsvc::serve_store(listener, store, config, async move {
+                let _ = rx.await;
+            })
+            .await;
+            Ok(())
+        });
+        TestApp {
+            addr,
+            shutdown: Some(tx),
+            handle,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Shuts down and waits for `run` to return (the store closed).
+    pub async fn stop(mut self) -> Result<(), nosqlsvc::Error> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(STEP, &mut self.handle)
+            .await
+            .expect("server did not stop in time")
+            .expect("server task panicked")
+    }
+
+    /// Whether `run` has returned (e.g. failed at startup).
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+}
+
+/// The conformance suite over a `TextStore`, one `#[tokio::test]` per case.
+/// `$make` is an async expression giving `Option<StoreFixture<_>>` (None = skipped).
+#[macro_export]
+macro_rules! store_conformance {
+    ($make:expr) => {
+        $crate::store_conformance!(@case $make,
+            insert_then_get, get_many_keeps_order_and_missing, delete_removes,
+            large_texts, unicode_texts, concurrent_inserts, ready_when_open);
+    };
+    (@case $make:expr, $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(fixture) = $make.await else { return };
+                let store = std::sync::Arc::new(fixture.store);
+                tokio::time::timeout(
+                    $crate::common::STEP,
+                    $crate::common::conformance::$name(store.clone()),
+                )
+                .await
+                .expect("conformance case timed out");
+                if let Ok(store) = std::sync::Arc::try_unwrap(store) {
+                    nosqlsvc::store::TextStore::close(store).await;
+                }
+                drop(fixture.keep);
+            }
+        )*
+    };
+}
+
+/// The HTTP suite against a running nosqlsvc, one `#[tokio::test]` per case.
+/// `$make` is an async expression giving `Option<ConfigFixture>` (None = skipped).
+#[macro_export]
+macro_rules! http_conformance {
+    ($make:expr) => {
+        $crate::http_conformance!(@case $make,
+            insert_get_delete, batch_get, bad_inserts, body_over_limit, routing_errors,
+            health_ok, unicode_over_http, escaped_large_text, concurrent_http_inserts,
+            persists_across_restart, survives_clients_hanging_up, survives_truncated_bodies);
+    };
+    (@case $make:expr, $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(fixture) = $make.await else { return };
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(120),
+                    $crate::common::http_suite::$name(fixture.config.clone()),
+                )
+                .await
+                .expect("http case timed out");
+                drop(fixture.keep);
+            }
+        )*
+    };
+}
