@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::error::Error;
+use crate::mongo::MongoConfig;
 
 /// Where the service listens by default (the launcher binds).
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:5005";
@@ -27,6 +28,8 @@ pub struct Config {
 pub enum BackendConfig {
     /// One redb file; its parent directories are created.
     Embedded { path: PathBuf },
+    /// A MongoDB server or replica set, through the official driver.
+    MongoDb(MongoConfig),
 }
 
 impl Config {
@@ -34,6 +37,15 @@ impl Config {
     pub fn embedded(path: impl Into<PathBuf>) -> Self {
         Self {
             backend: BackendConfig::Embedded { path: path.into() },
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            server: httpkit::ServerConfig::default(),
+        }
+    }
+
+    /// MongoDB at `uri` with default settings and limits.
+    pub fn mongodb(uri: impl Into<String>) -> Self {
+        Self {
+            backend: BackendConfig::MongoDb(MongoConfig::new(uri)),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             server: httpkit::ServerConfig::default(),
         }
@@ -53,6 +65,26 @@ impl Config {
                     return Err(Error::InvalidConfig {
                         setting: "backend.path",
                         reason: "must not be empty".into(),
+                    });
+                }
+            }
+            BackendConfig::MongoDb(mongo) => {
+                for (setting, value) in [
+                    ("backend.uri", &mongo.uri),
+                    ("backend.database", &mongo.database),
+                    ("backend.collection", &mongo.collection),
+                ] {
+                    if value.is_empty() {
+                        return Err(Error::InvalidConfig {
+                            setting,
+                            reason: "must not be empty".into(),
+                        });
+                    }
+                }
+                if mongo.server_selection_timeout.is_zero() {
+                    return Err(Error::InvalidConfig {
+                        setting: "backend.server_selection_timeout",
+                        reason: "must be greater than 0".into(),
                     });
                 }
             }

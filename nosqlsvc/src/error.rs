@@ -7,6 +7,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use httpkit::Body;
 
 use crate::embedded::OpenError;
+use crate::mongo::MongoSetupError;
 use crate::store::StoreError;
 
 /// Why the service could not start.
@@ -19,6 +20,9 @@ pub enum Error {
     },
     /// The embedded store's file could not be opened.
     OpenEmbedded { path: PathBuf, source: OpenError },
+    /// The MongoDB client could not be built (bad URI or options; a server that is
+    /// down is not an error: the service starts and reports not ready).
+    MongoSetup(MongoSetupError),
 }
 
 impl std::fmt::Display for Error {
@@ -30,6 +34,7 @@ impl std::fmt::Display for Error {
             Error::OpenEmbedded { path, source } => {
                 write!(f, "embedded store {}: {source}", path.display())
             }
+            Error::MongoSetup(err) => write!(f, "MongoDB backend: {err}"),
         }
     }
 }
@@ -39,6 +44,7 @@ impl std::error::Error for Error {
         match self {
             Error::InvalidConfig { .. } => None,
             Error::OpenEmbedded { source, .. } => Some(source),
+            Error::MongoSetup(err) => Some(err),
         }
     }
 }

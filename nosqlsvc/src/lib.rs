@@ -1,11 +1,12 @@
 //! nosqlsvc: the paste texts (path -> text) over HTTP/JSON, behind one storage trait
-//! with an embedded (redb) backend.
+//! with an embedded (redb) and a MongoDB backend.
 
 pub mod api;
 mod config;
 pub mod embedded;
 mod error;
 mod handler;
+pub mod mongo;
 pub mod paths;
 mod routes;
 pub mod store;
@@ -19,6 +20,7 @@ use tokio::net::TcpListener;
 pub use config::{BackendConfig, Config, DEFAULT_LISTEN_ADDR, DEFAULT_MAX_BODY_BYTES};
 pub use error::Error;
 use handler::App;
+pub use mongo::{MongoConfig, MongoWriteConcern, WriteAck};
 use store::TextStore;
 
 /// How long to wait, after the drain, for the last connection tasks to let go of the
@@ -42,6 +44,17 @@ pub async fn run(
                     source,
                 })?;
             tracing::info!(path = %path.display(), "embedded store open");
+            serve_store(listener, store, config, shutdown).await;
+        }
+        BackendConfig::MongoDb(settings) => {
+            let store = mongo::MongoStore::connect(settings)
+                .await
+                .map_err(Error::MongoSetup)?;
+            tracing::info!(
+                database = %settings.database,
+                collection = %settings.collection,
+                "MongoDB client ready (connects lazily)"
+            );
             serve_store(listener, store, config, shutdown).await;
         }
     }

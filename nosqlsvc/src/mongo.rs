@@ -1,0 +1,244 @@
+//! The MongoDB backend (official driver): one client per process, one document
+//! `{_id: ObjectId, text: String}` per paste, the path being the ObjectId in hex.
+//! The client connects lazily and reconnects by itself, so a server that is down at
+//! startup only makes requests fail with 503 until it is back.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use mongodb::bson::doc;
+use mongodb::bson::oid::ObjectId;
+use mongodb::error::{ErrorKind, RETRYABLE_ERROR, RETRYABLE_WRITE_ERROR};
+use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
+use mongodb::{Client, Collection};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{StoreError, TextStore};
+
+/// How the MongoDB backend connects and writes.
+#[derive(Debug, Clone)]
+pub struct MongoConfig {
+    /// Connection string, e.g. `mongodb://127.0.0.1:27017` (options in it apply too,
+    /// except those set below).
+    pub uri: String,
+    /// Database holding the collection.
+    pub database: String,
+    /// Collection of paste texts.
+    pub collection: String,
+    /// Most connections the client opens per server.
+    pub pool_size: u32,
+    /// How long an operation waits for a usable server before failing (503).
+    pub server_selection_timeout: Duration,
+    /// Acknowledgement asked of every write.
+    pub write_concern: MongoWriteConcern,
+}
+
+impl MongoConfig {
+    /// Defaults: database `pastebin`, collection `texts`, 32 connections, 2 s server
+    /// selection, `w: 1, j: true`.
+    pub fn new(uri: impl Into<String>) -> Self {
+        Self {
+            uri: uri.into(),
+            database: "pastebin".into(),
+            collection: "texts".into(),
+            pool_size: 32,
+            server_selection_timeout: Duration::from_secs(2),
+            write_concern: MongoWriteConcern::default(),
+        }
+    }
+}
+
+/// The write concern: acknowledged by `w` nodes, journaled if `journal`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MongoWriteConcern {
+    pub w: WriteAck,
+    pub journal: bool,
+}
+
+impl Default for MongoWriteConcern {
+    /// `w: 1, j: true`: durable on the primary's journal before we answer.
+    fn default() -> Self {
+        Self {
+            w: WriteAck::Nodes(1),
+            journal: true,
+        }
+    }
+}
+
+/// The `w` of a write concern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteAck {
+    /// This many nodes (at least 1: unacknowledged writes are not offered).
+    Nodes(u32),
+    /// A majority of the replica set.
+    Majority,
+}
+
+/// Why the MongoDB client could not be built (never because the server is down).
+#[derive(Debug)]
+pub enum MongoSetupError {
+    /// The connection string or an option is invalid.
+    Options(mongodb::error::Error),
+    /// `w: 0` was asked for; writes must be acknowledged.
+    UnacknowledgedWrites,
+}
+
+impl std::fmt::Display for MongoSetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MongoSetupError::Options(err) => write!(f, "invalid MongoDB options: {err}"),
+            MongoSetupError::UnacknowledgedWrites => {
+                write!(f, "write concern w must be at least 1")
+            }
+        }
+    }
+}
+
+impl std::error::Error for MongoSetupError {}
+
+/// One stored paste.
+#[derive(Debug, Serialize, Deserialize)]
+struct TextDocument {
+    #[serde(rename = "_id")]
+    id: ObjectId,
+    text: String,
+}
+
+/// Paste texts in one MongoDB collection.
+pub struct MongoStore {
+    client: Client,
+    texts: Collection<TextDocument>,
+}
+
+impl MongoStore {
+    /// Builds the client (no I/O for `mongodb://` URIs; `mongodb+srv://` resolves DNS).
+    pub async fn connect(config: &MongoConfig) -> Result<Self, MongoSetupError> {
+        let mut options = ClientOptions::parse(&config.uri)
+            .await
+            .map_err(MongoSetupError::Options)?;
+        let w = match config.write_concern.w {
+            WriteAck::Nodes(0) => return Err(MongoSetupError::UnacknowledgedWrites),
+            WriteAck::Nodes(n) => Acknowledgment::Nodes(n),
+            WriteAck::Majority => Acknowledgment::Majority,
+        };
+        options.write_concern = Some(
+            WriteConcern::builder()
+                .w(w)
+                .journal(config.write_concern.journal)
+                .build(),
+        );
+        options.max_pool_size = Some(config.pool_size.max(1));
+        options.server_selection_timeout = Some(config.server_selection_timeout);
+        options.app_name.get_or_insert_with(|| "nosqlsvc".into());
+        let client = Client::with_options(options).map_err(MongoSetupError::Options)?;
+        let texts = client
+            .database(&config.database)
+            .collection::<TextDocument>(&config.collection);
+        Ok(Self { client, texts })
+    }
+}
+
+/// Server down, no server selected, connection lost, retryable: 503. The rest: 500.
+fn classify(err: mongodb::error::Error) -> StoreError {
+    let transient = matches!(
+        *err.kind,
+        ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. }
+            | ErrorKind::DnsResolve { .. }
+            | ErrorKind::Shutdown
+    ) || err.contains_label(RETRYABLE_WRITE_ERROR)
+        || err.contains_label(RETRYABLE_ERROR);
+    if transient {
+        StoreError::Unavailable(err.to_string())
+    } else {
+        StoreError::Internal(err.to_string())
+    }
+}
+
+/// Paths that are not ObjectIds cannot name a document here: they are simply missing.
+fn object_id(path: &str) -> Option<ObjectId> {
+    ObjectId::parse_str(path).ok()
+}
+
+impl TextStore for MongoStore {
+    async fn insert(&self, text: String) -> Result<String, StoreError> {
+        // ObjectIds are unique by construction (time, per-process random, counter).
+        let id = ObjectId::new();
+        self.texts
+            .insert_one(TextDocument { id, text })
+            .await
+            .map_err(classify)?;
+        Ok(id.to_hex())
+    }
+
+    async fn get(&self, path: &str) -> Result<Option<String>, StoreError> {
+        let Some(id) = object_id(path) else {
+            return Ok(None);
+        };
+        let found = self
+            .texts
+            .find_one(doc! { "_id": id })
+            .await
+            .map_err(classify)?;
+        Ok(found.map(|d| d.text))
+    }
+
+    async fn get_many(&self, paths: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        let ids: Vec<Option<ObjectId>> = paths.iter().map(|p| object_id(p)).collect();
+        let mut wanted: Vec<ObjectId> = ids.iter().flatten().copied().collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if wanted.is_empty() {
+            return Ok(vec![None; paths.len()]);
+        }
+        let mut cursor = self
+            .texts
+            .find(doc! { "_id": { "$in": wanted } })
+            .await
+            .map_err(classify)?;
+        let mut found: HashMap<ObjectId, String> = HashMap::new();
+        while cursor.advance().await.map_err(classify)? {
+            let d = cursor.deserialize_current().map_err(classify)?;
+            found.insert(d.id, d.text);
+        }
+        // Back to request order; a path asked twice gets its text twice.
+        Ok(ids
+            .iter()
+            .map(|id| id.and_then(|id| found.get(&id).cloned()))
+            .collect())
+    }
+
+    async fn delete(&self, path: &str) -> Result<bool, StoreError> {
+        let Some(id) = object_id(path) else {
+            return Ok(false);
+        };
+        let result = self
+            .texts
+            .delete_one(doc! { "_id": id })
+            .await
+            .map_err(classify)?;
+        Ok(result.deleted_count > 0)
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.client
+            .database("admin")
+            .run_command(doc! { "ping": 1 })
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn close(self) {
+        let Self { client, texts } = self;
+        drop(texts);
+        // Bounded: a shutdown waits for outstanding cursors and sessions.
+        if tokio::time::timeout(Duration::from_secs(5), client.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("MongoDB client did not shut down in time");
+        }
+    }
+}
