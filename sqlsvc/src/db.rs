@@ -54,7 +54,7 @@ impl Db {
             .await
             .map_err(|err| open_err(flatten(err)))?;
         writer
-            .call(|conn| migrations::migrate(conn))
+            .call(migrations::migrate)
             .await
             .map_err(|err| match err {
                 tokio_rusqlite::Error::Error(msg) => Error::Migration(msg),

@@ -1,7 +1,6 @@
 //! The request handler: the shared state (database handles, the create queue, the
 //! counters) and one function per route.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,16 +36,10 @@ pub(crate) struct Service {
 }
 
 impl Handler for Service {
-    fn handle(
-        &self,
-        req: Request<Incoming>,
-        _peer: SocketAddr,
-    ) -> impl Future<Output = Response<Body>> + Send {
-        async move {
-            match self.dispatch(req).await {
-                Ok(resp) => resp,
-                Err(err) => err.into_response(),
-            }
+    async fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+        match self.dispatch(req).await {
+            Ok(resp) => resp,
+            Err(err) => err.into_response(),
         }
     }
 }
