@@ -1,1 +1,108 @@
-fn main() {}
+//! `pastebin`: `pastebin up` launches the whole topology as separate processes; `pastebin
+//! lb|web|sqlsvc|nosqlsvc` runs one component alone, for deployment on its own host.
+
+mod component;
+mod config;
+mod supervisor;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::component::Kind;
+use crate::config::{Overrides, Settings};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pastebin",
+    version,
+    about = "A pastebin service: load balancer, webservers, SQL and NoSQL services"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    overrides: Overrides,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the whole topology on this machine (lb, N webservers, sqlsvc, nosqlsvc) as
+    /// separate processes; restart any that dies; stop all on Ctrl-C / SIGTERM.
+    Up,
+    /// Run the load balancer alone, over the configured webservers.
+    Lb(ComponentArgs),
+    /// Run one webserver alone (listening on the first configured webserver address
+    /// unless --listen says otherwise).
+    Web(ComponentArgs),
+    /// Run the SQL metadata service alone.
+    Sqlsvc(ComponentArgs),
+    /// Run the NoSQL text service alone.
+    Nosqlsvc(ComponentArgs),
+}
+
+#[derive(Args, Debug)]
+struct ComponentArgs {
+    /// Address to listen on (default: this component's address in the config).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Stop when standard input closes (used by `pastebin up`, so that children never
+    /// outlive their launcher).
+    #[arg(long, hide = true)]
+    exit_with_parent: bool,
+}
+
+/// Exit status of a bad command line or configuration.
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    httpkit::logging::init("info");
+    let settings = match Settings::load(&cli.overrides) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("pastebin: bad configuration: {err}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("pastebin: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Up => supervisor::up(settings, cli.overrides).await,
+            Command::Lb(args) => {
+                component::run(Kind::Lb, &settings, args.listen, args.exit_with_parent).await
+            }
+            Command::Web(args) => {
+                component::run(Kind::Web, &settings, args.listen, args.exit_with_parent).await
+            }
+            Command::Sqlsvc(args) => {
+                component::run(Kind::Sqlsvc, &settings, args.listen, args.exit_with_parent).await
+            }
+            Command::Nosqlsvc(args) => {
+                component::run(
+                    Kind::Nosqlsvc,
+                    &settings,
+                    args.listen,
+                    args.exit_with_parent,
+                )
+                .await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("pastebin: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Running one component in this process: bind, announce the bound address on stdout
+//! (so a launcher can use port 0), serve until a signal (or, under a launcher, until
+//! standard input closes).
+
+use std::future::Future;
+
+use httpkit::ServerConfig;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+
+/// The first line a component prints on stdout, followed by its bound address.
+pub const LISTENING: &str = "LISTENING ";
+
+/// The components of the topology.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Lb,
+    Web,
+    Sqlsvc,
+    Nosqlsvc,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Lb => "lb",
+            Kind::Web => "web",
+            Kind::Sqlsvc => "sqlsvc",
+            Kind::Nosqlsvc => "nosqlsvc",
+        }
+    }
+}
+
+/// Runs `kind` until shutdown.
+pub async fn run(
+    kind: Kind,
+    settings: &Settings,
+    listen: Option<String>,
+    exit_with_parent: bool,
+) -> Result<(), String> {
+    let addr = listen.unwrap_or_else(|| match kind {
+        Kind::Lb => settings.lb_listen.clone(),
+        Kind::Web => settings.webservers[0].clone(),
+        Kind::Sqlsvc => settings.sqlsvc.clone(),
+        Kind::Nosqlsvc => settings.nosqlsvc.clone(),
+    });
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|err| format!("{}: cannot listen on {addr}: {err}", kind.name()))?;
+    let local = listener
+        .local_addr()
+        .map_err(|err| format!("{}: {err}", kind.name()))?;
+    println!("{LISTENING}{local}");
+    tracing::info!(component = kind.name(), addr = %local, "listening");
+
+    let shutdown = shutdown(exit_with_parent);
+    let server = ServerConfig::default();
+    match kind {
+        Kind::Sqlsvc => {
+            if let Some(parent) = settings.sqlite_path().parent() {
+                create_dir(parent)?;
+            }
+            let config = sqlsvc::Config {
+                db_path: settings.sqlite_path(),
+                server,
+            };
+            sqlsvc::run(listener, config, shutdown)
+                .await
+                .map_err(|err| format!("sqlsvc: {err}"))
+        }
+        Kind::Nosqlsvc => {
+            create_dir(&settings.data_dir)?;
+            let config = nosqlsvc::Config {
+                backend: nosqlsvc::BackendConfig::Embedded {
+                    path: settings.text_store_path(),
+                },
+                // A text of max_body_bytes may grow up to 6x when JSON-escaped.
+                max_body_bytes: settings.max_body_bytes * 6 + 1024,
+                server,
+            };
+            nosqlsvc::run(listener, config, shutdown)
+                .await
+                .map_err(|err| format!("nosqlsvc: {err}"))
+        }
+        Kind::Web => {
+            let mut config = web::Config::new(settings.sqlsvc.clone(), settings.nosqlsvc.clone());
+            config.max_body_bytes = settings.max_body_bytes;
+            config.public_url = settings.public_url.clone();
+            config.cache_bytes = settings.cache_bytes;
+            config.server = server;
+            web::run(listener, config, shutdown)
+                .await
+                .map_err(|err| format!("web: {err}"))
+        }
+        Kind::Lb => {
+            let mut config = lb::Config::new(settings.webservers.clone());
+            config.max_body_bytes = settings.max_body_bytes;
+            config.server = server;
+            lb::run(listener, config, shutdown)
+                .await
+                .map_err(|err| format!("lb: {err}"))
+        }
+    }
+}
+
+fn create_dir(dir: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|err| format!("cannot create data directory {}: {err}", dir.display()))
+}
+
+/// SIGINT/SIGTERM, or standard input closing when `exit_with_parent` is set.
+fn shutdown(exit_with_parent: bool) -> impl Future<Output = ()> + Send {
+    async move {
+        let parent_gone = async {
+            if !exit_with_parent {
+                return std::future::pending::<()>().await;
+            }
+            let mut stdin = tokio::io::stdin();
+            let mut buf = [0u8; 64];
+            loop {
+                match stdin.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            tracing::info!("launcher is gone; shutting down");
+        };
+        tokio::select! {
+            () = httpkit::shutdown_signal() => {}
+            () = parent_gone => {}
+        }
+    }
+}

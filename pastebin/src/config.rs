@@ -1,0 +1,337 @@
+//! The topology's configuration: a TOML file, overridden by environment variables,
+//! overridden by flags; validated into `Settings` before anything binds, with errors
+//! that name the setting.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+/// Every setting, as a flag or an environment variable. Unset ones come from the
+/// config file, then from the defaults.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Overrides {
+    /// TOML config file describing the topology (see README: Configuration).
+    #[arg(long, env = "PASTEBIN_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Directory holding the databases.
+    #[arg(long, env = "PASTEBIN_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "PASTEBIN_MAX_BODY_BYTES", global = true)]
+    pub max_body_bytes: Option<usize>,
+    /// The load balancer's listen address.
+    #[arg(long, env = "PASTEBIN_LB_LISTEN", global = true)]
+    pub lb_listen: Option<String>,
+    /// How many webservers to run (scales the web tier).
+    #[arg(long, env = "PASTEBIN_WEBSERVERS", global = true)]
+    pub webservers: Option<usize>,
+    /// Host the webservers listen on.
+    #[arg(long, env = "PASTEBIN_WEB_HOST", global = true)]
+    pub web_host: Option<String>,
+    /// Port of the first webserver; webserver i listens on base + i (0: any free port).
+    #[arg(long, env = "PASTEBIN_WEB_BASE_PORT", global = true)]
+    pub web_base_port: Option<u16>,
+    /// Explicit webserver addresses (repeat, or comma-separate in the variable);
+    /// replaces the count / host / base port.
+    #[arg(
+        long = "webserver",
+        env = "PASTEBIN_WEBSERVER_ADDRS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub webserver_addrs: Vec<String>,
+    /// Public base URL used in links (default: from the request's Host).
+    #[arg(long, env = "PASTEBIN_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Bytes of paste text each webserver caches.
+    #[arg(long, env = "PASTEBIN_CACHE_BYTES", global = true)]
+    pub cache_bytes: Option<usize>,
+    /// sqlsvc's address (where it listens, and where webservers find it).
+    #[arg(long, env = "PASTEBIN_SQLSVC", global = true)]
+    pub sqlsvc: Option<String>,
+    /// nosqlsvc's address (where it listens, and where webservers find it).
+    #[arg(long, env = "PASTEBIN_NOSQLSVC", global = true)]
+    pub nosqlsvc: Option<String>,
+}
+
+/// The config file. Every field is optional; see `Settings` for the defaults.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    max_body_bytes: Option<usize>,
+    #[serde(default)]
+    lb: LbFile,
+    #[serde(default)]
+    web: WebFile,
+    #[serde(default)]
+    sqlsvc: ServiceFile,
+    #[serde(default)]
+    nosqlsvc: ServiceFile,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct LbFile {
+    listen: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct WebFile {
+    count: Option<usize>,
+    host: Option<String>,
+    base_port: Option<u16>,
+    addrs: Option<Vec<String>>,
+    public_url: Option<String>,
+    cache_bytes: Option<usize>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct ServiceFile {
+    listen: Option<String>,
+}
+
+/// The resolved, validated topology.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub max_body_bytes: usize,
+    pub lb_listen: String,
+    pub webservers: Vec<String>,
+    pub public_url: Option<String>,
+    pub cache_bytes: usize,
+    pub sqlsvc: String,
+    pub nosqlsvc: String,
+}
+
+/// The most webservers one launcher runs.
+pub const MAX_WEBSERVERS: usize = 64;
+
+/// A setting that is wrong, named as the user would write it.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Settings {
+    /// File (if any), then environment and flags (already merged by clap), then
+    /// defaults; then validation.
+    pub fn load(over: &Overrides) -> Result<Settings, ConfigError> {
+        let file = match &over.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let webservers = if !over.webserver_addrs.is_empty() {
+            over.webserver_addrs.clone()
+        } else if let (Some(addrs), None) = (&file.web.addrs, over.webservers) {
+            addrs.clone()
+        } else {
+            let count = over.webservers.or(file.web.count).unwrap_or(2);
+            if count == 0 || count > MAX_WEBSERVERS {
+                return Err(ConfigError(format!(
+                    "webservers (--webservers, PASTEBIN_WEBSERVERS, [web] count) must be from 1 to {MAX_WEBSERVERS}, not {count}"
+                )));
+            }
+            let host = over
+                .web_host
+                .clone()
+                .or(file.web.host)
+                .unwrap_or_else(|| "127.0.0.1".into());
+            let base = over.web_base_port.or(file.web.base_port).unwrap_or(4000);
+            (0..count)
+                .map(|i| {
+                    let port = if base == 0 { Some(0) } else { base.checked_add(i as u16) };
+                    port.map(|p| join_host_port(&host, p)).ok_or_else(|| {
+                        ConfigError(format!(
+                            "web base port (--web-base-port, [web] base_port) {base} + {count} webservers runs past port 65535"
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let settings = Settings {
+            data_dir: over
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("data")),
+            max_body_bytes: over
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(512 * 1024),
+            lb_listen: over
+                .lb_listen
+                .clone()
+                .or(file.lb.listen)
+                .unwrap_or_else(|| "127.0.0.1:3000".into()),
+            webservers,
+            public_url: over.public_url.clone().or(file.web.public_url),
+            cache_bytes: over
+                .cache_bytes
+                .or(file.web.cache_bytes)
+                .unwrap_or(64 * 1024 * 1024),
+            sqlsvc: over
+                .sqlsvc
+                .clone()
+                .or(file.sqlsvc.listen)
+                .unwrap_or_else(|| "127.0.0.1:5004".into()),
+            nosqlsvc: over
+                .nosqlsvc
+                .clone()
+                .or(file.nosqlsvc.listen)
+                .unwrap_or_else(|| "127.0.0.1:5005".into()),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_addr(
+            "lb listen (--lb-listen, PASTEBIN_LB_LISTEN, [lb] listen)",
+            &self.lb_listen,
+        )?;
+        check_addr(
+            "sqlsvc (--sqlsvc, PASTEBIN_SQLSVC, [sqlsvc] listen)",
+            &self.sqlsvc,
+        )?;
+        check_addr(
+            "nosqlsvc (--nosqlsvc, PASTEBIN_NOSQLSVC, [nosqlsvc] listen)",
+            &self.nosqlsvc,
+        )?;
+        if self.webservers.is_empty() || self.webservers.len() > MAX_WEBSERVERS {
+            return Err(ConfigError(format!(
+                "webserver list (--webserver, [web] addrs) must hold 1 to {MAX_WEBSERVERS} addresses"
+            )));
+        }
+        for addr in &self.webservers {
+            check_addr("webserver address (--webserver, [web] addrs)", addr)?;
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return Err(ConfigError(format!(
+                "max body bytes (--max-body-bytes, PASTEBIN_MAX_BODY_BYTES, max_body_bytes) must be from 1024 to 67108864, not {}",
+                self.max_body_bytes
+            )));
+        }
+        if let Some(url) = &self.public_url {
+            let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                && !url.contains(char::is_whitespace);
+            if !ok {
+                return Err(ConfigError(format!(
+                    "public url (--public-url, PASTEBIN_PUBLIC_URL, [web] public_url) must start with http:// or https://, not {url:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The SQLite file of sqlsvc.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("meta.sqlite3")
+    }
+
+    /// The embedded text store's file.
+    pub fn text_store_path(&self) -> PathBuf {
+        self.data_dir.join("texts.redb")
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| ConfigError(format!("config file {}: {err}", path.display())))?;
+    toml::from_str(&text)
+        .map_err(|err| ConfigError(format!("config file {}: {err}", path.display())))
+}
+
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// `host:port` with a non-empty host and a numeric port.
+fn check_addr(name: &str, addr: &str) -> Result<(), ConfigError> {
+    let ok = addr
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError(format!(
+            "{name} must be host:port, not {addr:?}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_describe_the_documented_topology() {
+        let s = Settings::load(&Overrides::default()).unwrap();
+        assert_eq!(s.lb_listen, "127.0.0.1:3000");
+        assert_eq!(s.webservers, ["127.0.0.1:4000", "127.0.0.1:4001"]);
+        assert_eq!(s.sqlsvc, "127.0.0.1:5004");
+        assert_eq!(s.nosqlsvc, "127.0.0.1:5005");
+        assert_eq!(s.max_body_bytes, 512 * 1024);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/x\"\n[web]\ncount = 3\nbase_port = 0\n[lb]\nlisten = \"127.0.0.1:0\"\n",
+        )
+        .unwrap();
+        let over = Overrides {
+            config: Some(path.clone()),
+            webservers: Some(4),
+            ..Overrides::default()
+        };
+        let s = Settings::load(&over).unwrap();
+        assert_eq!(s.webservers.len(), 4);
+        assert!(s.webservers.iter().all(|a| a == "127.0.0.1:0"));
+        assert_eq!(s.data_dir, PathBuf::from("/x"));
+        assert_eq!(s.lb_listen, "127.0.0.1:0");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let over = Overrides {
+            webservers: Some(0),
+            ..Overrides::default()
+        };
+        assert!(
+            Settings::load(&over)
+                .unwrap_err()
+                .0
+                .contains("--webservers")
+        );
+        let over = Overrides {
+            lb_listen: Some("nonsense".into()),
+            ..Overrides::default()
+        };
+        assert!(Settings::load(&over).unwrap_err().0.contains("--lb-listen"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "[web]\ncuont = 3\n").unwrap();
+        let over = Overrides {
+            config: Some(path),
+            ..Overrides::default()
+        };
+        assert!(Settings::load(&over).unwrap_err().0.contains("cuont"));
+    }
+}

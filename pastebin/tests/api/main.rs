@@ -1,0 +1,10 @@
+//! End-to-end tests of the public API: a whole stack (sqlsvc, nosqlsvc, two
+//! webservers, the balancer) in this process, on port 0 listeners, driven over HTTP
+//! through the balancer.
+
+mod create;
+mod errors;
+mod faults;
+mod helpers;
+mod list;
+mod read;
