@@ -1,1 +1,158 @@
-//! lb (being built).
+//! The pastebin load balancer: round robin over the healthy webservers, with active
+//! health checks, passive ejection, bounded retries, hot reload of the webserver list,
+//! Prometheus metrics and a JSON status page, and a graceful drain on shutdown.
+
+mod admin;
+mod backend;
+mod body;
+mod checker;
+mod config;
+mod error;
+mod headers;
+mod health;
+mod metrics;
+mod proxy;
+pub mod reload;
+pub mod select;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use admin::PREFIX as ADMIN_PREFIX;
+pub use config::{Config, EjectionConfig, HealthConfig, RetryConfig, validate_backends};
+pub use error::{Error, ProxyError};
+
+use crate::admin::Route;
+use crate::backend::Registry;
+use crate::metrics::Totals;
+use crate::proxy::{HttpClient, Proxy};
+
+/// Serves as the balancer on `listener` over `config.backends` until `shutdown`
+/// completes, then drains (see [`httpkit::ServerConfig::drain_timeout`]).
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    // A sender that is never used: the list stays `config.backends`.
+    let (_keep, reload) = watch::channel(Vec::new());
+    run_with_reload(listener, config, reload, shutdown).await
+}
+
+/// Like [`run`], and every list sent on `reload` afterwards replaces the webservers
+/// (the value in the channel when called is ignored; the first list is
+/// `config.backends`). Kept webservers keep their state, new ones join after one
+/// passing health check, removed ones finish their requests. A list with a bad entry
+/// is logged and ignored.
+pub async fn run_with_reload(
+    listener: TcpListener,
+    config: Config,
+    mut reload: watch::Receiver<Vec<String>>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    config.validate()?;
+    let authorities = config
+        .backends
+        .iter()
+        .map(|b| config::parse_authority(b))
+        .collect::<Result<Vec<_>, _>>()?;
+    let registry = Arc::new(Registry::new(authorities, &config.health));
+    let client = proxy::build_client(&config);
+    let totals = Arc::new(Totals::default());
+    let (stop_tx, stop) = watch::channel(false);
+    for backend in registry.snapshot().iter() {
+        checker::spawn(backend, client.clone(), config.health.clone(), stop.clone());
+    }
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, backends = ?config.backends, "load balancer listening");
+    }
+
+    let reloader = {
+        let registry = registry.clone();
+        let client = client.clone();
+        let health = config.health.clone();
+        let totals = totals.clone();
+        let mut stop = stop.clone();
+        reload.mark_unchanged();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = reload.changed() => if changed.is_err() { return },
+                    _ = stop.changed() => return,
+                }
+                let list = reload.borrow_and_update().clone();
+                apply_reload(&registry, &client, &health, &list, &stop);
+                totals.reloads.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+
+    let server_config = config.server.clone();
+    let lb = Arc::new(Lb {
+        proxy: Proxy {
+            client,
+            registry,
+            config: Arc::new(config),
+            totals,
+        },
+    });
+    httpkit::serve(listener, lb, server_config, shutdown).await;
+    let _ = stop_tx.send(true);
+    reloader.abort();
+    tracing::info!("load balancer stopped");
+    Ok(())
+}
+
+fn apply_reload(
+    registry: &Registry,
+    client: &HttpClient,
+    health: &HealthConfig,
+    list: &[String],
+    stop: &watch::Receiver<bool>,
+) {
+    let parsed: Result<Vec<_>, _> = list.iter().map(|b| config::parse_authority(b)).collect();
+    match parsed {
+        Ok(authorities) => {
+            for added in registry.replace(authorities, health) {
+                checker::spawn(&added, client.clone(), health.clone(), stop.clone());
+            }
+        }
+        Err(err) => tracing::error!(%err, "reload ignored; keeping the current webservers"),
+    }
+}
+
+/// The balancer's request handler: its own endpoints, or forward.
+struct Lb {
+    proxy: Proxy,
+}
+
+impl httpkit::Handler for Lb {
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<httpkit::Body> {
+        let proxy = &self.proxy;
+        proxy.totals.requests.fetch_add(1, Ordering::Relaxed);
+        match Route::parse(req.method(), req.uri().path()) {
+            Route::Forward => {}
+            route => return admin::respond(route, &proxy.registry, &proxy.totals),
+        }
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        match proxy.forward(req, peer).await {
+            Ok(resp) => resp,
+            Err(err) => {
+                proxy.totals.record_error(&err);
+                tracing::info!(
+                    %method, %uri, %peer, error = %err, status = err.status().as_u16(),
+                    "request not forwarded"
+                );
+                err.into_response()
+            }
+        }
+    }
+}

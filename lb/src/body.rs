@@ -1,0 +1,243 @@
+//! Streamed bodies across the proxy. The request body is held in a shared slot until
+//! an attempt first polls it, so a request whose connection failed before sending
+//! can be retried with the same, untouched body; the size limit is enforced while it
+//! streams. The response body is bounded by an idle timeout between chunks.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{LengthLimitError, Limited};
+use hyper::body::Incoming;
+use tokio::time::Sleep;
+
+use crate::ProxyError;
+use crate::backend::Backend;
+use httpkit::BoxError;
+
+/// The client's body, waiting to be sent by one attempt.
+pub struct Slot {
+    body: Mutex<Option<Limited<Incoming>>>,
+    too_large: AtomicBool,
+    client_failed: AtomicBool,
+}
+
+impl Slot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Limited<Incoming>>> {
+        self.body.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Where each attempt gets its request body from.
+pub struct BodySource {
+    /// `None` for a request without a body: every attempt sends an empty one.
+    slot: Option<Arc<Slot>>,
+}
+
+impl BodySource {
+    pub fn new(body: Incoming, limit: usize) -> Self {
+        if body.is_end_stream() {
+            return Self { slot: None };
+        }
+        Self {
+            slot: Some(Arc::new(Slot {
+                body: Mutex::new(Some(Limited::new(body, limit))),
+                too_large: AtomicBool::new(false),
+                client_failed: AtomicBool::new(false),
+            })),
+        }
+    }
+
+    /// A body for the next attempt, or `None` if an earlier attempt already started
+    /// sending it (the request can no longer be replayed).
+    pub fn attempt(&self) -> Option<ForwardBody> {
+        match &self.slot {
+            None => Some(ForwardBody::Empty),
+            Some(slot) if slot.lock().is_some() => Some(ForwardBody::Pending(slot.clone())),
+            Some(_) => None,
+        }
+    }
+
+    /// Whether the next attempt can still send the whole body.
+    pub fn replayable(&self) -> bool {
+        self.slot.as_ref().is_none_or(|slot| slot.lock().is_some())
+    }
+
+    /// The client-side failure seen while streaming the body, if any.
+    pub fn client_failure(&self) -> Option<ProxyError> {
+        let slot = self.slot.as_ref()?;
+        if slot.too_large.load(Ordering::Relaxed) {
+            Some(ProxyError::TooLarge)
+        } else if slot.client_failed.load(Ordering::Relaxed) {
+            Some(ProxyError::ClientBody)
+        } else {
+            None
+        }
+    }
+}
+
+/// The request body of one attempt.
+pub enum ForwardBody {
+    Empty,
+    /// Not polled yet; the body is still in the shared slot.
+    Pending(Arc<Slot>),
+    /// Taken from the slot by this attempt.
+    Streaming {
+        body: Limited<Incoming>,
+        slot: Arc<Slot>,
+    },
+}
+
+impl ForwardBody {
+    /// An empty body (health checks).
+    pub fn empty() -> Self {
+        ForwardBody::Empty
+    }
+}
+
+impl Body for ForwardBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            match this {
+                ForwardBody::Empty => return Poll::Ready(None),
+                ForwardBody::Pending(slot) => {
+                    let Some(body) = slot.lock().take() else {
+                        return Poll::Ready(Some(Err("request body already sent".into())));
+                    };
+                    *this = ForwardBody::Streaming {
+                        body,
+                        slot: slot.clone(),
+                    };
+                }
+                ForwardBody::Streaming { body, slot } => {
+                    return match Pin::new(body).poll_frame(cx) {
+                        Poll::Ready(Some(Err(err))) => {
+                            let flag = if err.is::<LengthLimitError>() {
+                                &slot.too_large
+                            } else {
+                                &slot.client_failed
+                            };
+                            flag.store(true, Ordering::Relaxed);
+                            Poll::Ready(Some(Err(err)))
+                        }
+                        other => other,
+                    };
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ForwardBody::Empty => true,
+            ForwardBody::Pending(slot) => slot.lock().as_ref().is_none_or(Body::is_end_stream),
+            ForwardBody::Streaming { body, .. } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ForwardBody::Empty => SizeHint::with_exact(0),
+            ForwardBody::Pending(slot) => slot
+                .lock()
+                .as_ref()
+                .map_or_else(SizeHint::default, Body::size_hint),
+            ForwardBody::Streaming { body, .. } => body.size_hint(),
+        }
+    }
+}
+
+/// Counts a response in flight on its webserver until the body ends or is dropped.
+pub struct InFlight(Arc<Backend>);
+
+impl InFlight {
+    pub fn new(backend: Arc<Backend>) -> Self {
+        backend.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(backend)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A webserver's response body, failed if no chunk arrives for `idle`.
+pub struct ResponseBody {
+    inner: Incoming,
+    idle: Duration,
+    /// In a `Mutex` only to make the body `Sync`; reached through `get_mut`, never locked.
+    timer: Mutex<Pin<Box<Sleep>>>,
+    _in_flight: InFlight,
+}
+
+impl ResponseBody {
+    pub fn new(inner: Incoming, idle: Duration, in_flight: InFlight) -> Self {
+        Self {
+            inner,
+            idle,
+            timer: Mutex::new(Box::pin(tokio::time::sleep(idle))),
+            _in_flight: in_flight,
+        }
+    }
+}
+
+/// The response body stalled longer than the idle timeout.
+#[derive(Debug)]
+pub struct IdleTimeout;
+
+impl std::fmt::Display for IdleTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("webserver response body idle timeout")
+    }
+}
+
+impl std::error::Error for IdleTimeout {}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let timer = this.timer.get_mut().unwrap_or_else(PoisonError::into_inner);
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + this.idle);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(IdleTimeout.into()))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

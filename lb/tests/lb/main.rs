@@ -1,0 +1,10 @@
+//! Integration tests of the balancer over loopback sockets, against in-process fake
+//! webservers.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod balancing;
+mod proxy;
+#[allow(dead_code)] // helpers for the stage-2 tests
+mod support;

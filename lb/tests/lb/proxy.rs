@@ -1,0 +1,372 @@
+//! Stage 1: a correct round-robin reverse proxy (distribution, headers, streaming,
+//! size limit, 502/503/504, connection reuse, admin endpoints, graceful shutdown).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn round_robin_spreads_requests_evenly() {
+    let a = FakeBackend::start("a").await;
+    let b = FakeBackend::start("b").await;
+    let c = FakeBackend::start("c").await;
+    let lb = TestLb::start(test_config(&[&a, &b, &c])).await;
+    let client = client();
+    let mut order = vec![];
+    for i in 0..30 {
+        let answer = get(&client, &lb.url(&format!("/pastes/{i}"))).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        order.push(answer.backend());
+    }
+    assert_eq!((a.hits(), b.hits(), c.hits()), (10, 10, 10));
+    // Strict rotation: every window of three holds each backend once.
+    for window in order.chunks(3) {
+        let mut w = window.to_vec();
+        w.sort();
+        assert_eq!(w, ["a", "b", "c"], "{order:?}");
+    }
+    // The path and query reach the webserver unchanged.
+    assert_eq!(a.seen()[0].path, "/pastes/0");
+    lb.stop().await;
+}
+
+#[tokio::test]
+async fn forwarded_headers_are_set_and_hop_by_hop_headers_stripped_both_ways() {
+    let a = FakeBackend::start("a").await;
+    let lb = TestLb::start(test_config(&[&a])).await;
+    let client = client();
+    let req = Request::get(lb.url("/pastes?page=2"))
+        .header("host", "paste.example:8080")
+        .header("x-forwarded-for", "10.1.2.3")
+        .header("x-forwarded-proto", "https")
+        .header("connection", "keep-alive, x-private")
+        .header("x-private", "secret")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-authorization", "Basic Zm9vOmJhcg==")
+        .header("te", "trailers")
+        .header("trailer", "x-checksum")
+        .header("x-end-to-end", "yes")
+        .body(body(Bytes::new()))
+        .unwrap();
+    let answer = send(&client, req).await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+
+    let seen = &a.seen()[0];
+    let h = &seen.headers;
+    assert_eq!(h["x-forwarded-for"], "10.1.2.3, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["x-forwarded-host"], "paste.example:8080");
+    assert_eq!(h["host"], "paste.example:8080");
+    assert_eq!(h["x-end-to-end"], "yes");
+    for hop in [
+        "x-private",
+        "keep-alive",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "upgrade",
+    ] {
+        assert!(h.get(hop).is_none(), "{hop} reached the webserver: {h:?}");
+    }
+    // `connection` is only what the balancer's own client may add, never the client's.
+    assert!(
+        h.get_all("connection")
+            .iter()
+            .all(|v| !v.to_str().unwrap().contains("x-private")),
+        "{h:?}"
+    );
+    assert_eq!(seen.path, "/pastes?page=2");
+
+    let h = &answer.headers;
+    assert_eq!(h["x-end-to-end"], "kept");
+    for hop in [
+        "x-hop-secret",
+        "keep-alive",
+        "proxy-authenticate",
+        "upgrade",
+    ] {
+        assert!(h.get(hop).is_none(), "{hop} reached the client: {h:?}");
+    }
+    assert!(
+        h.get_all("connection")
+            .iter()
+            .all(|v| !v.to_str().unwrap().contains("x-hop-secret")),
+        "{h:?}"
+    );
+    lb.stop().await;
+}
+
+#[tokio::test]
+async fn large_bodies_stream_both_ways() {
+    let a = FakeBackend::start("a").await;
+    let mut config = test_config(&[&a]);
+    config.max_body_bytes = 16 * 1024 * 1024;
+    let lb = TestLb::start(config).await;
+    let client = client();
+
+    // 6 MB response.
+    let answer = get(&client, &lb.url("/big?6000000")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body.len(), 6_000_000);
+
+    // 5 MB request echoed back.
+    let payload: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
+    let req = Request::post(lb.url("/echo"))
+        .body(body(payload.clone()))
+        .unwrap();
+    let answer = send(&client, req).await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.body == payload, "echoed body differs");
+
+    // Streaming, not buffering: the first chunk comes back before the rest is sent.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, BoxError>(Frame::data(chunk)), rx))
+    });
+    let req = Request::post(lb.url("/echo"))
+        .body(StreamBody::new(stream).boxed())
+        .unwrap();
+    tx.send(Bytes::from_static(b"first chunk")).await.unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), client.request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut resp_body = resp.into_body();
+    let first = tokio::time::timeout(Duration::from_secs(5), resp_body.frame())
+        .await
+        .expect("first chunk not streamed back while the request is open")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.into_data().unwrap(), "first chunk");
+    tx.send(Bytes::from_static(b"second")).await.unwrap();
+    drop(tx);
+    let rest = tokio::time::timeout(Duration::from_secs(5), resp_body.collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+    assert_eq!(rest, "second");
+    lb.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_at_the_edge() {
+    let a = FakeBackend::start("a").await;
+    let mut config = test_config(&[&a]);
+    config.max_body_bytes = 1024 * 1024;
+    let lb = TestLb::start(config).await;
+
+    // A declared length over the limit: 413 before any byte of body, no backend call.
+    let mut stream = tokio::net::TcpStream::connect(lb.addr).await.unwrap();
+    stream
+        .write_all(b"POST /pastes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(
+        text.contains("application/json") && text.contains("\"error\""),
+        "{text}"
+    );
+    assert_eq!(a.hits(), 0);
+
+    // A chunked body over the limit is cut: the request fails, the webserver never
+    // gets a complete 2 MB body.
+    let client = client();
+    let chunks = (0..32).map(|_| Ok::<_, BoxError>(Frame::data(Bytes::from(vec![b'x'; 65536]))));
+    let req = Request::post(lb.url("/pastes"))
+        .body(StreamBody::new(futures_util::stream::iter(chunks)).boxed())
+        .unwrap();
+    match send(&client, req).await {
+        Ok(answer) => {
+            assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+            assert_eq!(answer.json()["error"], "request body too large");
+        }
+        // The balancer may close the connection while the client is still sending.
+        Err(err) => eprintln!("chunked upload ended with {err}"),
+    }
+    assert!(a.seen().iter().all(|s| s.body_len < 2 * 1024 * 1024));
+
+    // Under the limit is fine.
+    let req = Request::post(lb.url("/pastes"))
+        .body(body(vec![b'y'; 500_000]))
+        .unwrap();
+    let answer = send(&client, req).await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.json()["body_len"], 500_000);
+    lb.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_backend_gives_a_quick_502() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let mut config = lb::Config::new(vec![dead]);
+    config.connect_timeout = Duration::from_millis(300);
+    let lb = TestLb::start(config).await;
+    let client = client();
+    let started = Instant::now();
+    let answer = get(&client, &lb.url("/pastes/x")).await;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(answer.json()["error"], "bad gateway");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // Ejected now: the balancer says so at once instead of trying again.
+    let answer = get(&client, &lb.url("/pastes/x")).await;
+    assert!(
+        [StatusCode::BAD_GATEWAY, StatusCode::SERVICE_UNAVAILABLE].contains(&answer.status),
+        "{}",
+        answer.status
+    );
+    lb.stop().await;
+}
+
+#[tokio::test]
+async fn a_hung_backend_gives_504_within_the_timeout() {
+    let a = FakeBackend::start("a").await;
+    a.set(Behaviour::Hang);
+    let config = test_config(&[&a]);
+    let timeout = config.response_timeout;
+    let lb = TestLb::start(config).await;
+    let client = client();
+    let started = Instant::now();
+    let answer = get(&client, &lb.url("/pastes/x")).await;
+    let elapsed = started.elapsed();
+    assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(answer.json()["error"], "gateway timeout");
+    assert!(elapsed >= timeout && elapsed < timeout * 3, "{elapsed:?}");
+    lb.stop().await;
+}
+
+#[tokio::test]
+async fn no_backend_gives_503() {
+    let lb = TestLb::start(lb::Config::new(vec![])).await;
+    let client = client();
+    let answer = get(&client, &lb.url("/pastes")).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.json()["error"], "no healthy webserver");
+    lb.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_connections_are_reused() {
+    let a = FakeBackend::start("a").await;
+    let b = FakeBackend::start("b").await;
+    let lb = TestLb::start(test_config(&[&a, &b])).await;
+    let client = client();
+    for i in 0..200 {
+        let answer = get(&client, &lb.url(&format!("/pastes/{i}"))).await;
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    // Also a few POSTs with bodies.
+    for _ in 0..20 {
+        let req = Request::post(lb.url("/pastes"))
+            .body(body("{\"text\":\"hi\"}"))
+            .unwrap();
+        assert_eq!(send(&client, req).await.unwrap().status, StatusCode::OK);
+    }
+    assert_eq!(a.hits() + b.hits(), 220);
+    // One connection for requests and perhaps one more for a concurrent health check.
+    assert!(
+        a.connections() <= 3,
+        "a saw {} connections",
+        a.connections()
+    );
+    assert!(
+        b.connections() <= 3,
+        "b saw {} connections",
+        b.connections()
+    );
+    lb.stop().await;
+}
+
+#[tokio::test]
+async fn admin_endpoints_live_under_their_own_prefix() {
+    let a = FakeBackend::start("a").await;
+    let lb = TestLb::start(test_config(&[&a])).await;
+    let client = client();
+
+    let health = get(&client, &lb.url("/_lb/healthz")).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.json()["status"], "ok");
+
+    get(&client, &lb.url("/pastes/1")).await;
+    let status = get(&client, &lb.url("/_lb/status")).await.json();
+    assert_eq!(status["backends"][0]["addr"], a.authority());
+    assert_eq!(status["backends"][0]["up"], true);
+    assert!(status["backends"][0]["requests"].as_u64().unwrap() >= 1);
+
+    for path in ["/metrics", "/_lb/metrics"] {
+        let metrics = get(&client, &lb.url(path)).await;
+        assert_eq!(metrics.status, StatusCode::OK);
+        assert!(
+            metrics.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        let text = String::from_utf8(metrics.body.to_vec()).unwrap();
+        let line = format!("lb_backend_up{{backend=\"{}\"}} 1", a.authority());
+        assert!(text.contains(&line), "{text}");
+        assert!(
+            text.contains("lb_backend_response_seconds_bucket"),
+            "{text}"
+        );
+    }
+
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(lb.url("/_lb/status"))
+        .body(body(Bytes::new()))
+        .unwrap();
+    let wrong = send(&client, req).await.unwrap();
+    assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong.headers["allow"], "GET, HEAD");
+    assert!(wrong.json()["error"].is_string());
+
+    let missing = get(&client, &lb.url("/_lb/nothing")).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.json()["error"].is_string());
+
+    // The webserver's own /healthz is forwarded like any other path.
+    let checks = a.health_checks();
+    let forwarded = get(&client, &lb.url("/healthz")).await;
+    assert_eq!(forwarded.status, StatusCode::OK);
+    assert!(a.health_checks() > checks);
+    lb.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_drains_requests_in_flight() {
+    let a = FakeBackend::start("a").await;
+    a.set(Behaviour::Slow(Duration::from_millis(300)));
+    let lb = TestLb::start(test_config(&[&a])).await;
+    let client = client();
+    let url = lb.url("/pastes/slow");
+    let request = tokio::spawn({
+        let client = client.clone();
+        async move { get(&client, &url).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    lb.stop().await;
+    let answer = request.await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+}
