@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use httpkit::ServerConfig;
-use tokio::io::AsyncReadExt;
+use std::io::Read;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
@@ -117,14 +117,32 @@ fn shutdown(exit_with_parent: bool) -> impl Future<Output = ()> + Send {
             if !exit_with_parent {
                 return std::future::pending::<()>().await;
             }
-            let mut stdin = tokio::io::stdin();
-            let mut buf = [0u8; 64];
-            loop {
-                match stdin.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
+            // A plain thread, not the runtime's blocking pool: a read blocked on stdin
+            // would keep the runtime from shutting down.
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let spawned = std::thread::Builder::new()
+                .name("parent-watch".into())
+                .spawn(move || {
+                    let mut stdin = std::io::stdin().lock();
+                    let mut buf = [0u8; 64];
+                    loop {
+                        match stdin.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(_) => {}
+                            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(err) => {
+                                tracing::warn!(%err, "reading stdin failed");
+                                break;
+                            }
+                        }
+                    }
+                    let _ = tx.send(());
+                });
+            if let Err(err) = spawned {
+                tracing::warn!(%err, "cannot watch the launcher; not exiting with it");
+                return std::future::pending::<()>().await;
             }
+            let _ = rx.await;
             tracing::info!("launcher is gone; shutting down");
         };
         tokio::select! {

@@ -250,6 +250,9 @@ async fn supervise(
                 continue;
             }
         };
+        // Held until the child is done with: its closing tells the child the launcher
+        // is gone. (`Child::wait` would close it if it were left in the child.)
+        let _stdin = child.stdin.take();
         // Restarts bind the same address, so the balancer and webservers keep
         // finding this child.
         spec.listen.clone_from(&addr);
