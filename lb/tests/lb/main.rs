@@ -6,5 +6,4 @@
 
 mod balancing;
 mod proxy;
-#[allow(dead_code)] // helpers for the stage-2 tests
 mod support;

@@ -390,18 +390,6 @@ pub async fn get(client: &TestClient, url: &str) -> Answer {
     send(client, req).await.unwrap()
 }
 
-/// Polls `cond` every 10 ms until it holds, failing after `within`.
-pub async fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// The balancer's JSON status.
 pub async fn status(client: &TestClient, lb: &TestLb) -> serde_json::Value {
     get(client, &lb.url("/_lb/status")).await.json()
@@ -414,4 +402,108 @@ pub fn available(status: &serde_json::Value, backend: &FakeBackend) -> bool {
         .unwrap()
         .iter()
         .any(|b| b["addr"] == backend.authority() && b["available"] == true)
+}
+
+/// One request of a steady load.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub method: Method,
+    /// The status, or `None` if the request failed without an answer.
+    pub status: Option<StatusCode>,
+    pub at: tokio::time::Instant,
+}
+
+/// A steady load of GETs (and a POST every `post_every` requests, 0 for none) by
+/// `workers` concurrent clients, until stopped.
+pub struct Load {
+    stop: watch::Sender<bool>,
+    workers: Vec<JoinHandle<Vec<Outcome>>>,
+}
+
+impl Load {
+    pub fn start(lb: &TestLb, workers: usize, post_every: usize) -> Load {
+        let (stop, stopped) = watch::channel(false);
+        let workers = (0..workers)
+            .map(|w| {
+                let client = client();
+                let base = lb.url("");
+                let stopped = stopped.clone();
+                tokio::spawn(async move {
+                    let mut outcomes = vec![];
+                    let mut i = 0usize;
+                    while !*stopped.borrow() {
+                        i += 1;
+                        let post = post_every > 0 && i.is_multiple_of(post_every);
+                        let (method, req) = if post {
+                            let req = Request::post(format!("{base}/pastes"))
+                                .body(body(format!("{{\"text\":\"w{w} r{i}\"}}")))
+                                .unwrap();
+                            (Method::POST, req)
+                        } else {
+                            let req = Request::get(format!("{base}/pastes/w{w}r{i}"))
+                                .body(body(Bytes::new()))
+                                .unwrap();
+                            (Method::GET, req)
+                        };
+                        let result = send(&client, req).await;
+                        outcomes.push(Outcome {
+                            method,
+                            status: result.ok().map(|a| a.status),
+                            at: tokio::time::Instant::now(),
+                        });
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        Load { stop, workers }
+    }
+
+    pub async fn stop(self) -> Vec<Outcome> {
+        let _ = self.stop.send(true);
+        let mut all = vec![];
+        for worker in self.workers {
+            all.extend(worker.await.unwrap());
+        }
+        all
+    }
+}
+
+/// The outcomes that are not a 2xx answer.
+pub fn failures(outcomes: &[Outcome], method: &Method) -> Vec<Outcome> {
+    outcomes
+        .iter()
+        .filter(|o| o.method == *method && !o.status.is_some_and(|s| s.is_success()))
+        .cloned()
+        .collect()
+}
+
+/// Polls the status page until `backend`'s availability is `want`, failing after `within`.
+pub async fn wait_available(
+    client: &TestClient,
+    lb: &TestLb,
+    backend: &FakeBackend,
+    want: bool,
+    within: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let status = status(client, lb).await;
+        if available(&status, backend) == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} never became available={want}: {status}",
+            backend.name
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A loopback address nothing listens on.
+pub fn dead_address() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
 }
