@@ -8,7 +8,7 @@ use httpkit::ServerConfig;
 use std::io::Read;
 use tokio::net::TcpListener;
 
-use crate::config::Settings;
+use crate::config::{NosqlBackend, Settings};
 
 /// The first line a component prints on stdout, followed by its bound address.
 pub const LISTENING: &str = "LISTENING ";
@@ -71,11 +71,26 @@ pub async fn run(
                 .map_err(|err| format!("sqlsvc: {err}"))
         }
         Kind::Nosqlsvc => {
-            create_dir(&settings.data_dir)?;
+            let backend = match &settings.nosql_backend {
+                NosqlBackend::Embedded => {
+                    create_dir(&settings.data_dir)?;
+                    nosqlsvc::BackendConfig::Embedded {
+                        path: settings.text_store_path(),
+                    }
+                }
+                NosqlBackend::MongoDb {
+                    uri,
+                    database,
+                    collection,
+                } => {
+                    let mut mongo = nosqlsvc::MongoConfig::new(uri.clone());
+                    mongo.database.clone_from(database);
+                    mongo.collection.clone_from(collection);
+                    nosqlsvc::BackendConfig::MongoDb(mongo)
+                }
+            };
             let config = nosqlsvc::Config {
-                backend: nosqlsvc::BackendConfig::Embedded {
-                    path: settings.text_store_path(),
-                },
+                backend,
                 // A text of max_body_bytes may grow up to 6x when JSON-escaped.
                 max_body_bytes: settings.max_body_bytes * 6 + 1024,
                 server,

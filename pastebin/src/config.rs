@@ -53,6 +53,18 @@ pub struct Overrides {
     /// nosqlsvc's address (where it listens, and where webservers find it).
     #[arg(long, env = "PASTEBIN_NOSQLSVC", global = true)]
     pub nosqlsvc: Option<String>,
+    /// Where nosqlsvc keeps texts: `embedded` (a file in the data directory) or `mongodb`.
+    #[arg(long, env = "PASTEBIN_NOSQL_BACKEND", global = true)]
+    pub nosql_backend: Option<String>,
+    /// MongoDB connection string (with --nosql-backend mongodb).
+    #[arg(long, env = "PASTEBIN_MONGODB_URI", global = true)]
+    pub mongodb_uri: Option<String>,
+    /// MongoDB database holding the texts.
+    #[arg(long, env = "PASTEBIN_MONGODB_DATABASE", global = true)]
+    pub mongodb_database: Option<String>,
+    /// MongoDB collection of texts.
+    #[arg(long, env = "PASTEBIN_MONGODB_COLLECTION", global = true)]
+    pub mongodb_collection: Option<String>,
 }
 
 /// The config file. Every field is optional; see `Settings` for the defaults.
@@ -68,7 +80,7 @@ struct FileConfig {
     #[serde(default)]
     sqlsvc: ServiceFile,
     #[serde(default)]
-    nosqlsvc: ServiceFile,
+    nosqlsvc: NosqlFile,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -94,6 +106,29 @@ struct ServiceFile {
     listen: Option<String>,
 }
 
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct NosqlFile {
+    listen: Option<String>,
+    backend: Option<String>,
+    mongodb_uri: Option<String>,
+    mongodb_database: Option<String>,
+    mongodb_collection: Option<String>,
+}
+
+/// Where nosqlsvc keeps the texts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NosqlBackend {
+    /// A redb file in the data directory.
+    Embedded,
+    /// A MongoDB deployment (or anything speaking its wire protocol).
+    MongoDb {
+        uri: String,
+        database: String,
+        collection: String,
+    },
+}
+
 /// The resolved, validated topology.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -105,6 +140,7 @@ pub struct Settings {
     pub cache_bytes: usize,
     pub sqlsvc: String,
     pub nosqlsvc: String,
+    pub nosql_backend: NosqlBackend,
 }
 
 /// The most webservers one launcher runs.
@@ -158,6 +194,37 @@ impl Settings {
                 })
                 .collect::<Result<_, _>>()?
         };
+        let nosql_backend = match over
+            .nosql_backend
+            .clone()
+            .or(file.nosqlsvc.backend)
+            .as_deref()
+            .unwrap_or("embedded")
+        {
+            "embedded" => NosqlBackend::Embedded,
+            "mongodb" => NosqlBackend::MongoDb {
+                uri: over.mongodb_uri.clone().or(file.nosqlsvc.mongodb_uri).ok_or_else(|| {
+                    ConfigError(
+                        "mongodb uri (--mongodb-uri, PASTEBIN_MONGODB_URI, [nosqlsvc] mongodb_uri) is required with the mongodb backend".into(),
+                    )
+                })?,
+                database: over
+                    .mongodb_database
+                    .clone()
+                    .or(file.nosqlsvc.mongodb_database)
+                    .unwrap_or_else(|| "pastebin".into()),
+                collection: over
+                    .mongodb_collection
+                    .clone()
+                    .or(file.nosqlsvc.mongodb_collection)
+                    .unwrap_or_else(|| "texts".into()),
+            },
+            other => {
+                return Err(ConfigError(format!(
+                    "nosql backend (--nosql-backend, PASTEBIN_NOSQL_BACKEND, [nosqlsvc] backend) must be embedded or mongodb, not {other:?}"
+                )));
+            }
+        };
         let settings = Settings {
             data_dir: over
                 .data_dir
@@ -189,6 +256,7 @@ impl Settings {
                 .clone()
                 .or(file.nosqlsvc.listen)
                 .unwrap_or_else(|| "127.0.0.1:5005".into()),
+            nosql_backend,
         };
         settings.validate()?;
         Ok(settings)

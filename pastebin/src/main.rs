@@ -77,7 +77,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Up => supervisor::up(settings, cli.overrides).await,
+            Command::Up => supervisor::up(settings).await,
             Command::Lb(args) => {
                 component::run(Kind::Lb, &settings, args.listen, args.exit_with_parent).await
             }

@@ -16,7 +16,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::component::{Kind, LISTENING};
-use crate::config::{Overrides, Settings};
+use crate::config::{NosqlBackend, Settings};
 
 /// How long a child may take to bind and then to pass its health check.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,7 +49,7 @@ struct Supervised {
     task: JoinHandle<()>,
 }
 
-pub async fn up(settings: Settings, overrides: Overrides) -> Result<(), String> {
+pub async fn up(settings: Settings) -> Result<(), String> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|err| {
         format!(
             "cannot create data directory {}: {err}",
@@ -57,7 +57,7 @@ pub async fn up(settings: Settings, overrides: Overrides) -> Result<(), String> 
         )
     })?;
     let exe = std::env::current_exe().map_err(|err| format!("cannot find own binary: {err}"))?;
-    let common = common_args(&settings, &overrides);
+    let common = common_args(&settings);
     let probe = JsonClient::new(ClientConfig {
         request_timeout: Duration::from_secs(2),
         ..ClientConfig::default()
@@ -160,7 +160,7 @@ async fn collect(
 
 /// The settings every child shares, passed as flags so children need not read the
 /// config file again.
-fn common_args(settings: &Settings, overrides: &Overrides) -> Vec<OsString> {
+fn common_args(settings: &Settings) -> Vec<OsString> {
     let mut args: Vec<OsString> = vec![
         "--data-dir".into(),
         settings.data_dir.clone().into_os_string(),
@@ -172,7 +172,23 @@ fn common_args(settings: &Settings, overrides: &Overrides) -> Vec<OsString> {
     if let Some(url) = &settings.public_url {
         args.extend(["--public-url".into(), url.into()]);
     }
-    let _ = overrides;
+    match &settings.nosql_backend {
+        NosqlBackend::Embedded => args.extend(["--nosql-backend".into(), "embedded".into()]),
+        NosqlBackend::MongoDb {
+            uri,
+            database,
+            collection,
+        } => args.extend([
+            "--nosql-backend".into(),
+            "mongodb".into(),
+            "--mongodb-uri".into(),
+            uri.into(),
+            "--mongodb-database".into(),
+            database.into(),
+            "--mongodb-collection".into(),
+            collection.into(),
+        ]),
+    }
     args
 }
 

@@ -163,12 +163,34 @@ async fn start_sqlsvc(dir: &TempDir, addr: &str) -> Service {
     })
 }
 
+/// The text store the API tests run on: the embedded one, or with
+/// `PASTEBIN_TEST_NOSQL=mongodb` the MongoDB server at `PASTEBIN_TEST_MONGODB_URI`
+/// (one collection per stack, named after its temporary directory).
+fn text_backend(dir: &TempDir) -> nosqlsvc::BackendConfig {
+    match std::env::var("PASTEBIN_TEST_NOSQL").as_deref() {
+        Ok("mongodb") => {
+            let uri = std::env::var("PASTEBIN_TEST_MONGODB_URI")
+                .expect("PASTEBIN_TEST_NOSQL=mongodb needs PASTEBIN_TEST_MONGODB_URI");
+            let mut config = nosqlsvc::MongoConfig::new(uri);
+            config.database = "pastebin_api_tests".into();
+            let name = dir.path().file_name().unwrap().to_string_lossy();
+            config.collection = format!(
+                "texts_{}",
+                name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+            );
+            nosqlsvc::BackendConfig::MongoDb(config)
+        }
+        Ok("embedded") | Err(_) => nosqlsvc::BackendConfig::Embedded {
+            path: dir.path().join("texts.redb"),
+        },
+        Ok(other) => panic!("PASTEBIN_TEST_NOSQL must be embedded or mongodb, not {other:?}"),
+    }
+}
+
 async fn start_nosqlsvc(dir: &TempDir, addr: &str) -> Service {
     let (listener, addr) = bind(addr).await;
     let config = nosqlsvc::Config {
-        backend: nosqlsvc::BackendConfig::Embedded {
-            path: dir.path().join("texts.redb"),
-        },
+        backend: text_backend(dir),
         max_body_bytes: MAX_BODY * 6 + 1024,
         server: httpkit::ServerConfig::default(),
     };
