@@ -2,8 +2,6 @@
 //! (so a launcher can use port 0), serve until a signal (or, under a launcher, until
 //! standard input closes).
 
-use std::future::Future;
-
 use httpkit::ServerConfig;
 use std::io::Read;
 use tokio::net::TcpListener;
@@ -126,8 +124,8 @@ fn create_dir(dir: &std::path::Path) -> Result<(), String> {
 }
 
 /// SIGINT/SIGTERM, or standard input closing when `exit_with_parent` is set.
-fn shutdown(exit_with_parent: bool) -> impl Future<Output = ()> + Send {
-    async move {
+async fn shutdown(exit_with_parent: bool) {
+    {
         let parent_gone = async {
             if !exit_with_parent {
                 return std::future::pending::<()>().await;

@@ -133,7 +133,7 @@ async fn an_oversized_chunked_body_is_413() {
         Ok(resp) => assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE),
         // The server may answer and close before the client finished sending, and
         // the client then sees the connection end instead of the answer.
-        Err(err) => assert!(err.is_connect() == false, "{err:?}"),
+        Err(err) => assert!(!err.is_connect(), "{err:?}"),
     }
     let listed = stack.client.get(&stack.url("/pastes")).await.json();
     assert_eq!(listed.as_array().unwrap().len(), 0);

@@ -55,10 +55,8 @@ where
     }
 }
 
-fn signal(rx: oneshot::Receiver<()>) -> impl std::future::Future<Output = ()> + Send {
-    async move {
-        let _ = rx.await;
-    }
+async fn signal(rx: oneshot::Receiver<()>) {
+    let _ = rx.await;
 }
 
 pub struct Stack {

@@ -2,6 +2,8 @@
 //! webservers, the balancer) in this process, on port 0 listeners, driven over HTTP
 //! through the balancer.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod create;
 mod errors;
 mod faults;
