@@ -22,7 +22,7 @@ pub(super) fn index() -> Response<Body> {
 pub(super) fn health(app: &App) -> Response<Body> {
     json_response(
         StatusCode::OK,
-        &json!({"status": "ok", "service": "web", "addr": app.local_addr}),
+        &json!({"status": "ok", "service": "web", "addr": app.local_addr, "pid": std::process::id()}),
     )
 }
 
