@@ -179,8 +179,10 @@ impl Drop for InFlight {
 pub struct ResponseBody {
     inner: Incoming,
     idle: Duration,
-    /// In a `Mutex` only to make the body `Sync`; reached through `get_mut`, never locked.
-    timer: Mutex<Pin<Box<Sleep>>>,
+    /// Started the first time the webserver makes us wait (most small answers arrive
+    /// with their headers and never need it). In a `Mutex` only to make the body
+    /// `Sync`; reached through `get_mut`, never locked.
+    timer: Mutex<Option<Pin<Box<Sleep>>>>,
     _in_flight: InFlight,
 }
 
@@ -189,7 +191,7 @@ impl ResponseBody {
         Self {
             inner,
             idle,
-            timer: Mutex::new(Box::pin(tokio::time::sleep(idle))),
+            timer: Mutex::new(None),
             _in_flight: in_flight,
         }
     }
@@ -219,17 +221,23 @@ impl Body for ResponseBody {
         let timer = this.timer.get_mut().unwrap_or_else(PoisonError::into_inner);
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                timer
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + this.idle);
+                if let Some(timer) = timer {
+                    timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + this.idle);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err.into()))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(IdleTimeout.into()))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                let idle = this.idle;
+                let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(IdleTimeout.into()))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 

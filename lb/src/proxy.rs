@@ -86,12 +86,13 @@ impl Proxy {
         let retry = &self.config.retry;
         let deadline = Instant::now() + retry.budget;
 
-        let mut tried: Vec<Arc<Backend>> = Vec::with_capacity(2);
+        // Webservers of the failed attempts; allocates only when a retry happens.
+        let mut tried: Vec<Arc<Backend>> = Vec::new();
         let mut idempotent_retry_used = false;
         let mut last_error = ProxyError::NoBackend;
         loop {
-            let retries_left = (tried.len() as u64) <= u64::from(retry.max_retries);
-            if !tried.is_empty() && !retries_left {
+            let retries = tried.len() as u64;
+            if retries > u64::from(retry.max_retries) {
                 return Err(last_error);
             }
             let Some(backend) = self.registry.pick(&tried) else {
@@ -104,12 +105,11 @@ impl Proxy {
             if remaining.is_zero() {
                 return Err(ProxyError::Timeout);
             }
-            if !tried.is_empty() {
+            if retries > 0 {
                 self.totals.retries.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(backend = backend.addr(), %method, "retrying");
             }
-            tried.push(backend.clone());
-            let can_retry_more = (tried.len() as u64) <= u64::from(retry.max_retries);
+            let can_retry_more = retries < u64::from(retry.max_retries);
             let mut upstream = Request::new(body);
             *upstream.method_mut() = method.clone();
             *upstream.uri_mut() = backend
@@ -128,12 +128,14 @@ impl Proxy {
                         && !idempotent_retry_used
                         && can_retry_more
                         && source.replayable()
-                        && self.registry.has_other(&tried)
                     {
-                        tracing::debug!(backend = backend.addr(), %status, "retrying idempotent request");
-                        idempotent_retry_used = true;
-                        last_error = ProxyError::Unreachable;
-                        continue;
+                        tried.push(backend.clone());
+                        if self.registry.has_other(&tried) {
+                            tracing::debug!(backend = backend.addr(), %status, "retrying idempotent request");
+                            idempotent_retry_used = true;
+                            last_error = ProxyError::Unreachable;
+                            continue;
+                        }
                     }
                     backend.record_success();
                     return Ok(self.response(resp, in_flight));
@@ -143,6 +145,7 @@ impl Proxy {
                     backend.stats.connect_errors.fetch_add(1, Ordering::Relaxed);
                     backend.eject(&self.config.ejection, "connect failed");
                     last_error = ProxyError::Unreachable;
+                    tried.push(backend);
                 }
                 Err(Failure::Broken(err)) => {
                     if let Some(client_error) = source.client_failure() {
@@ -157,6 +160,7 @@ impl Proxy {
                         return Err(last_error);
                     }
                     idempotent_retry_used = true;
+                    tried.push(backend);
                 }
                 Err(Failure::Timeout) => {
                     backend.stats.timeouts.fetch_add(1, Ordering::Relaxed);

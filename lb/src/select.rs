@@ -18,16 +18,32 @@ impl RoundRobin {
 
     /// The next usable item of `items`, or `None` if none is usable.
     pub fn pick<'a, T>(&self, items: &'a [T], usable: impl Fn(&T) -> bool) -> Option<&'a T> {
+        let ticket = self.next.fetch_add(1, Ordering::Relaxed);
+        if items.len() <= 64 {
+            // One pass: `usable` may take a lock, so ask each item once.
+            let mut mask = 0u64;
+            for (i, item) in items.iter().enumerate() {
+                if usable(item) {
+                    mask |= 1 << i;
+                }
+            }
+            if mask == 0 {
+                return None;
+            }
+            for _ in 0..ticket % mask.count_ones() as usize {
+                mask &= mask - 1; // drop the lowest usable item
+            }
+            return items.get(mask.trailing_zeros() as usize);
+        }
         let count = items.iter().filter(|item| usable(item)).count();
         if count == 0 {
             return None;
         }
-        let nth = self.next.fetch_add(1, Ordering::Relaxed) % count;
         // Another thread may change an item's state between the two passes.
         items
             .iter()
             .filter(|item| usable(item))
-            .nth(nth)
+            .nth(ticket % count)
             .or_else(|| items.iter().find(|item| usable(item)))
     }
 }
@@ -61,6 +77,26 @@ mod tests {
         let rr = RoundRobin::new();
         assert!(rr.pick(&["a", "b"], |_| false).is_none());
         assert!(rr.pick::<&str>(&[], |_| true).is_none());
+    }
+
+    #[test]
+    fn long_lists_rotate_evenly_too() {
+        let rr = RoundRobin::new();
+        let items: Vec<u32> = (0..100).collect();
+        let mut counts = [0u32; 100];
+        for _ in 0..500 {
+            counts[*rr.pick(&items, |i| i % 2 == 0).unwrap() as usize] += 1;
+        }
+        for (i, c) in counts.iter().enumerate() {
+            assert_eq!(*c, if i % 2 == 0 { 10 } else { 0 }, "item {i}");
+        }
+        let small: Vec<u32> = (0..64).collect();
+        let mut counts = [0u32; 64];
+        for _ in 0..320 {
+            counts[*rr.pick(&small, |i| *i >= 32).unwrap() as usize] += 1;
+        }
+        assert!(counts[32..].iter().all(|c| *c == 10), "{counts:?}");
+        assert!(counts[..32].iter().all(|c| *c == 0));
     }
 
     #[test]
