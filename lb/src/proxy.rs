@@ -164,7 +164,10 @@ impl Proxy {
                 }
                 Err(Failure::Timeout) => {
                     backend.stats.timeouts.fetch_add(1, Ordering::Relaxed);
-                    backend.eject(&self.config.ejection, "response timeout");
+                    // Not the webserver's fault if only the retry budget ran out.
+                    if timeout == self.config.response_timeout {
+                        backend.eject(&self.config.ejection, "response timeout");
+                    }
                     return Err(ProxyError::Timeout);
                 }
             }
