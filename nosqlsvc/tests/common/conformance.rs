@@ -9,6 +9,10 @@ use nosqlsvc::store::TextStore;
 /// A well-formed path no backend will have made (generated paths are 16 or 24 chars).
 pub const MISSING: &str = "no-such-path_0";
 
+/// Well-formed paths shaped like real ones that name nothing: a 24-hex ObjectId (the
+/// MongoDB backend queries it) and a 16-character embedded-style path.
+pub const MISSING_LOOKALIKES: [&str; 2] = ["000000000000000000000000", "AAAAAAAAAAAAAAAA"];
+
 /// Texts that trip naive encoders: emoji, CJK, RTL, NUL and control characters.
 pub fn unicode_samples() -> Vec<String> {
     vec![
@@ -59,6 +63,40 @@ pub async fn get_many_keeps_order_and_missing<S: TextStore>(store: Arc<S>) {
     );
     let only_missing = store.get_many(&[MISSING.to_owned()]).await.unwrap();
     assert_eq!(only_missing, vec![None]);
+    for missing in MISSING_LOOKALIKES {
+        assert_eq!(store.get(missing).await.unwrap(), None, "{missing}");
+        assert!(!store.delete(missing).await.unwrap(), "{missing}");
+    }
+}
+
+/// A full batch (1000 paths, the API's cap): texts interleaved with missing paths of
+/// every shape, duplicates, in an order unrelated to insertion.
+pub async fn get_many_full_batch_with_missing<S: TextStore>(store: Arc<S>) {
+    let mut stored = Vec::new();
+    for i in 0..300 {
+        let text = format!("batch text {i}");
+        stored.push((store.insert(text.clone()).await.unwrap(), text));
+    }
+    let mut asked = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..nosqlsvc::api::MAX_BATCH_PATHS {
+        match i % 4 {
+            0 => {
+                asked.push(MISSING_LOOKALIKES[i % 8 / 4].to_owned());
+                want.push(None);
+            }
+            1 => {
+                asked.push(MISSING.to_owned());
+                want.push(None);
+            }
+            _ => {
+                let (path, text) = &stored[(i * 7919) % stored.len()];
+                asked.push(path.clone());
+                want.push(Some(text.clone()));
+            }
+        }
+    }
+    assert_eq!(store.get_many(&asked).await.unwrap(), want);
 }
 
 pub async fn delete_removes<S: TextStore>(store: Arc<S>) {
@@ -75,18 +113,28 @@ pub async fn delete_removes<S: TextStore>(store: Arc<S>) {
     assert_eq!(got, vec![None, Some("keep".to_owned())]);
 }
 
+/// The largest text a JSON body within the default limit can carry: the limit minus
+/// the 11 bytes of `{"text":""}`.
+pub const HUGE_TEXT_BYTES: usize = nosqlsvc::DEFAULT_MAX_BODY_BYTES - 11;
+
 pub async fn large_texts<S: TextStore>(store: Arc<S>) {
     let ascii = "0123456789abcdef".repeat(512 * 1024 / 16); // exactly 512 KiB
     let multibyte = "😀".repeat(512 * 1024 / 4); // 512 KiB of 4-byte chars
     let over = "x".repeat(600 * 1024); // a bit over, the store does not cap
+    // Near the service's default body limit (8 MiB): far above any edge limit, still
+    // well under MongoDB's 16 MiB document cap.
+    let huge = "y".repeat(HUGE_TEXT_BYTES);
     let mut paths = Vec::new();
-    for text in [&ascii, &multibyte, &over] {
+    for text in [&ascii, &multibyte, &over, &huge] {
         let path = store.insert(text.clone()).await.unwrap();
         assert_eq!(store.get(&path).await.unwrap().as_ref(), Some(text));
         paths.push(path);
     }
     let got = store.get_many(&paths).await.unwrap();
-    assert_eq!(got, vec![Some(ascii), Some(multibyte), Some(over)]);
+    assert_eq!(
+        got,
+        vec![Some(ascii), Some(multibyte), Some(over), Some(huge)]
+    );
 }
 
 pub async fn unicode_texts<S: TextStore>(store: Arc<S>) {

@@ -233,6 +233,35 @@ pub async fn escaped_large_text(config: Config) {
     app.stop().await.unwrap();
 }
 
+/// A body of exactly the configured limit (8 MiB by default) is stored and read back
+/// whole, alone and in a batch.
+pub async fn text_at_body_limit(config: Config) {
+    let limit = config.max_body_bytes;
+    let app = TestApp::spawn(config).await;
+    let text = "z".repeat(limit - 11);
+    let body = serde_json::to_vec(&json!({ "text": text })).unwrap();
+    assert_eq!(body.len(), limit);
+    let answer = post_raw(&app.url("/texts"), &body).await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+    let path = answer.json()["paste_path"].as_str().unwrap().to_owned();
+    let answer = get(&app.url(&format!("/texts/{path}"))).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        answer.json()["text"].as_str() == Some(text.as_str()),
+        "text differs"
+    );
+    let answer = post_json(
+        &app.url("/texts/batch"),
+        &json!({ "paths": [path, MISSING] }),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.json()["texts"][0].as_str() == Some(text.as_str()));
+    // One byte more is `body_over_limit`'s job (with a small limit: an 8 MiB body the
+    // server refuses early is cut off mid-send, a client error rather than a 413).
+    app.stop().await.unwrap();
+}
+
 pub async fn concurrent_http_inserts(config: Config) {
     let app = TestApp::spawn(config).await;
     let c = new_client();

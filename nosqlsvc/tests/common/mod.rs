@@ -111,7 +111,8 @@ macro_rules! store_conformance {
     ($make:expr) => {
         $crate::store_conformance!(@case $make,
             insert_then_get, get_many_keeps_order_and_missing, delete_removes,
-            large_texts, unicode_texts, concurrent_inserts, ready_when_open);
+            large_texts, unicode_texts, concurrent_inserts, ready_when_open,
+            get_many_full_batch_with_missing);
     };
     (@case $make:expr, $($name:ident),*) => {
         $(
@@ -141,7 +142,8 @@ macro_rules! http_conformance {
     ($make:expr) => {
         $crate::http_conformance!(@case $make,
             insert_get_delete, batch_get, bad_inserts, body_over_limit, routing_errors,
-            health_ok, unicode_over_http, escaped_large_text, concurrent_http_inserts,
+            health_ok, unicode_over_http, escaped_large_text, text_at_body_limit,
+            concurrent_http_inserts,
             persists_across_restart, survives_clients_hanging_up, survives_truncated_bodies);
     };
     (@case $make:expr, $($name:ident),*) => {

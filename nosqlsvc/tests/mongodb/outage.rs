@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::common::TestApp;
 use crate::common::client::{get, post_json};
-use crate::{mongo_config, test_uri};
+use crate::{DropCollection, mongo_config, test_uri};
 
 /// `host:port` of a plain single-host `mongodb://` URI.
 fn upstream_addr(uri: &str) -> Option<String> {
@@ -51,6 +51,10 @@ async fn down_at_startup_then_recovers() {
         server_selection_timeout: Duration::from_millis(500),
         ..mongo_config(down_uri)
     };
+    let _cleanup = DropCollection(MongoConfig {
+        uri: uri.clone(),
+        ..settings.clone()
+    });
     let app = TestApp::spawn(Config {
         backend: BackendConfig::MongoDb(settings),
         ..Config::mongodb("unused")
