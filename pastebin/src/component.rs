@@ -108,12 +108,24 @@ pub async fn run(
                 .map_err(|err| format!("web: {err}"))
         }
         Kind::Lb => {
-            let mut config = lb::Config::new(settings.webservers.clone());
+            let backends = match &settings.lb_backends_file {
+                Some(path) => {
+                    lb::reload::read_backends_file(path).map_err(|err| format!("lb: {err}"))?
+                }
+                None => settings.webservers.clone(),
+            };
+            let mut config = lb::Config::new(backends.clone());
             config.max_body_bytes = settings.max_body_bytes;
             config.server = server;
-            lb::run(listener, config, shutdown)
-                .await
-                .map_err(|err| format!("lb: {err}"))
+            match settings.lb_backends_file.clone() {
+                Some(path) => {
+                    let (tx, reload) = tokio::sync::watch::channel(backends);
+                    tokio::spawn(lb::reload::reload_on_sighup(path, tx));
+                    lb::run_with_reload(listener, config, reload, shutdown).await
+                }
+                None => lb::run(listener, config, shutdown).await,
+            }
+            .map_err(|err| format!("lb: {err}"))
         }
     }
 }

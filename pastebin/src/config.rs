@@ -23,6 +23,10 @@ pub struct Overrides {
     /// The load balancer's listen address.
     #[arg(long, env = "PASTEBIN_LB_LISTEN", global = true)]
     pub lb_listen: Option<String>,
+    /// File listing the webservers (one host:port per line) that the balancer reads
+    /// at start and again on SIGHUP.
+    #[arg(long, env = "PASTEBIN_LB_BACKENDS_FILE", global = true)]
+    pub lb_backends_file: Option<PathBuf>,
     /// How many webservers to run (scales the web tier).
     #[arg(long, env = "PASTEBIN_WEBSERVERS", global = true)]
     pub webservers: Option<usize>,
@@ -87,6 +91,7 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct LbFile {
     listen: Option<String>,
+    backends_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -141,6 +146,33 @@ pub struct Settings {
     pub sqlsvc: String,
     pub nosqlsvc: String,
     pub nosql_backend: NosqlBackend,
+    /// How webserver addresses are numbered, unless they were listed explicitly;
+    /// scaling out beyond a listed set is impossible.
+    pub web_numbering: Option<WebNumbering>,
+    /// A file listing the webservers, one per line, that the balancer re-reads on
+    /// SIGHUP (hot reload).
+    pub lb_backends_file: Option<PathBuf>,
+}
+
+/// Webserver i listens on `host:(base_port + i)`, or on `host:0` when the base is 0.
+#[derive(Debug, Clone)]
+pub struct WebNumbering {
+    pub host: String,
+    pub base_port: u16,
+}
+
+impl WebNumbering {
+    /// The address of webserver `i`, if its port exists.
+    pub fn addr(&self, i: usize) -> Option<String> {
+        let port = if self.base_port == 0 {
+            Some(0)
+        } else {
+            u16::try_from(i)
+                .ok()
+                .and_then(|i| self.base_port.checked_add(i))
+        };
+        port.map(|p| join_host_port(&self.host, p))
+    }
 }
 
 /// The most webservers one launcher runs.
@@ -166,6 +198,7 @@ impl Settings {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let mut web_numbering = None;
         let webservers = if !over.webserver_addrs.is_empty() {
             over.webserver_addrs.clone()
         } else if let (Some(addrs), None) = (&file.web.addrs, over.webservers) {
@@ -183,16 +216,21 @@ impl Settings {
                 .or(file.web.host)
                 .unwrap_or_else(|| "127.0.0.1".into());
             let base = over.web_base_port.or(file.web.base_port).unwrap_or(4000);
-            (0..count)
+            let numbering = WebNumbering {
+                host,
+                base_port: base,
+            };
+            let addrs = (0..count)
                 .map(|i| {
-                    let port = if base == 0 { Some(0) } else { base.checked_add(i as u16) };
-                    port.map(|p| join_host_port(&host, p)).ok_or_else(|| {
+                    numbering.addr(i).ok_or_else(|| {
                         ConfigError(format!(
                             "web base port (--web-base-port, [web] base_port) {base} + {count} webservers runs past port 65535"
                         ))
                     })
                 })
-                .collect::<Result<_, _>>()?
+                .collect::<Result<_, _>>()?;
+            web_numbering = Some(numbering);
+            addrs
         };
         let nosql_backend = match over
             .nosql_backend
@@ -257,6 +295,8 @@ impl Settings {
                 .or(file.nosqlsvc.listen)
                 .unwrap_or_else(|| "127.0.0.1:5005".into()),
             nosql_backend,
+            web_numbering,
+            lb_backends_file: over.lb_backends_file.clone().or(file.lb.backends_file),
         };
         settings.validate()?;
         Ok(settings)

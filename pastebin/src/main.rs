@@ -30,6 +30,12 @@ enum Command {
     /// Run the whole topology on this machine (lb, N webservers, sqlsvc, nosqlsvc) as
     /// separate processes; restart any that dies; stop all on Ctrl-C / SIGTERM.
     Up,
+    /// Ask the running `pastebin up` (same data directory) to run N webservers: new
+    /// ones join the balancer once healthy, removed ones leave it and drain.
+    Scale {
+        /// How many webservers to run.
+        count: usize,
+    },
     /// Run the load balancer alone, over the configured webservers.
     Lb(ComponentArgs),
     /// Run one webserver alone (listening on the first configured webserver address
@@ -78,6 +84,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Up => supervisor::up(settings).await,
+            Command::Scale { count } => supervisor::request_scale(&settings, count).await,
             Command::Lb(args) => {
                 component::run(Kind::Lb, &settings, args.listen, args.exit_with_parent).await
             }

@@ -4,6 +4,7 @@
 //! keep finding it); on Ctrl-C or SIGTERM stops them front to back.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -12,11 +13,12 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::component::{Kind, LISTENING};
-use crate::config::{NosqlBackend, Settings};
+use crate::config::{MAX_WEBSERVERS, NosqlBackend, Settings};
 
 /// How long a child may take to bind and then to pass its health check.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,114 +49,290 @@ impl Spec {
 struct Supervised {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// The child's current pid (it changes when the child is restarted).
+    pid: watch::Receiver<Option<u32>>,
+    /// The address the child listens on (kept across restarts).
+    addr: String,
+}
+
+impl Supervised {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Run files in the data directory: the launcher's pid, the balancer's webserver list,
+/// and the scale request / outcome exchanged with `pastebin scale`.
+pub const PID_FILE: &str = "pastebin-up.pid";
+pub const BACKENDS_FILE: &str = "lb-backends.txt";
+pub const SCALE_REQUEST_FILE: &str = "scale.request";
+pub const SCALE_STATUS_FILE: &str = "scale.status";
+
+/// Everything started so far, so that whatever happens it can all be stopped.
+struct Topology {
+    settings: Settings,
+    exe: PathBuf,
+    probe: JsonClient,
+    common: Vec<OsString>,
+    stores: Vec<Supervised>,
+    webs: Vec<Supervised>,
+    lb: Option<Supervised>,
 }
 
 pub async fn up(settings: Settings) -> Result<(), String> {
+    // Before anything else: a SIGHUP must never kill the launcher.
+    let mut hup =
+        signal(SignalKind::hangup()).map_err(|err| format!("cannot listen for SIGHUP: {err}"))?;
+    let shutdown = httpkit::shutdown_signal();
+    tokio::pin!(shutdown);
     std::fs::create_dir_all(&settings.data_dir).map_err(|err| {
         format!(
             "cannot create data directory {}: {err}",
             settings.data_dir.display()
         )
     })?;
-    let exe = std::env::current_exe().map_err(|err| format!("cannot find own binary: {err}"))?;
-    let common = common_args(&settings);
-    let probe = JsonClient::new(ClientConfig {
-        request_timeout: Duration::from_secs(2),
-        ..ClientConfig::default()
-    });
+    let mut topo = Topology {
+        exe: std::env::current_exe().map_err(|err| format!("cannot find own binary: {err}"))?,
+        probe: JsonClient::new(ClientConfig {
+            request_timeout: Duration::from_secs(2),
+            ..ClientConfig::default()
+        }),
+        common: common_args(&settings),
+        settings,
+        stores: Vec::new(),
+        webs: Vec::new(),
+        lb: None,
+    };
 
-    let startup = async {
-        let mut tiers: Vec<Vec<Supervised>> = Vec::new();
-        let stores = [
-            (Kind::Sqlsvc, settings.sqlsvc.clone()),
-            (Kind::Nosqlsvc, settings.nosqlsvc.clone()),
-        ];
-        let mut store_addrs = Vec::new();
-        let mut tier = Vec::new();
-        for (kind, listen) in stores {
+    let started = tokio::select! {
+        result = topo.start() => result,
+        () = &mut shutdown => Err("interrupted during startup".to_owned()),
+    };
+    let lb_addr = match started {
+        Ok(addr) => addr,
+        Err(err) => {
+            topo.stop_all().await;
+            return Err(err);
+        }
+    };
+    let pid_file = topo.settings.data_dir.join(PID_FILE);
+    if let Err(err) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
+        tracing::warn!(%err, "cannot write the pid file; `pastebin scale` will not find this launcher");
+    }
+    tracing::info!(url = %format!("http://{lb_addr}"), webservers = topo.webs.len(), "pastebin is up");
+    println!("http://{lb_addr}");
+
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            received = hup.recv() => {
+                if received.is_none() {
+                    break;
+                }
+                topo.scale_on_request().await;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&pid_file);
+    topo.stop_all().await;
+    Ok(())
+}
+
+impl Topology {
+    /// Stores, then webservers, then the balancer, each healthy before the next.
+    async fn start(&mut self) -> Result<String, String> {
+        for (kind, listen) in [
+            (Kind::Sqlsvc, self.settings.sqlsvc.clone()),
+            (Kind::Nosqlsvc, self.settings.nosqlsvc.clone()),
+        ] {
             let spec = Spec {
                 kind,
                 index: 0,
-                args: common.clone(),
+                args: self.common.clone(),
                 listen,
             };
-            let (sup, addr) = start(&exe, spec, &probe).await?;
-            tier.push(sup);
-            store_addrs.push(addr);
+            let sup = start(&self.exe, spec, &self.probe).await?;
+            self.stores.push(sup);
         }
-        tiers.push(tier);
-
-        let mut web_args = common.clone();
-        web_args.extend(["--sqlsvc".into(), store_addrs[0].clone().into()]);
-        web_args.extend(["--nosqlsvc".into(), store_addrs[1].clone().into()]);
-        let mut tier = Vec::new();
-        let mut web_addrs = Vec::new();
-        for (index, listen) in settings.webservers.iter().enumerate() {
-            let spec = Spec {
-                kind: Kind::Web,
-                index,
-                args: web_args.clone(),
-                listen: listen.clone(),
-            };
-            let (sup, addr) = start(&exe, spec, &probe).await?;
-            tier.push(sup);
-            web_addrs.push(addr);
+        for _ in 0..self.settings.webservers.len() {
+            self.add_webserver().await?;
         }
-        tiers.push(tier);
-
-        let mut lb_args = common.clone();
-        for addr in &web_addrs {
-            lb_args.extend(["--webserver".into(), addr.clone().into()]);
-        }
+        let backends = self.web_addrs();
+        self.write_backends_file(&backends)?;
+        let mut args = self.common.clone();
+        args.extend([
+            "--lb-backends-file".into(),
+            self.backends_file().into_os_string(),
+        ]);
         let spec = Spec {
             kind: Kind::Lb,
             index: 0,
-            args: lb_args,
-            listen: settings.lb_listen.clone(),
+            args,
+            listen: self.settings.lb_listen.clone(),
         };
-        let (sup, lb_addr) = start(&exe, spec, &probe).await?;
-        tiers.push(vec![sup]);
-        Ok::<_, (String, Vec<Vec<Supervised>>)>((tiers, lb_addr))
-    };
+        let lb = start(&self.exe, spec, &self.probe).await?;
+        let addr = lb.addr.clone();
+        self.lb = Some(lb);
+        Ok(addr)
+    }
 
-    // Startup can fail half-way; whatever started must then be stopped.
-    let mut started: Vec<Vec<Supervised>> = Vec::new();
-    let outcome = tokio::select! {
-        result = collect(startup, &mut started) => result,
-        () = httpkit::shutdown_signal() => Err("interrupted during startup".to_owned()),
-    };
-    match outcome {
-        Ok(lb_addr) => {
-            tracing::info!(url = %format!("http://{lb_addr}"), webservers = settings.webservers.len(), "pastebin is up");
-            println!("http://{lb_addr}");
-            httpkit::shutdown_signal().await;
-            stop_all(started).await;
+    /// Starts webserver number `self.webs.len()` and waits until it is healthy.
+    async fn add_webserver(&mut self) -> Result<(), String> {
+        let index = self.webs.len();
+        let listen = match (
+            self.settings.webservers.get(index),
+            &self.settings.web_numbering,
+        ) {
+            (Some(addr), _) => addr.clone(),
+            (None, Some(numbering)) => numbering
+                .addr(index)
+                .ok_or_else(|| format!("no port left for webserver {index}"))?,
+            (None, None) => {
+                return Err(format!(
+                    "the webservers were listed explicitly ({} of them); list more to scale out",
+                    self.settings.webservers.len()
+                ));
+            }
+        };
+        let mut args = self.common.clone();
+        args.extend(["--sqlsvc".into(), self.stores[0].addr.clone().into()]);
+        args.extend(["--nosqlsvc".into(), self.stores[1].addr.clone().into()]);
+        let spec = Spec {
+            kind: Kind::Web,
+            index,
+            args,
+            listen,
+        };
+        let sup = start(&self.exe, spec, &self.probe).await?;
+        self.webs.push(sup);
+        Ok(())
+    }
+
+    fn web_addrs(&self) -> Vec<String> {
+        self.webs.iter().map(|w| w.addr.clone()).collect()
+    }
+
+    fn backends_file(&self) -> PathBuf {
+        self.settings.data_dir.join(BACKENDS_FILE)
+    }
+
+    /// Writes the balancer's list whole (a rename), so a reader never sees half.
+    fn write_backends_file(&self, addrs: &[String]) -> Result<(), String> {
+        let path = self.backends_file();
+        let tmp = path.with_extension("tmp");
+        let mut text = String::from("# written by pastebin up: the webservers the balancer uses\n");
+        for addr in addrs {
+            text.push_str(addr);
+            text.push('\n');
+        }
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|err| format!("cannot write {}: {err}", path.display()))
+    }
+
+    /// Handles a SIGHUP: scales to the count in the scale request file, and records
+    /// the outcome for `pastebin scale`.
+    async fn scale_on_request(&mut self) {
+        let dir = self.settings.data_dir.clone();
+        let request = std::fs::read_to_string(dir.join(SCALE_REQUEST_FILE));
+        let _ = std::fs::remove_file(dir.join(SCALE_REQUEST_FILE));
+        let outcome = match request.as_deref().map(str::trim).map(str::parse::<usize>) {
+            Ok(Ok(n)) if (1..=MAX_WEBSERVERS).contains(&n) => self.scale(n).await,
+            Ok(_) => Err(format!(
+                "a scale request must be a number from 1 to {MAX_WEBSERVERS}"
+            )),
+            Err(_) => Err("SIGHUP without a scale request; nothing to do".to_owned()),
+        };
+        let status = match &outcome {
+            Ok(()) => {
+                tracing::info!(webservers = self.webs.len(), "scaled");
+                format!("ok {}\n", self.webs.len())
+            }
+            Err(err) => {
+                tracing::error!(%err, "scaling failed");
+                format!("error {err}\n")
+            }
+        };
+        if let Err(err) = std::fs::write(dir.join(SCALE_STATUS_FILE), status) {
+            tracing::warn!(%err, "cannot record the scale outcome");
+        }
+    }
+
+    /// Runs `n` webservers: new ones join the balancer once healthy; removed ones
+    /// leave the balancer first and are stopped (draining) after.
+    async fn scale(&mut self, n: usize) -> Result<(), String> {
+        if n > self.webs.len() {
+            while self.webs.len() < n {
+                self.add_webserver().await?;
+            }
+            self.reload_lb().await
+        } else if n < self.webs.len() {
+            let leaving = self.webs.split_off(n);
+            let reloaded = self.reload_lb().await;
+            for web in leaving {
+                web.stop().await;
+            }
+            reloaded
+        } else {
             Ok(())
         }
-        Err(err) => {
-            stop_all(started).await;
-            Err(err)
+    }
+
+    /// Rewrites the balancer's list, sends it SIGHUP, and waits until its status page
+    /// shows exactly that list, every entry taking traffic.
+    async fn reload_lb(&self) -> Result<(), String> {
+        let expected = self.web_addrs();
+        self.write_backends_file(&expected)?;
+        let Some(lb) = &self.lb else {
+            return Ok(());
+        };
+        let pid = (*lb.pid.borrow()).ok_or("the balancer is not running")?;
+        let pid = i32::try_from(pid).map_err(|_| "bad pid")?;
+        kill(Pid::from_raw(pid), Signal::SIGHUP).map_err(|err| format!("SIGHUP to lb: {err}"))?;
+
+        let url = format!("http://{}{}/status", lb.addr, lb::ADMIN_PREFIX);
+        let mut want: Vec<&str> = expected.iter().map(String::as_str).collect();
+        want.sort_unstable();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(status) = self.probe.get_json::<serde_json::Value>(&url).await {
+                let backends = status["backends"].as_array().cloned().unwrap_or_default();
+                let mut have: Vec<&str> =
+                    backends.iter().filter_map(|b| b["addr"].as_str()).collect();
+                have.sort_unstable();
+                let all_available = backends.iter().all(|b| b["available"] == true);
+                if have == want && all_available {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the balancer did not take the new list {expected:?} within {START_TIMEOUT:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Stops the balancer, then the webservers, then the stores, so no tier is left
+    /// calling one that is gone while it drains.
+    async fn stop_all(mut self) {
+        if let Some(lb) = self.lb.take() {
+            lb.stop().await;
+        }
+        stop_together(std::mem::take(&mut self.webs)).await;
+        stop_together(std::mem::take(&mut self.stores)).await;
     }
 }
 
-/// Runs the startup future, moving each started tier into `started` as it goes so
-/// that the caller can stop them whatever happens.
-async fn collect(
-    startup: impl std::future::Future<
-        Output = Result<(Vec<Vec<Supervised>>, String), (String, Vec<Vec<Supervised>>)>,
-    >,
-    started: &mut Vec<Vec<Supervised>>,
-) -> Result<String, String> {
-    match startup.await {
-        Ok((tiers, lb_addr)) => {
-            started.extend(tiers);
-            Ok(lb_addr)
-        }
-        Err((err, tiers)) => {
-            started.extend(tiers);
-            Err(err)
-        }
+/// Tells all of `tier` to stop at once, then waits for each.
+async fn stop_together(tier: Vec<Supervised>) {
+    for sup in &tier {
+        let _ = sup.stop.send(true);
+    }
+    for sup in tier {
+        let _ = sup.task.await;
     }
 }
 
@@ -192,36 +370,41 @@ fn common_args(settings: &Settings) -> Vec<OsString> {
     args
 }
 
-/// Starts one child and waits until it is healthy; returns its supervision task and
-/// the address it bound.
+/// Starts one child and waits until it is healthy.
 async fn start(
     exe: &std::path::Path,
     spec: Spec,
     probe: &JsonClient,
-) -> Result<(Supervised, String), (String, Vec<Vec<Supervised>>)> {
+) -> Result<Supervised, String> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (pid_tx, pid_rx) = watch::channel(None);
     let (addr_tx, addr_rx) = oneshot::channel();
     let label = spec.label();
-    let task = tokio::spawn(supervise(exe.to_owned(), spec, stop_rx, addr_tx));
-    let sup = Supervised {
+    let task = tokio::spawn(supervise(exe.to_owned(), spec, stop_rx, addr_tx, pid_tx));
+    let mut sup = Supervised {
         stop: stop_tx,
         task,
+        pid: pid_rx,
+        addr: String::new(),
     };
     let addr = match tokio::time::timeout(START_TIMEOUT, addr_rx).await {
         Ok(Ok(Ok(addr))) => addr,
-        Ok(Ok(Err(err))) => return Err((format!("{label}: {err}"), vec![vec![sup]])),
+        Ok(Ok(Err(err))) => {
+            sup.stop().await;
+            return Err(format!("{label}: {err}"));
+        }
         Ok(Err(_)) | Err(_) => {
-            return Err((
-                format!("{label}: did not start within {START_TIMEOUT:?}"),
-                vec![vec![sup]],
-            ));
+            sup.stop().await;
+            return Err(format!("{label}: did not start within {START_TIMEOUT:?}"));
         }
     };
     if let Err(err) = wait_healthy(probe, &addr).await {
-        return Err((format!("{label} on {addr}: {err}"), vec![vec![sup]]));
+        sup.stop().await;
+        return Err(format!("{label} on {addr}: {err}"));
     }
     tracing::info!(child = %label, %addr, "healthy");
-    Ok((sup, addr))
+    sup.addr = addr;
+    Ok(sup)
 }
 
 async fn wait_healthy(probe: &JsonClient, addr: &str) -> Result<(), String> {
@@ -245,6 +428,7 @@ async fn supervise(
     mut spec: Spec,
     mut stop: watch::Receiver<bool>,
     addr_tx: oneshot::Sender<Result<String, String>>,
+    pid_tx: watch::Sender<Option<u32>>,
 ) {
     let label = spec.label();
     let mut addr_tx = Some(addr_tx);
@@ -269,6 +453,7 @@ async fn supervise(
         // Held until the child is done with: its closing tells the child the launcher
         // is gone. (`Child::wait` would close it if it were left in the child.)
         let _stdin = child.stdin.take();
+        pid_tx.send_replace(child.id());
         // Restarts bind the same address, so the balancer and webservers keep
         // finding this child.
         spec.listen.clone_from(&addr);
@@ -367,15 +552,53 @@ async fn terminate(label: &str, child: &mut Child) {
     }
 }
 
-/// Stops tiers front to back: balancer, webservers, then the stores, so no tier is
-/// left calling one that is gone while it drains.
-async fn stop_all(mut tiers: Vec<Vec<Supervised>>) {
-    while let Some(tier) = tiers.pop() {
-        for sup in &tier {
-            let _ = sup.stop.send(true);
+/// `pastebin scale N`: asks the `pastebin up` running on this data directory to run
+/// `n` webservers, and waits for its answer.
+pub async fn request_scale(settings: &Settings, n: usize) -> Result<(), String> {
+    if !(1..=MAX_WEBSERVERS).contains(&n) {
+        return Err(format!(
+            "the webserver count must be from 1 to {MAX_WEBSERVERS}, not {n}"
+        ));
+    }
+    let dir = &settings.data_dir;
+    let pid_file = dir.join(PID_FILE);
+    let pid = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|text| text.trim().parse::<i32>().ok())
+        .ok_or_else(|| {
+            format!(
+                "no running `pastebin up` found for data directory {} (no {})",
+                dir.display(),
+                pid_file.display()
+            )
+        })?;
+    let status_file = dir.join(SCALE_STATUS_FILE);
+    let _ = std::fs::remove_file(&status_file);
+    std::fs::write(dir.join(SCALE_REQUEST_FILE), format!("{n}\n"))
+        .map_err(|err| format!("cannot write the scale request: {err}"))?;
+    kill(Pid::from_raw(pid), Signal::SIGHUP)
+        .map_err(|err| format!("cannot signal `pastebin up` (pid {pid}): {err}"))?;
+    let deadline = Instant::now() + START_TIMEOUT * 2;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_file) {
+            let status = status.trim();
+            return match status.strip_prefix("ok ") {
+                Some(count) => {
+                    println!("pastebin up (pid {pid}) now runs {count} webservers");
+                    Ok(())
+                }
+                None => Err(format!(
+                    "pastebin up (pid {pid}): {}",
+                    status.trim_start_matches("error ")
+                )),
+            };
         }
-        for sup in tier {
-            let _ = sup.task.await;
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "pastebin up (pid {pid}) did not answer within {:?}",
+                START_TIMEOUT * 2
+            ));
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -191,3 +191,240 @@ async fn bad_configuration_exits_with_a_usage_error_naming_the_setting() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--webservers"), "{stderr}");
 }
+
+/// Steady traffic through the balancer until told to stop: `clients` loops of one
+/// POST then four GETs of pastes created so far. Counts failed GETs and POSTs, and
+/// keeps every id that got a 201 with its text.
+struct Load {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<LoadReport>>,
+}
+
+#[derive(Default, Debug)]
+struct LoadReport {
+    gets: u64,
+    failed_gets: Vec<String>,
+    posts: u64,
+    failed_posts: u64,
+    created: Vec<(String, String)>,
+}
+
+impl Load {
+    fn start(url: &str, clients: usize) -> Load {
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Full<bytes::Bytes>>();
+        let tasks = (0..clients)
+            .map(|c| {
+                let client = client.clone();
+                let url = url.to_owned();
+                let rx = rx.clone();
+                tokio::spawn(async move {
+                    let mut report = LoadReport::default();
+                    let mut n = 0u64;
+                    while !*rx.borrow() {
+                        n += 1;
+                        let text = format!("load {c} {n}");
+                        let body = serde_json::json!({ "text": text }).to_string();
+                        let req = http::Request::post(format!("{url}/pastes/"))
+                            .header("content-type", "application/json")
+                            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                            .unwrap();
+                        report.posts += 1;
+                        match send(&client, req).await {
+                            Ok((201, body)) => {
+                                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                                report
+                                    .created
+                                    .push((v["paste_id"].as_str().unwrap().to_owned(), text));
+                            }
+                            _ => report.failed_posts += 1,
+                        }
+                        for i in 0..4 {
+                            let Some((id, _)) = report
+                                .created
+                                .get(report.created.len().saturating_sub(1 + i))
+                            else {
+                                break;
+                            };
+                            let req = http::Request::get(format!("{url}/pastes/{id}"))
+                                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                                .unwrap();
+                            report.gets += 1;
+                            match send(&client, req).await {
+                                Ok((200, _)) => {}
+                                other => report.failed_gets.push(format!("{id}: {other:?}")),
+                            }
+                        }
+                    }
+                    report
+                })
+            })
+            .collect();
+        Load { stop, tasks }
+    }
+
+    async fn finish(self) -> LoadReport {
+        let _ = self.stop.send(true);
+        let mut total = LoadReport::default();
+        for task in self.tasks {
+            let r = tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .unwrap()
+                .unwrap();
+            total.gets += r.gets;
+            total.failed_gets.extend(r.failed_gets);
+            total.posts += r.posts;
+            total.failed_posts += r.failed_posts;
+            total.created.extend(r.created);
+        }
+        total
+    }
+}
+
+async fn send(
+    client: &hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+    req: http::Request<http_body_util::Full<bytes::Bytes>>,
+) -> Result<(u16, bytes::Bytes), String> {
+    use http_body_util::BodyExt;
+    let fut = async {
+        let resp = client.request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, body))
+    };
+    tokio::time::timeout(Duration::from_secs(15), fut)
+        .await
+        .map_err(|_| "timed out".to_owned())?
+}
+
+/// The webserver addresses seen answering `/healthz` through the balancer.
+async fn webservers_seen(url: &str, tries: usize) -> HashSet<String> {
+    let mut seen = HashSet::new();
+    for _ in 0..tries {
+        let (status, health) = get(&format!("{url}/healthz")).await;
+        if status == 200 {
+            seen.insert(health["addr"].as_str().unwrap().to_owned());
+        }
+    }
+    seen
+}
+
+async fn scale(config_dir: &Path, n: usize) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pastebin"))
+        .arg("--config")
+        .arg(config_dir.join("pastebin.toml"))
+        .args(["scale", &n.to_string()])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pastebin scale {n}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn check_all_readable(url: &str, created: &[(String, String)]) {
+    for (id, text) in created {
+        let (status, paste) = get(&format!("{url}/pastes/{id}")).await;
+        assert_eq!(status, 200, "{id}");
+        assert_eq!(paste["text"], text.as_str());
+    }
+}
+
+#[tokio::test]
+async fn scaling_out_and_in_under_load_fails_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path(), 1).await;
+    let load = Load::start(&up.url, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    scale(dir.path(), 3).await;
+    assert_eq!(
+        webservers_seen(&up.url, 9).await.len(),
+        3,
+        "three webservers get traffic"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    scale(dir.path(), 1).await;
+    assert_eq!(
+        webservers_seen(&up.url, 6).await.len(),
+        1,
+        "one webserver left"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let report = load.finish().await;
+    assert!(
+        report.gets > 50 && report.posts > 20,
+        "too little load: {report:?}"
+    );
+    assert!(
+        report.failed_gets.is_empty(),
+        "failed GETs: {:?}",
+        report.failed_gets
+    );
+    assert_eq!(report.failed_posts, 0, "failed POSTs while scaling");
+    check_all_readable(&up.url, &report.created).await;
+    up.stop().await;
+}
+
+#[tokio::test]
+async fn kill_9_of_one_of_three_webservers_under_load_fails_no_get() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path(), 3).await;
+    let mut pids = HashSet::new();
+    for _ in 0..9 {
+        let (_, health) = get(&format!("{}/healthz", up.url)).await;
+        pids.insert(health["pid"].as_u64().unwrap());
+    }
+    assert_eq!(pids.len(), 3);
+    let load = Load::start(&up.url, 4);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let victim = *pids.iter().next().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // Load goes on through the death and the launcher's restart of it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let report = load.finish().await;
+
+    assert!(report.gets > 50, "too little load: {report:?}");
+    assert!(
+        report.failed_gets.is_empty(),
+        "failed GETs: {:?}",
+        report.failed_gets
+    );
+    // A POST in flight on the killed webserver may fail (it is never replayed), but
+    // every POST that got a 201 is readable.
+    assert!(
+        report.failed_posts <= 4,
+        "{} POSTs failed",
+        report.failed_posts
+    );
+    check_all_readable(&up.url, &report.created).await;
+
+    // The restarted webserver rejoined.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while webservers_seen(&up.url, 9).await.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted webserver did not rejoin"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    up.stop().await;
+}
