@@ -1,0 +1,145 @@
+//! The accept loop over real sockets: slow and idle clients are cut off by the header
+//! read timeout, the connection cap holds, and shutdown drains in-flight requests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{Request, Response, StatusCode};
+use httpkit::{Body, Handler, ServerConfig, full, serve};
+use hyper::body::Incoming;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+struct Hello;
+
+impl Handler for Hello {
+    async fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+        if req.uri().path() == "/slow" {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let mut resp = Response::new(full("hello"));
+        *resp.status_mut() = StatusCode::OK;
+        resp
+    }
+}
+
+async fn start(
+    config: ServerConfig,
+) -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, Arc::new(Hello), config, async move {
+        let _ = rx.await;
+    }));
+    (addr, tx, task)
+}
+
+/// Reads until the server closes the connection; returns what it sent and how long
+/// that took.
+async fn read_until_closed(stream: &mut TcpStream) -> (String, Duration) {
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf))
+        .await
+        .expect("the server did not close the connection within 5 s")
+        .ok();
+    (
+        String::from_utf8_lossy(&buf).into_owned(),
+        started.elapsed(),
+    )
+}
+
+fn short_timeouts() -> ServerConfig {
+    ServerConfig {
+        header_read_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let (addr, _stop, _task) = start(short_timeouts()).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let (_, took) = read_until_closed(&mut stream).await;
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let (addr, _stop, _task) = start(short_timeouts()).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (answer, took) = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        took < Duration::from_secs(2),
+        "idle connection lived {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_connection_cap_makes_extra_clients_wait_not_fail() {
+    let config = ServerConfig {
+        max_connections: 1,
+        ..ServerConfig::default()
+    };
+    let (addr, _stop, _task) = start(config).await;
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    first
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = first.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+
+    // The second connection is accepted by the kernel but not served while the first
+    // keeps its slot.
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    second
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(300), second.read(&mut buf)).await;
+    assert!(waited.is_err(), "served beyond the cap");
+    drop(first);
+    let (answer, _) = read_until_closed(&mut second).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
+    let (addr, stop, task) = start(ServerConfig::default()).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stop.send(()).unwrap();
+    let (answer, _) = read_until_closed(&mut stream).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "in-flight request lost: {answer:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown"
+    );
+}
