@@ -172,7 +172,7 @@ impl JsonClient {
 }
 
 /// An error with its sources, for logs.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut msg = err.to_string();
     let mut source = err.source();
     while let Some(inner) = source {

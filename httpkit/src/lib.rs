@@ -8,7 +8,7 @@ pub mod server;
 pub mod shutdown;
 
 pub use body::{Body, BodyError, empty, error_response, full, json_response, read_body};
-pub use client::{ClientConfig, ClientError, JsonClient};
+pub use client::{ClientConfig, ClientError, JsonClient, error_chain};
 pub use server::{Handler, ServerConfig, serve};
 pub use shutdown::shutdown_signal;
 

@@ -141,7 +141,7 @@ impl Proxy {
                     return Ok(self.response(resp, in_flight));
                 }
                 Err(Failure::NotSent(err)) => {
-                    tracing::debug!(backend = backend.addr(), err = %chain(&err), "connect failed");
+                    tracing::debug!(backend = backend.addr(), err = %httpkit::error_chain(&err), "connect failed");
                     backend.stats.connect_errors.fetch_add(1, Ordering::Relaxed);
                     backend.eject(&self.config.ejection, "connect failed");
                     last_error = ProxyError::Unreachable;
@@ -151,7 +151,7 @@ impl Proxy {
                     if let Some(client_error) = source.client_failure() {
                         return Err(client_error);
                     }
-                    tracing::debug!(backend = backend.addr(), err = %chain(&err), "request failed");
+                    tracing::debug!(backend = backend.addr(), err = %httpkit::error_chain(&err), "request failed");
                     backend.stats.reset_errors.fetch_add(1, Ordering::Relaxed);
                     backend.eject(&self.config.ejection, "connection broken");
                     last_error = ProxyError::Unreachable;
@@ -211,16 +211,4 @@ fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
-}
-
-/// An error with its sources, for logs.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut msg = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        msg.push_str(": ");
-        msg.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    msg
 }
