@@ -1,0 +1,136 @@
+//! What the binary does with its flags: find or launch the target, run the load
+//! (once, or once per web-tier size), print the results and write the files.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use tokio::sync::watch;
+
+use crate::LoadError;
+use crate::cli::Cli;
+use crate::plan::RunPlan;
+use crate::report::{Machine, Report};
+use crate::run::run;
+use crate::stack::{self, Stack};
+use crate::sweep;
+use crate::target::Target;
+
+/// Runs what `cli` asks for; Ctrl-C (or SIGTERM) ends the run early, still printing
+/// what was measured and stopping a launched stack.
+pub async fn main(cli: Cli) -> Result<(), LoadError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        httpkit::shutdown_signal().await;
+        eprintln!("\nstopping...");
+        let _ = stop_tx.send(true);
+    });
+    let plan = cli.plan(std::io::stderr().is_terminal());
+    plan.validate().map_err(LoadError::Config)?;
+    let reports = if cli.spawn {
+        spawned(&cli, &plan, &stop_rx).await?
+    } else {
+        let target = match &cli.get {
+            Some(url) if url.starts_with("http://") => Target::resolve(url).await?,
+            Some(path) => Target::resolve(&cli.target).await?.with_path(path)?,
+            None => Target::resolve(&cli.target).await?,
+        };
+        let result = run(&target, &plan, stop_rx.clone()).await?;
+        let machine = Machine::here(target.addr.ip().is_loopback());
+        let report = Report::new(&result, &plan, &target.url, None, cli.threads(), machine);
+        print!("{}", report.table());
+        vec![report]
+    };
+    if let Some(path) = &cli.json {
+        let value = match reports.as_slice() {
+            [one] => serde_json::to_value(one),
+            many => serde_json::to_value(serde_json::json!({ "sweep": many })),
+        }
+        .map_err(|err| LoadError::Output(err.to_string()))?;
+        let text = serde_json::to_string_pretty(&value)
+            .map_err(|err| LoadError::Output(err.to_string()))?;
+        write(path, &text)?;
+    }
+    if *stop_rx.borrow() {
+        return Err(LoadError::Interrupted);
+    }
+    Ok(())
+}
+
+/// One stack per webserver count, the same load against each.
+async fn spawned(
+    cli: &Cli,
+    plan: &RunPlan,
+    stop: &watch::Receiver<bool>,
+) -> Result<Vec<Report>, LoadError> {
+    if cli.webservers.is_empty() || cli.webservers.iter().any(|&n| !(1..=64).contains(&n)) {
+        return Err(LoadError::Config(
+            "--webservers must be counts within 1..64, e.g. 1,2,4".into(),
+        ));
+    }
+    let bin = match &cli.pastebin_bin {
+        Some(path) => path.clone(),
+        None => stack::default_binary().ok_or_else(|| {
+            LoadError::Spawn("cannot locate this binary's directory; pass --pastebin-bin".into())
+        })?,
+    };
+    let mut reports = Vec::new();
+    for &n in &cli.webservers {
+        if *stop.borrow() {
+            break;
+        }
+        eprintln!("starting a stack with {n} webserver(s)...");
+        let stack = Stack::start(&bin, n, stop.clone()).await?;
+        let outcome = async {
+            let target = Target::resolve(&stack.url).await?;
+            let target = match &cli.get {
+                Some(path) => target.with_path(path)?,
+                None => target,
+            };
+            let result = run(&target, plan, stop.clone()).await?;
+            Ok::<_, LoadError>((result, target))
+        }
+        .await;
+        let log = stack.log_path();
+        if let Err(err) = stack.stop().await {
+            eprintln!("warning: {err} (log: {})", log.display());
+        }
+        let (result, target) = outcome?;
+        let report = Report::new(
+            &result,
+            plan,
+            &target.url,
+            Some(n),
+            cli.threads(),
+            Machine::here(true),
+        );
+        print!("{}", report.table());
+        println!();
+        reports.push(report);
+    }
+    if reports.len() > 1 || cli.csv.is_some() || cli.svg.is_some() {
+        print!("{}", sweep::table(&reports));
+        let default =
+            |ext: &str| (reports.len() > 1).then(|| PathBuf::from(format!("loadtest-sweep.{ext}")));
+        if let Some(path) = cli.csv.clone().or_else(|| default("csv")) {
+            write(&path, &sweep::csv(&reports))?;
+            eprintln!("wrote {}", path.display());
+        }
+        if let Some(path) = cli.svg.clone().or_else(|| default("svg")) {
+            let title = format!(
+                "pastebin: throughput vs webservers ({} loop, {} connections{})",
+                plan.mode(),
+                plan.connections,
+                plan.rate
+                    .map_or(String::new(), |r| format!(", {r} req/s offered"))
+            );
+            write(&path, &sweep::svg(&reports, &title))?;
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    Ok(reports)
+}
+
+fn write(path: &Path, text: &str) -> Result<(), LoadError> {
+    std::fs::write(path, text)
+        .map_err(|err| LoadError::Output(format!("cannot write {}: {err}", path.display())))
+}

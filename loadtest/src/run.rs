@@ -1,0 +1,555 @@
+//! The load run: one task per virtual client, each with its own keep-alive HTTP/1.1
+//! connection (hyper's low-level `client::conn::http1`: no pool, no lookups), closed
+//! loop or open loop on a fixed schedule, warm-up then the measured window.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HOST};
+use http::{HeaderValue, Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, Sleep};
+
+use crate::LoadError;
+use crate::check;
+use crate::keys::{Key, KeyStore};
+use crate::plan::{Mix, RunPlan, Workload};
+use crate::progress::{self, Reporter};
+use crate::stats::{ErrorKind, Kind, Stats};
+use crate::target::Target;
+use crate::text::Texts;
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// All clients' measurements, merged; only requests due in the measured window.
+    pub stats: Stats,
+    /// The measured window's length (the `requests/s` denominator).
+    pub window: Duration,
+    /// Pastes created over the whole run, warm-up included.
+    pub keys_created: usize,
+}
+
+/// What every client shares, read-only but for the key store.
+struct Shared {
+    plan: RunPlan,
+    addr: std::net::SocketAddr,
+    host: HeaderValue,
+    get_uri: Uri,
+    create_uri: Uri,
+    list_uri: Uri,
+    texts: Texts,
+    keys: KeyStore,
+    measure_start: Instant,
+    end: Instant,
+}
+
+/// Runs `plan` against `target` until the window ends or `stop` turns true.
+pub async fn run(
+    target: &Target,
+    plan: &RunPlan,
+    stop: watch::Receiver<bool>,
+) -> Result<RunResult, LoadError> {
+    plan.validate().map_err(LoadError::Config)?;
+    let empty = Stats::new(plan.latency_bound(), plan.rate.is_some()).map_err(LoadError::Config)?;
+    let max_size = match &plan.workload {
+        Workload::Pastebin(mix) => mix.sizes.max(),
+        Workload::Get => 0,
+    };
+    let list_limit = match &plan.workload {
+        Workload::Pastebin(mix) => mix.list_limit,
+        Workload::Get => 1,
+    };
+    let uri = |s: String| Uri::try_from(s).map_err(|err| LoadError::Target(err.to_string()));
+    let start = Instant::now();
+    let measure_start = start + plan.warmup;
+    let end = measure_start + plan.duration;
+    let shared = Arc::new(Shared {
+        plan: plan.clone(),
+        addr: target.addr,
+        host: target.authority.clone(),
+        get_uri: uri(target.path.clone())?,
+        create_uri: uri("/pastes/".to_owned())?,
+        list_uri: uri(format!("/pastes?limit={list_limit}"))?,
+        texts: Texts::new(plan.seed, max_size),
+        keys: KeyStore::default(),
+        measure_start,
+        end,
+    });
+
+    let (tick_tx, tick_rx) = mpsc::unbounded_channel();
+    let template = progress::tick_template(micros(plan.latency_bound()));
+    let printer = match (&template, plan.progress) {
+        (Some(_), true) => Some(tokio::spawn(progress::print(
+            tick_rx,
+            start,
+            measure_start,
+            end,
+        ))),
+        _ => None,
+    };
+    let interval = plan
+        .rate
+        .map(|rate| Duration::from_secs_f64(plan.connections as f64 / rate));
+    let mut handles = Vec::with_capacity(plan.connections);
+    for id in 0..plan.connections {
+        let reporter = match (&template, printer.is_some()) {
+            (Some(t), true) => Some(Reporter::new(tick_tx.clone(), start, t)),
+            _ => None,
+        };
+        // Spread the clients' schedules evenly over one interval.
+        let first = match interval {
+            Some(iv) => start + iv.mul_f64(id as f64 / plan.connections as f64),
+            None => start,
+        };
+        let worker = Worker {
+            shared: shared.clone(),
+            rng: fastrand::Rng::with_seed(
+                plan.seed
+                    .wrapping_add((id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            ),
+            local_keys: Vec::new(),
+            stats: empty.clone(),
+            interval,
+            next_intended: first,
+            reporter,
+            stop: stop.clone(),
+            timer: Box::pin(tokio::time::sleep_until(start + plan.timeout)),
+        };
+        handles.push(tokio::spawn(worker.run()));
+    }
+    drop(tick_tx);
+
+    let mut stats = empty;
+    for handle in handles {
+        match handle.await {
+            Ok(s) => stats.merge(&s),
+            Err(err) => tracing::error!(%err, "a client task failed"),
+        }
+    }
+    if let Some(p) = printer {
+        p.abort();
+        let _ = p.await;
+        eprintln!();
+    }
+    let stopped_at = Instant::now().min(end);
+    let window = stopped_at.saturating_duration_since(measure_start);
+    Ok(RunResult {
+        stats,
+        window: if window.is_zero() {
+            plan.duration
+        } else {
+            window
+        },
+        keys_created: shared.keys.len(),
+    })
+}
+
+/// What a request is.
+enum Op {
+    Get,
+    Read { key: Arc<Key>, verify: bool },
+    Write { nonce: u64, size: usize },
+    List { verify: bool },
+}
+
+impl Op {
+    fn kind(&self) -> Kind {
+        match self {
+            Op::Get | Op::Read { .. } => Kind::Read,
+            Op::Write { .. } => Kind::Write,
+            Op::List { .. } => Kind::List,
+        }
+    }
+    fn keeps_body(&self) -> bool {
+        match self {
+            Op::Get => false,
+            Op::Read { verify, .. } | Op::List { verify } => *verify,
+            Op::Write { .. } => true,
+        }
+    }
+}
+
+/// An answer, read in full.
+struct Answer {
+    status: u16,
+    /// Status line, headers and body, as counted on the wire (without chunk framing).
+    bytes: u64,
+    /// The body, when the op checks it.
+    body: Option<Bytes>,
+}
+
+/// How a connection's session ended.
+#[derive(PartialEq, Eq)]
+enum SessionEnd {
+    Finished,
+    Reconnect,
+}
+
+/// One virtual client.
+struct Worker {
+    shared: Arc<Shared>,
+    rng: fastrand::Rng,
+    local_keys: Vec<Arc<Key>>,
+    stats: Stats,
+    /// Open loop: time between this client's sends.
+    interval: Option<Duration>,
+    next_intended: Instant,
+    reporter: Option<Reporter>,
+    stop: watch::Receiver<bool>,
+    /// The request timeout timer (see `exchange`).
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Worker {
+    async fn run(mut self) -> Stats {
+        loop {
+            if self.over(Instant::now()) {
+                break;
+            }
+            let Some(sender_conn) = self.connect().await else {
+                // Connection refused or timed out: counted; back off a little.
+                let pause = Instant::now() + Duration::from_millis(50);
+                tokio::time::sleep_until(pause.min(self.shared.end)).await;
+                continue;
+            };
+            let (sender, conn) = sender_conn;
+            // The connection runs as its own task: measured against driving it in
+            // this task with `select!`, this costs less CPU per request (each wake-up
+            // polls only the side that has work).
+            let conn = tokio::spawn(conn);
+            let end = self.session(sender).await;
+            conn.abort();
+            if end == SessionEnd::Finished {
+                break;
+            }
+        }
+        self.count_missed(Instant::now());
+        self.stats
+    }
+
+    fn over(&self, now: Instant) -> bool {
+        now >= self.shared.end || *self.stop.borrow()
+    }
+
+    async fn connect(
+        &mut self,
+    ) -> Option<(
+        SendRequest<Full<Bytes>>,
+        hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Full<Bytes>>,
+    )> {
+        let deadline = (Instant::now() + self.shared.plan.timeout).min(self.shared.end);
+        let attempt = async {
+            let stream = TcpStream::connect(self.shared.addr).await.ok()?;
+            let _ = stream.set_nodelay(true);
+            // One flattened write per request: cheaper than writev for small requests.
+            hyper::client::conn::http1::Builder::new()
+                .writev(false)
+                .handshake(TokioIo::new(stream))
+                .await
+                .ok()
+        };
+        match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(Some(pair)) => Some(pair),
+            Ok(None) | Err(_) => {
+                let now = Instant::now();
+                if now >= self.shared.measure_start && now < self.shared.end {
+                    self.stats.error(ErrorKind::Connect);
+                    if let Some(r) = self.reporter.as_mut() {
+                        r.error(now);
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// Sends requests on one connection until the run ends or the connection breaks.
+    async fn session(&mut self, mut sender: SendRequest<Full<Bytes>>) -> SessionEnd {
+        loop {
+            if sender.ready().await.is_err() {
+                return SessionEnd::Reconnect;
+            }
+            let Some(intended) = self.next_slot().await else {
+                return SessionEnd::Finished;
+            };
+            if !self.exchange(&mut sender, intended).await {
+                return SessionEnd::Reconnect;
+            }
+        }
+    }
+
+    /// When the next request is due; `None` once the run is over.
+    async fn next_slot(&mut self) -> Option<Instant> {
+        let now = Instant::now();
+        if self.over(now) {
+            return None;
+        }
+        let Some(interval) = self.interval else {
+            return Some(now);
+        };
+        let due = self.next_intended;
+        if due >= self.shared.end {
+            return None;
+        }
+        self.next_intended += interval;
+        if due > now {
+            let mut stop = self.stop.clone();
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => {}
+                stopped = async { stop.wait_for(|s| *s).await.is_ok() } => {
+                    if stopped {
+                        return None;
+                    }
+                    tokio::time::sleep_until(due).await;
+                }
+            }
+        }
+        Some(due)
+    }
+
+    /// Open loop: requests due in the window that were never sent.
+    fn count_missed(&mut self, now: Instant) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let from = self.next_intended.max(self.shared.measure_start);
+        let until = now.min(self.shared.end);
+        if from < until && !interval.is_zero() {
+            let gap = until.duration_since(from).as_secs_f64();
+            self.stats.missed += (gap / interval.as_secs_f64()).ceil() as u64;
+        }
+    }
+
+    /// One request and its answer; `false` when the connection must be replaced.
+    async fn exchange(&mut self, sender: &mut SendRequest<Full<Bytes>>, intended: Instant) -> bool {
+        let op = self.pick();
+        let req = self.request(&op);
+        let keep = op.keeps_body();
+        let measured = intended >= self.shared.measure_start;
+        let sent = Instant::now();
+        let deadline = sent + self.shared.plan.timeout;
+        let exchange = send(sender, req, keep);
+        tokio::pin!(exchange);
+        // One long-lived timer per client instead of one per request (registering a
+        // timer for every request is a measurable share of the generator's CPU). It
+        // is only ever set to an earlier request's deadline, so it fires no later
+        // than this one's; then it is moved to this deadline.
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                answer = &mut exchange => break Some(answer),
+                () = self.timer.as_mut() => {
+                    if Instant::now() >= deadline {
+                        break None;
+                    }
+                    self.timer.as_mut().reset(deadline);
+                }
+            }
+        };
+        let done = Instant::now();
+        let answer = match outcome {
+            Some(Ok(answer)) => answer,
+            Some(Err(_)) | None => {
+                let kind = if outcome.is_none() {
+                    ErrorKind::Timeout
+                } else {
+                    ErrorKind::Io
+                };
+                if measured {
+                    self.stats.error(kind);
+                }
+                if let Some(r) = self.reporter.as_mut() {
+                    r.error(done);
+                }
+                return false;
+            }
+        };
+        let latency = done.saturating_duration_since(intended);
+        if measured {
+            self.stats.record(
+                op.kind(),
+                latency,
+                done.saturating_duration_since(sent),
+                answer.bytes,
+            );
+        }
+        let verdict = self.judge(op, &answer, measured);
+        if let Some(r) = self.reporter.as_mut() {
+            match verdict {
+                Ok(()) => r.answer(micros(latency), done),
+                Err(_) => r.error(done),
+            }
+        }
+        if measured && let Err((kind, what)) = verdict {
+            match kind {
+                ErrorKind::Mismatch => self.stats.mismatch(&what),
+                other => self.stats.error(other),
+            }
+        }
+        true
+    }
+
+    fn pick(&mut self) -> Op {
+        let mix: &Mix = match &self.shared.plan.workload {
+            Workload::Get => return Op::Get,
+            Workload::Pastebin(mix) => mix,
+        };
+        if mix.list_share > 0.0 && self.rng.f64() < mix.list_share {
+            return Op::List {
+                verify: self.rng.f64() < mix.verify_ratio,
+            };
+        }
+        let write = self.rng.f64() * (1.0 + mix.read_ratio) < 1.0;
+        if !write {
+            self.shared.keys.sync(&mut self.local_keys);
+            if !self.local_keys.is_empty() {
+                let i = mix.keys.sample(&mut self.rng, self.local_keys.len());
+                return Op::Read {
+                    key: self.local_keys[i].clone(),
+                    verify: self.rng.f64() < mix.verify_ratio,
+                };
+            }
+        }
+        Op::Write {
+            nonce: self.rng.u64(..),
+            size: mix.sizes.sample(&mut self.rng),
+        }
+    }
+
+    fn request(&self, op: &Op) -> Request<Full<Bytes>> {
+        let s = &self.shared;
+        let (method, uri, body) = match op {
+            Op::Get => (Method::GET, s.get_uri.clone(), Bytes::new()),
+            Op::Read { key, .. } => (Method::GET, key.uri.clone(), Bytes::new()),
+            Op::Write { nonce, size } => (
+                Method::POST,
+                s.create_uri.clone(),
+                s.texts.write_body(*nonce, *size),
+            ),
+            Op::List { .. } => (Method::GET, s.list_uri.clone(), Bytes::new()),
+        };
+        let post = method == Method::POST;
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        req.headers_mut().insert(HOST, s.host.clone());
+        if post {
+            req.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        req
+    }
+
+    /// Checks an answer; on a good create, remembers the new paste.
+    fn judge(
+        &mut self,
+        op: Op,
+        answer: &Answer,
+        measured: bool,
+    ) -> Result<(), (ErrorKind, String)> {
+        let status = answer.status;
+        let body = answer.body.as_deref().unwrap_or_default();
+        match op {
+            Op::Get => match status {
+                200..=399 => Ok(()),
+                other => Err((ErrorKind::of_status(other), String::new())),
+            },
+            Op::Write { nonce, size } => {
+                if status != 201 {
+                    return Err((ErrorKind::of_status(status), String::new()));
+                }
+                let id =
+                    check::created_id(body).map_err(|e| (ErrorKind::Mismatch, e.to_owned()))?;
+                let uri = Uri::try_from(format!("/pastes/{id}")).map_err(|_| {
+                    (
+                        ErrorKind::Mismatch,
+                        "paste_id is not usable in a path".to_owned(),
+                    )
+                })?;
+                self.shared.keys.push(Key {
+                    id,
+                    uri,
+                    nonce,
+                    size,
+                });
+                Ok(())
+            }
+            Op::Read { key, verify } => {
+                if status != 200 {
+                    return Err((ErrorKind::of_status(status), String::new()));
+                }
+                if verify {
+                    if measured {
+                        self.stats.verified += 1;
+                    }
+                    check::paste_matches(body, &key, &self.shared.texts)
+                        .map_err(|e| (ErrorKind::Mismatch, format!("{e} (paste {})", key.id)))?;
+                }
+                Ok(())
+            }
+            Op::List { verify } => {
+                if status != 200 {
+                    return Err((ErrorKind::of_status(status), String::new()));
+                }
+                if verify {
+                    let limit = match &self.shared.plan.workload {
+                        Workload::Pastebin(mix) => mix.list_limit,
+                        Workload::Get => 1,
+                    };
+                    check::list_ok(body, limit).map_err(|e| (ErrorKind::Mismatch, e.to_owned()))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Sends `req` and reads the whole answer, keeping the body only if `keep`.
+async fn send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    req: Request<Full<Bytes>>,
+    keep: bool,
+) -> Result<Answer, hyper::Error> {
+    let resp = sender.send_request(req).await?;
+    let (parts, mut body) = resp.into_parts();
+    let mut bytes = head_size(&parts);
+    let kept = if keep {
+        let all = body.collect().await?.to_bytes();
+        bytes += all.len() as u64;
+        Some(all)
+    } else {
+        while let Some(frame) = body.frame().await {
+            if let Some(data) = frame?.data_ref() {
+                bytes += data.len() as u64;
+            }
+        }
+        None
+    };
+    Ok(Answer {
+        status: parts.status.as_u16(),
+        bytes,
+        body: kept,
+    })
+}
+
+/// The size of the status line and headers as sent: `HTTP/1.1 200 OK\r\n`, one
+/// `name: value\r\n` per header, and the blank line.
+fn head_size(parts: &http::response::Parts) -> u64 {
+    let reason = parts.status.canonical_reason().map_or(0, str::len);
+    let mut n = 9 + 3 + 1 + reason + 2 + 2;
+    for (name, value) in &parts.headers {
+        n += name.as_str().len() + 2 + value.len() + 2;
+    }
+    n as u64
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}

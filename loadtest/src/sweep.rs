@@ -1,0 +1,324 @@
+//! A scale sweep's outputs: one row per web-tier size, as a table, CSV and an SVG
+//! chart of throughput against the number of webservers.
+
+use std::fmt::Write as _;
+
+use crate::report::Report;
+use crate::stats::{ErrorKind, Kind};
+
+fn kind_p99(r: &Report, kind: Kind) -> f64 {
+    r.by_kind.get(kind.name()).map_or(0.0, |k| k.latency_ms.p99)
+}
+
+fn kind_rps(r: &Report, kind: Kind) -> f64 {
+    r.by_kind
+        .get(kind.name())
+        .map_or(0.0, |k| k.requests_per_second)
+}
+
+fn errors(r: &Report) -> u64 {
+    ErrorKind::ALL.iter().map(|&e| r.error(e)).sum()
+}
+
+/// The sweep table, as printed.
+pub fn table(reports: &[Report]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>10} {:>11} {:>10} {:>10} {:>9} {:>9} {:>9} {:>12} {:>12} {:>8}",
+        "webservers",
+        "req/s",
+        "read/s",
+        "write/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "read p99 ms",
+        "write p99 ms",
+        "errors"
+    );
+    for r in reports {
+        let _ = writeln!(
+            out,
+            "{:>10} {:>11.1} {:>10.1} {:>10.1} {:>9.2} {:>9.2} {:>9.2} {:>12.2} {:>12.2} {:>8}",
+            r.webservers.unwrap_or(0),
+            r.requests_per_second,
+            kind_rps(r, Kind::Read),
+            kind_rps(r, Kind::Write),
+            r.latency_ms.p50,
+            r.latency_ms.p99,
+            r.latency_ms.max,
+            kind_p99(r, Kind::Read),
+            kind_p99(r, Kind::Write),
+            errors(r)
+        );
+    }
+    out
+}
+
+/// The sweep as CSV, one row per webserver count.
+pub fn csv(reports: &[Report]) -> String {
+    let mut out = String::from(
+        "webservers,mode,connections,rate,duration_s,requests,requests_per_second,read_rps,write_rps,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,read_p99_ms,write_p99_ms,errors,mismatches,missed\n",
+    );
+    for r in reports {
+        let l = &r.latency_ms;
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{:.3},{},{:.1},{:.1},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{}",
+            r.webservers.unwrap_or(0),
+            r.params.mode,
+            r.params.connections,
+            r.params.rate.map_or(String::new(), |x| x.to_string()),
+            r.duration_s,
+            r.requests,
+            r.requests_per_second,
+            kind_rps(r, Kind::Read),
+            kind_rps(r, Kind::Write),
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max,
+            kind_p99(r, Kind::Read),
+            kind_p99(r, Kind::Write),
+            errors(r),
+            r.error(ErrorKind::Mismatch),
+            r.missed
+        );
+    }
+    out
+}
+
+/// A line chart: requests/s (left axis, solid) and p99 latency (right axis, dashed)
+/// against the webserver count, with axes, ticks, labelled points and a legend.
+pub fn svg(reports: &[Report], title: &str) -> String {
+    const W: f64 = 720.0;
+    const H: f64 = 440.0;
+    const L: f64 = 80.0;
+    const R: f64 = 80.0;
+    const T: f64 = 60.0;
+    const B: f64 = 70.0;
+    let pw = W - L - R;
+    let ph = H - T - B;
+    let n = reports.len().max(1);
+    let x_at = |i: usize| {
+        if n == 1 {
+            L + pw / 2.0
+        } else {
+            L + pw * i as f64 / (n - 1) as f64
+        }
+    };
+    let rps_max = nice_max(
+        reports
+            .iter()
+            .map(|r| r.requests_per_second)
+            .fold(0.0, f64::max),
+    );
+    let p99_max = nice_max(reports.iter().map(|r| r.latency_ms.p99).fold(0.0, f64::max));
+    let y_rps = |v: f64| T + ph - ph * v / rps_max;
+    let y_p99 = |v: f64| T + ph - ph * v / p99_max;
+
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="28" text-anchor="middle" font-size="16">{}</text>"#,
+        W / 2.0,
+        escape(title)
+    );
+    // Grid and left/right ticks.
+    for i in 0..=5 {
+        let f = i as f64 / 5.0;
+        let y = T + ph - ph * f;
+        let _ = writeln!(
+            s,
+            r##"<line x1="{L}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#e5e5e5"/>"##,
+            L + pw
+        );
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#1f5fbf">{}</text>"##,
+            L - 8.0,
+            y + 4.0,
+            fmt_num(rps_max * f)
+        );
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" fill="#c0392b">{}</text>"##,
+            L + pw + 8.0,
+            y + 4.0,
+            fmt_num(p99_max * f)
+        );
+    }
+    // Axes.
+    let _ = writeln!(
+        s,
+        r#"<line x1="{L}" y1="{T}" x2="{L}" y2="{:.1}" stroke="black"/>"#,
+        T + ph
+    );
+    let _ = writeln!(
+        s,
+        r#"<line x1="{L}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="black"/>"#,
+        T + ph,
+        L + pw,
+        T + ph
+    );
+    let _ = writeln!(
+        s,
+        r#"<line x1="{:.1}" y1="{T}" x2="{:.1}" y2="{:.1}" stroke="black"/>"#,
+        L + pw,
+        L + pw,
+        T + ph
+    );
+    for (i, r) in reports.iter().enumerate() {
+        let x = x_at(i);
+        let _ = writeln!(
+            s,
+            r#"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="black"/>"#,
+            T + ph,
+            T + ph + 5.0
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            T + ph + 20.0,
+            r.webservers.unwrap_or(0)
+        );
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">webservers</text>"#,
+        L + pw / 2.0,
+        H - 25.0
+    );
+    let _ = writeln!(
+        s,
+        r##"<text transform="translate(20,{:.1}) rotate(-90)" text-anchor="middle" fill="#1f5fbf">requests/s</text>"##,
+        T + ph / 2.0
+    );
+    let _ = writeln!(
+        s,
+        r##"<text transform="translate({:.1},{:.1}) rotate(90)" text-anchor="middle" fill="#c0392b">p99 latency (ms)</text>"##,
+        W - 20.0,
+        T + ph / 2.0
+    );
+    // Series.
+    let line = |pts: Vec<(f64, f64)>| {
+        pts.iter()
+            .map(|(x, y)| format!("{x:.1},{y:.1}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let rps_pts: Vec<(f64, f64)> = reports
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (x_at(i), y_rps(r.requests_per_second)))
+        .collect();
+    let p99_pts: Vec<(f64, f64)> = reports
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (x_at(i), y_p99(r.latency_ms.p99)))
+        .collect();
+    let _ = writeln!(
+        s,
+        r##"<polyline points="{}" fill="none" stroke="#1f5fbf" stroke-width="2.5"/>"##,
+        line(rps_pts.clone())
+    );
+    let _ = writeln!(
+        s,
+        r##"<polyline points="{}" fill="none" stroke="#c0392b" stroke-width="2" stroke-dasharray="6 4"/>"##,
+        line(p99_pts.clone())
+    );
+    for (r, (x, y)) in reports.iter().zip(&rps_pts) {
+        let _ = writeln!(
+            s,
+            r##"<circle cx="{x:.1}" cy="{y:.1}" r="4" fill="#1f5fbf"/>"##
+        );
+        let _ = writeln!(
+            s,
+            r##"<text x="{x:.1}" y="{:.1}" text-anchor="middle" fill="#1f5fbf">{}</text>"##,
+            y - 10.0,
+            fmt_num(r.requests_per_second)
+        );
+    }
+    for (r, (x, y)) in reports.iter().zip(&p99_pts) {
+        let _ = writeln!(
+            s,
+            r##"<rect x="{:.1}" y="{:.1}" width="7" height="7" fill="#c0392b"/>"##,
+            x - 3.5,
+            y - 3.5
+        );
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" fill="#c0392b">{:.1} ms</text>"##,
+            x + 8.0,
+            y + 16.0,
+            r.latency_ms.p99
+        );
+    }
+    // Legend.
+    let _ = writeln!(
+        s,
+        r##"<line x1="{L}" y1="44" x2="{:.1}" y2="44" stroke="#1f5fbf" stroke-width="2.5"/>"##,
+        L + 24.0
+    );
+    let _ = writeln!(s, r#"<text x="{:.1}" y="48">requests/s</text>"#, L + 30.0);
+    let _ = writeln!(
+        s,
+        r##"<line x1="{:.1}" y1="44" x2="{:.1}" y2="44" stroke="#c0392b" stroke-width="2" stroke-dasharray="6 4"/>"##,
+        L + 130.0,
+        L + 154.0
+    );
+    let _ = writeln!(s, r#"<text x="{:.1}" y="48">p99 latency</text>"#, L + 160.0);
+    s.push_str("</svg>\n");
+    s
+}
+
+/// A round axis maximum at or above `v` (1, 2 or 5 times a power of ten).
+fn nice_max(v: f64) -> f64 {
+    if !(v.is_finite() && v > 0.0) {
+        return 1.0;
+    }
+    let p = 10f64.powf(v.log10().floor());
+    for m in [1.0, 2.0, 5.0, 10.0] {
+        if v <= m * p {
+            return m * p;
+        }
+    }
+    10.0 * p
+}
+
+fn fmt_num(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_maxima_are_round() {
+        assert_eq!(nice_max(0.0), 1.0);
+        assert_eq!(nice_max(7.0), 10.0);
+        assert_eq!(nice_max(1234.0), 2000.0);
+        assert_eq!(nice_max(4999.0), 5000.0);
+        assert_eq!(nice_max(100.0), 100.0);
+    }
+}
