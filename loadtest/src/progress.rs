@@ -113,7 +113,8 @@ pub async fn print(
         }
         errors_total += errors;
         let p99 = latency.map_or(0.0, |h| h.value_at_quantile(0.99) as f64 / 1000.0);
-        let phase = if Instant::now() < measure_start {
+        // This line covers the second that ended at start + `second` s.
+        let phase = if start + Duration::from_secs(second) <= measure_start {
             "warm-up"
         } else {
             "run"

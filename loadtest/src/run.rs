@@ -25,6 +25,10 @@ use crate::stats::{ErrorKind, Kind, Stats};
 use crate::target::Target;
 use crate::text::Texts;
 
+/// How early an open-loop client may wake before a request is due: the timer's
+/// granularity.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
+
 /// What a run measured.
 #[derive(Debug, Clone)]
 pub struct RunResult {
@@ -299,15 +303,20 @@ impl Worker {
             return None;
         }
         self.next_intended += interval;
-        if due > now {
+        // Tokio's timer wakes up to a millisecond after the deadline, which would add
+        // up to 1 ms of the generator's own lateness to every corrected latency. So
+        // wake up to TIMER_SLACK early and send then; `exchange` measures such a
+        // request from its actual (earlier) send time.
+        if due > now + TIMER_SLACK {
+            let wake = due - TIMER_SLACK;
             let mut stop = self.stop.clone();
             tokio::select! {
-                () = tokio::time::sleep_until(due) => {}
+                () = tokio::time::sleep_until(wake) => {}
                 stopped = async { stop.wait_for(|s| *s).await.is_ok() } => {
                     if stopped {
                         return None;
                     }
-                    tokio::time::sleep_until(due).await;
+                    tokio::time::sleep_until(wake).await;
                 }
             }
         }
@@ -334,6 +343,8 @@ impl Worker {
         let keep = op.keeps_body();
         let measured = intended >= self.shared.measure_start;
         let sent = Instant::now();
+        // Sent early (see TIMER_SLACK): measured from the actual send.
+        let intended = intended.min(sent);
         let deadline = sent + self.shared.plan.timeout;
         let exchange = send(sender, req, keep);
         tokio::pin!(exchange);
