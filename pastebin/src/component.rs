@@ -76,14 +76,19 @@ pub async fn run(
                         path: settings.text_store_path(),
                     }
                 }
-                NosqlBackend::MongoDb {
-                    uri,
-                    database,
-                    collection,
-                } => {
-                    let mut mongo = nosqlsvc::MongoConfig::new(uri.clone());
-                    mongo.database.clone_from(database);
-                    mongo.collection.clone_from(collection);
+                NosqlBackend::MongoDb(m) => {
+                    let mut mongo = nosqlsvc::MongoConfig::new(m.uri.clone());
+                    mongo.database.clone_from(&m.database);
+                    mongo.collection.clone_from(&m.collection);
+                    mongo.pool_size = m.pool_size;
+                    mongo.server_selection_timeout = std::time::Duration::from_millis(m.timeout_ms);
+                    mongo.write_concern = nosqlsvc::MongoWriteConcern {
+                        w: match m.w.parse::<u32>() {
+                            Ok(n) => nosqlsvc::WriteAck::Nodes(n),
+                            Err(_) => nosqlsvc::WriteAck::Majority,
+                        },
+                        journal: m.journal,
+                    };
                     nosqlsvc::BackendConfig::MongoDb(mongo)
                 }
             };

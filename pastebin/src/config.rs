@@ -69,6 +69,19 @@ pub struct Overrides {
     /// MongoDB collection of texts.
     #[arg(long, env = "PASTEBIN_MONGODB_COLLECTION", global = true)]
     pub mongodb_collection: Option<String>,
+    /// Connections the MongoDB client opens per server, at most.
+    #[arg(long, env = "PASTEBIN_MONGODB_POOL_SIZE", global = true)]
+    pub mongodb_pool_size: Option<u32>,
+    /// Write concern `w`: a number of nodes (at least 1) or `majority`.
+    #[arg(long, env = "PASTEBIN_MONGODB_W", global = true)]
+    pub mongodb_w: Option<String>,
+    /// Write concern `j`: wait for the journal (true or false).
+    #[arg(long, env = "PASTEBIN_MONGODB_JOURNAL", global = true)]
+    pub mongodb_journal: Option<bool>,
+    /// How long an operation waits for a usable MongoDB server before nosqlsvc
+    /// answers 503, in milliseconds.
+    #[arg(long, env = "PASTEBIN_MONGODB_TIMEOUT_MS", global = true)]
+    pub mongodb_timeout_ms: Option<u64>,
 }
 
 /// The config file. Every field is optional; see `Settings` for the defaults.
@@ -119,6 +132,10 @@ struct NosqlFile {
     mongodb_uri: Option<String>,
     mongodb_database: Option<String>,
     mongodb_collection: Option<String>,
+    mongodb_pool_size: Option<u32>,
+    mongodb_w: Option<String>,
+    mongodb_journal: Option<bool>,
+    mongodb_timeout_ms: Option<u64>,
 }
 
 /// Where nosqlsvc keeps the texts.
@@ -127,11 +144,44 @@ pub enum NosqlBackend {
     /// A redb file in the data directory.
     Embedded,
     /// A MongoDB deployment (or anything speaking its wire protocol).
-    MongoDb {
-        uri: String,
-        database: String,
-        collection: String,
-    },
+    MongoDb(MongoSettings),
+}
+
+/// How nosqlsvc uses MongoDB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MongoSettings {
+    pub uri: String,
+    pub database: String,
+    pub collection: String,
+    pub pool_size: u32,
+    /// `w`: a number of nodes, or `majority`.
+    pub w: String,
+    pub journal: bool,
+    pub timeout_ms: u64,
+}
+
+impl MongoSettings {
+    /// The same settings as flags, for a child process.
+    pub fn to_args(&self) -> Vec<String> {
+        vec![
+            "--nosql-backend".into(),
+            "mongodb".into(),
+            "--mongodb-uri".into(),
+            self.uri.clone(),
+            "--mongodb-database".into(),
+            self.database.clone(),
+            "--mongodb-collection".into(),
+            self.collection.clone(),
+            "--mongodb-pool-size".into(),
+            self.pool_size.to_string(),
+            "--mongodb-w".into(),
+            self.w.clone(),
+            "--mongodb-journal".into(),
+            self.journal.to_string(),
+            "--mongodb-timeout-ms".into(),
+            self.timeout_ms.to_string(),
+        ]
+    }
 }
 
 /// The resolved, validated topology.
@@ -235,28 +285,48 @@ impl Settings {
         let nosql_backend = match over
             .nosql_backend
             .clone()
-            .or(file.nosqlsvc.backend)
+            .or_else(|| file.nosqlsvc.backend.clone())
             .as_deref()
             .unwrap_or("embedded")
         {
             "embedded" => NosqlBackend::Embedded,
-            "mongodb" => NosqlBackend::MongoDb {
-                uri: over.mongodb_uri.clone().or(file.nosqlsvc.mongodb_uri).ok_or_else(|| {
-                    ConfigError(
-                        "mongodb uri (--mongodb-uri, PASTEBIN_MONGODB_URI, [nosqlsvc] mongodb_uri) is required with the mongodb backend".into(),
-                    )
-                })?,
-                database: over
-                    .mongodb_database
-                    .clone()
-                    .or(file.nosqlsvc.mongodb_database)
-                    .unwrap_or_else(|| "pastebin".into()),
-                collection: over
-                    .mongodb_collection
-                    .clone()
-                    .or(file.nosqlsvc.mongodb_collection)
-                    .unwrap_or_else(|| "texts".into()),
-            },
+            "mongodb" => {
+                let f = &file.nosqlsvc;
+                let mongo = MongoSettings {
+                    uri: over.mongodb_uri.clone().or_else(|| f.mongodb_uri.clone()).ok_or_else(|| {
+                        ConfigError(
+                            "mongodb uri (--mongodb-uri, PASTEBIN_MONGODB_URI, [nosqlsvc] mongodb_uri) is required with the mongodb backend".into(),
+                        )
+                    })?,
+                    database: over
+                        .mongodb_database
+                        .clone()
+                        .or_else(|| f.mongodb_database.clone())
+                        .unwrap_or_else(|| "pastebin".into()),
+                    collection: over
+                        .mongodb_collection
+                        .clone()
+                        .or_else(|| f.mongodb_collection.clone())
+                        .unwrap_or_else(|| "texts".into()),
+                    pool_size: over.mongodb_pool_size.or(f.mongodb_pool_size).unwrap_or(32),
+                    w: over.mongodb_w.clone().or_else(|| f.mongodb_w.clone()).unwrap_or_else(|| "1".into()),
+                    journal: over.mongodb_journal.or(f.mongodb_journal).unwrap_or(true),
+                    timeout_ms: over.mongodb_timeout_ms.or(f.mongodb_timeout_ms).unwrap_or(2000),
+                };
+                let w_ok = mongo.w == "majority" || mongo.w.parse::<u32>().is_ok_and(|n| n >= 1);
+                if !w_ok {
+                    return Err(ConfigError(format!(
+                        "mongodb write concern w (--mongodb-w, PASTEBIN_MONGODB_W, [nosqlsvc] mongodb_w) must be a number of nodes from 1 or \"majority\", not {:?}",
+                        mongo.w
+                    )));
+                }
+                if mongo.pool_size == 0 || mongo.timeout_ms == 0 {
+                    return Err(ConfigError(
+                        "mongodb pool size (--mongodb-pool-size) and timeout (--mongodb-timeout-ms) must be at least 1".into(),
+                    ));
+                }
+                NosqlBackend::MongoDb(mongo)
+            }
             other => {
                 return Err(ConfigError(format!(
                     "nosql backend (--nosql-backend, PASTEBIN_NOSQL_BACKEND, [nosqlsvc] backend) must be embedded or mongodb, not {other:?}"
@@ -441,5 +511,59 @@ mod tests {
             ..Overrides::default()
         };
         assert!(Settings::load(&over).unwrap_err().0.contains("cuont"));
+    }
+
+    #[test]
+    fn mongodb_settings_are_checked_and_passed_on() {
+        let over = Overrides {
+            nosql_backend: Some("mongodb".into()),
+            ..Overrides::default()
+        };
+        assert!(
+            Settings::load(&over)
+                .unwrap_err()
+                .0
+                .contains("--mongodb-uri")
+        );
+        let over = Overrides {
+            nosql_backend: Some("mongodb".into()),
+            mongodb_uri: Some("mongodb://db:27017/".into()),
+            mongodb_w: Some("majority".into()),
+            ..Overrides::default()
+        };
+        let NosqlBackend::MongoDb(mongo) = Settings::load(&over).unwrap().nosql_backend else {
+            panic!("not mongodb");
+        };
+        assert_eq!(
+            (mongo.pool_size, mongo.journal, mongo.timeout_ms),
+            (32, true, 2000)
+        );
+        let args = mongo.to_args();
+        assert!(
+            args.windows(2)
+                .any(|w| w[0] == "--mongodb-w" && w[1] == "majority")
+        );
+        for bad in ["0", "two", ""] {
+            let over = Overrides {
+                nosql_backend: Some("mongodb".into()),
+                mongodb_uri: Some("mongodb://db/".into()),
+                mongodb_w: Some(bad.into()),
+                ..Overrides::default()
+            };
+            assert!(
+                Settings::load(&over).unwrap_err().0.contains("--mongodb-w"),
+                "{bad}"
+            );
+        }
+        let over = Overrides {
+            nosql_backend: Some("cassandra".into()),
+            ..Overrides::default()
+        };
+        assert!(
+            Settings::load(&over)
+                .unwrap_err()
+                .0
+                .contains("--nosql-backend")
+        );
     }
 }

@@ -352,20 +352,9 @@ fn common_args(settings: &Settings) -> Vec<OsString> {
     }
     match &settings.nosql_backend {
         NosqlBackend::Embedded => args.extend(["--nosql-backend".into(), "embedded".into()]),
-        NosqlBackend::MongoDb {
-            uri,
-            database,
-            collection,
-        } => args.extend([
-            "--nosql-backend".into(),
-            "mongodb".into(),
-            "--mongodb-uri".into(),
-            uri.into(),
-            "--mongodb-database".into(),
-            database.into(),
-            "--mongodb-collection".into(),
-            collection.into(),
-        ]),
+        NosqlBackend::MongoDb(mongo) => {
+            args.extend(mongo.to_args().into_iter().map(OsString::from))
+        }
     }
     args
 }
