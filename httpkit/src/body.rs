@@ -64,6 +64,8 @@ pub enum BodyError {
     TooLarge { limit: usize },
     /// The client went away or sent a broken body.
     Read(BoxError),
+    /// The body did not arrive in time (a stalled or very slow client).
+    TimedOut { after: std::time::Duration },
 }
 
 impl std::fmt::Display for BodyError {
@@ -71,15 +73,45 @@ impl std::fmt::Display for BodyError {
         match self {
             BodyError::TooLarge { limit } => write!(f, "body is larger than {limit} bytes"),
             BodyError::Read(err) => write!(f, "could not read the body: {err}"),
+            BodyError::TimedOut { after } => {
+                write!(f, "the body did not arrive within {} s", after.as_secs())
+            }
         }
     }
 }
 
 impl std::error::Error for BodyError {}
 
-/// Reads a whole request body, but never more than `limit` bytes: a declared
-/// `Content-Length` over the limit is refused before a byte is read.
+/// How long a whole request body may take to arrive.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads a whole request body, but never more than `limit` bytes (a declared
+/// `Content-Length` over the limit is refused before a byte is read) and never for
+/// longer than [`BODY_READ_TIMEOUT`], so a stalled client cannot pin a server.
 pub async fn read_body<B>(req: http::Request<B>, limit: usize) -> Result<Bytes, BodyError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    read_body_within(req, limit, BODY_READ_TIMEOUT).await
+}
+
+/// [`read_body`] with its own time limit.
+pub async fn read_body_within<B>(
+    req: http::Request<B>,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, BodyError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    tokio::time::timeout(timeout, read_limited(req, limit))
+        .await
+        .unwrap_or(Err(BodyError::TimedOut { after: timeout }))
+}
+
+async fn read_limited<B>(req: http::Request<B>, limit: usize) -> Result<Bytes, BodyError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
@@ -126,6 +158,19 @@ mod tests {
             read_body(req, 10).await,
             Err(BodyError::TooLarge { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_times_out() {
+        use futures_util::StreamExt;
+        // One chunk, then nothing ever again.
+        let frames = futures_util::stream::iter([Ok::<_, BoxError>(http_body::Frame::data(
+            Bytes::from_static(b"part"),
+        ))])
+        .chain(futures_util::stream::pending());
+        let req = http::Request::new(http_body_util::StreamBody::new(frames));
+        let got = read_body_within(req, 100, std::time::Duration::from_millis(50)).await;
+        assert!(matches!(got, Err(BodyError::TimedOut { .. })), "{got:?}");
     }
 
     #[tokio::test]

@@ -3,11 +3,15 @@
 
 pub mod body;
 pub mod client;
+pub mod io;
 pub mod logging;
 pub mod server;
 pub mod shutdown;
 
-pub use body::{Body, BodyError, empty, error_response, full, json_response, read_body};
+pub use body::{
+    BODY_READ_TIMEOUT, Body, BodyError, empty, error_response, full, json_response, read_body,
+    read_body_within,
+};
 pub use client::{ClientConfig, ClientError, JsonClient, error_chain};
 pub use server::{Handler, ServerConfig, serve};
 pub use shutdown::shutdown_signal;

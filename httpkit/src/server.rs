@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::Body;
+use crate::io::WriteTimeout;
 
 /// Something that answers requests. Implemented by each server's shared state.
 pub trait Handler: Send + Sync + 'static {
@@ -37,6 +38,9 @@ pub struct ServerConfig {
     /// A client must send a request's headers within this time (also bounds idle
     /// keep-alive connections), so slow or idle clients cannot pin the server.
     pub header_read_timeout: Duration,
+    /// A client that stops reading its answer for this long is dropped, so it cannot
+    /// pin a connection (and what the connection holds upstream).
+    pub write_timeout: Duration,
     /// How long in-flight requests may take to finish after shutdown begins.
     pub drain_timeout: Duration,
 }
@@ -46,6 +50,7 @@ impl Default for ServerConfig {
         Self {
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
         }
     }
@@ -96,6 +101,7 @@ pub async fn serve<H: Handler>(
             let handler = handler.clone();
             async move { Ok::<_, Infallible>(handler.handle(req, peer).await) }
         });
+        let stream = WriteTimeout::new(stream, config.write_timeout);
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         let span = tracing::debug_span!("conn", %peer);

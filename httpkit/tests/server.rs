@@ -14,12 +14,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-struct Hello;
+#[derive(Default)]
+struct Hello {
+    /// Notified when a `/slow` request has arrived.
+    slow_arrived: tokio::sync::Notify,
+}
 
 impl Handler for Hello {
     async fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
         if req.uri().path() == "/slow" {
+            self.slow_arrived.notify_one();
             tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        if req.uri().path() == "/big" {
+            return Response::new(full(vec![b'x'; 32 * 1024 * 1024]));
         }
         let mut resp = Response::new(full("hello"));
         *resp.status_mut() = StatusCode::OK;
@@ -27,16 +35,27 @@ impl Handler for Hello {
     }
 }
 
-async fn start(
-    config: ServerConfig,
-) -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+struct Running {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    handler: Arc<Hello>,
+}
+
+async fn start(config: ServerConfig) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, Arc::new(Hello), config, async move {
+    let (stop, rx) = oneshot::channel::<()>();
+    let handler = Arc::new(Hello::default());
+    let task = tokio::spawn(serve(listener, handler.clone(), config, async move {
         let _ = rx.await;
     }));
-    (addr, tx, task)
+    Running {
+        addr,
+        stop,
+        task,
+        handler,
+    }
 }
 
 /// Reads until the server closes the connection; returns what it sent and how long
@@ -63,7 +82,8 @@ fn short_timeouts() -> ServerConfig {
 
 #[tokio::test]
 async fn a_client_that_never_finishes_its_headers_is_cut_off() {
-    let (addr, _stop, _task) = start(short_timeouts()).await;
+    let server = start(short_timeouts()).await;
+    let addr = server.addr;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
@@ -75,7 +95,8 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
-    let (addr, _stop, _task) = start(short_timeouts()).await;
+    let server = start(short_timeouts()).await;
+    let addr = server.addr;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -95,7 +116,8 @@ async fn the_connection_cap_makes_extra_clients_wait_not_fail() {
         max_connections: 1,
         ..ServerConfig::default()
     };
-    let (addr, _stop, _task) = start(config).await;
+    let server = start(config).await;
+    let addr = server.addr;
     let mut first = TcpStream::connect(addr).await.unwrap();
     first
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -121,13 +143,21 @@ async fn the_connection_cap_makes_extra_clients_wait_not_fail() {
 
 #[tokio::test]
 async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
-    let (addr, stop, task) = start(ServerConfig::default()).await;
+    let Running {
+        addr,
+        stop,
+        task,
+        handler,
+    } = start(ServerConfig::default()).await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Shut down only once the request is being handled.
+    tokio::time::timeout(Duration::from_secs(5), handler.slow_arrived.notified())
+        .await
+        .unwrap();
     stop.send(()).unwrap();
     let (answer, _) = read_until_closed(&mut stream).await;
     assert!(
@@ -142,4 +172,30 @@ async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
         TcpStream::connect(addr).await.is_err(),
         "still accepting after shutdown"
     );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answer_is_dropped() {
+    let config = ServerConfig {
+        max_connections: 1,
+        write_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let server = start(config).await;
+    // Asks for 32 MiB and never reads: the kernel buffers fill, the server's writes
+    // stall, and the write timeout must free the only connection slot.
+    let mut stuck = TcpStream::connect(server.addr).await.unwrap();
+    stuck
+        .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut next = TcpStream::connect(server.addr).await.unwrap();
+    next.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (answer, took) = read_until_closed(&mut next).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    drop(stuck);
 }

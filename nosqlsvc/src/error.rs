@@ -62,6 +62,8 @@ pub(crate) enum ApiError {
     MethodNotAllowed(&'static str),
     /// The body is over the limit.
     TooLarge { limit: usize },
+    /// The body did not arrive in time.
+    RequestTimeout,
     /// The store failed.
     Store(StoreError),
 }
@@ -85,6 +87,10 @@ impl ApiError {
             ApiError::TooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body is larger than {limit} bytes"),
+            ),
+            ApiError::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time".into(),
             ),
             ApiError::Store(StoreError::Unavailable(detail)) => {
                 tracing::warn!(%detail, "store unavailable");

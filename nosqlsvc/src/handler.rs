@@ -90,6 +90,7 @@ impl<S: TextStore> App<S> {
                 BodyError::Read(err) => {
                     ApiError::BadRequest(format!("could not read the body: {err}"))
                 }
+                BodyError::TimedOut { .. } => ApiError::RequestTimeout,
             })?;
         // serde would also accept a struct as a JSON array; the protocol says object.
         if bytes.trim_ascii_start().first() != Some(&b'{') {

@@ -62,6 +62,8 @@ pub enum ApiError {
     MethodNotAllowed { allow: &'static str },
     /// The body is over the limit.
     PayloadTooLarge { limit: usize },
+    /// The body did not arrive in time.
+    RequestTimeout,
     /// The database does not answer (health check).
     Unavailable(String),
     /// Something failed on our side; the detail is logged, never sent.
@@ -76,6 +78,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -96,6 +99,9 @@ impl ApiError {
             ApiError::PayloadTooLarge { limit } => {
                 error_response(status, &format!("body is larger than {limit} bytes"))
             }
+            ApiError::RequestTimeout => {
+                error_response(status, "the request body did not arrive in time")
+            }
             ApiError::Unavailable(detail) => {
                 tracing::warn!(%detail, "database unavailable");
                 error_response(status, "unavailable")
@@ -115,6 +121,7 @@ impl fmt::Display for ApiError {
             ApiError::NotFound(what) => write!(f, "not found: {what}"),
             ApiError::MethodNotAllowed { allow } => write!(f, "method not allowed ({allow})"),
             ApiError::PayloadTooLarge { limit } => write!(f, "body over {limit} bytes"),
+            ApiError::RequestTimeout => write!(f, "request body timed out"),
             ApiError::Unavailable(msg) => write!(f, "unavailable: {msg}"),
             ApiError::Internal(msg) => write!(f, "internal: {msg}"),
         }

@@ -60,6 +60,7 @@ impl Service {
         let bytes = read_body(req, BODY_LIMIT).await.map_err(|err| match err {
             BodyError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
             BodyError::Read(err) => ApiError::BadRequest(format!("cannot read body: {err}")),
+            BodyError::TimedOut { .. } => ApiError::RequestTimeout,
         })?;
         let meta: CreateMeta = serde_json::from_slice(&bytes)
             .map_err(|err| ApiError::BadRequest(format!("invalid JSON: {err}")))?;

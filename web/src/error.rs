@@ -16,6 +16,8 @@ pub enum ApiError {
     MethodNotAllowed(&'static str),
     /// The body is larger than the limit, in bytes.
     PayloadTooLarge(usize),
+    /// The body did not arrive in time.
+    RequestTimeout,
     /// The body's content type is not one the route takes.
     UnsupportedMediaType(String),
     /// A storage service failed; classified by how.
@@ -40,19 +42,17 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body is larger than {limit} bytes"),
             ),
+            ApiError::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time".to_owned(),
+            ),
             ApiError::UnsupportedMediaType(ct) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!("unsupported content type {ct:?}: send application/json or text/plain"),
             ),
             ApiError::Upstream(err) => {
-                let status = upstream_status(err);
+                let (status, msg) = upstream_status(err);
                 tracing::warn!(%err, %status, "storage call failed");
-                let msg = match status {
-                    StatusCode::GATEWAY_TIMEOUT => "a storage service timed out",
-                    StatusCode::SERVICE_UNAVAILABLE => "a storage service is unavailable",
-                    StatusCode::BAD_GATEWAY => "a storage service failed",
-                    _ => "internal error",
-                };
                 (status, msg.to_owned())
             }
             ApiError::Internal => (
@@ -66,16 +66,20 @@ impl ApiError {
 
 /// Who failed decides the status: unreachable -> 503, slow -> 504, a storage service
 /// that failed -> 502, and a storage service refusing what we sent is our bug -> 500.
-fn upstream_status(err: &ClientError) -> StatusCode {
+/// The message stays generic; the detail is logged.
+fn upstream_status(err: &ClientError) -> (StatusCode, &'static str) {
+    const UNAVAILABLE: &str = "a storage service is unavailable";
     match err {
-        ClientError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        ClientError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ClientError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE),
+        ClientError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "a storage service timed out"),
         ClientError::Status { status, .. } if *status == StatusCode::SERVICE_UNAVAILABLE => {
-            StatusCode::SERVICE_UNAVAILABLE
+            (StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE)
         }
-        ClientError::Status { status, .. } if status.is_server_error() => StatusCode::BAD_GATEWAY,
-        ClientError::Status { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        ClientError::BadResponse(_) => StatusCode::BAD_GATEWAY,
+        ClientError::Status { status, .. } if status.is_server_error() => {
+            (StatusCode::BAD_GATEWAY, "a storage service failed")
+        }
+        ClientError::Status { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        ClientError::BadResponse(_) => (StatusCode::BAD_GATEWAY, "a storage service failed"),
     }
 }
 

@@ -49,6 +49,7 @@ pub(super) async fn create(app: &App, req: Request<Incoming>) -> Result<Response
             BodyError::Read(err) => {
                 ApiError::BadRequest(format!("could not read the request body: {err}"))
             }
+            BodyError::TimedOut { .. } => ApiError::RequestTimeout,
         })?;
     let utf8_error = || ApiError::BadRequest("body is not valid UTF-8".into());
     let (text, expires_in) = match format {
