@@ -217,18 +217,15 @@ impl Topology {
         self.settings.data_dir.join(BACKENDS_FILE)
     }
 
-    /// Writes the balancer's list whole (a rename), so a reader never sees half.
+    /// Writes the balancer's list.
     fn write_backends_file(&self, addrs: &[String]) -> Result<(), String> {
         let path = self.backends_file();
-        let tmp = path.with_extension("tmp");
         let mut text = String::from("# written by pastebin up: the webservers the balancer uses\n");
         for addr in addrs {
             text.push_str(addr);
             text.push('\n');
         }
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|err| format!("cannot write {}: {err}", path.display()))
+        write_whole(&path, &text).map_err(|err| format!("cannot write {}: {err}", path.display()))
     }
 
     /// Handles a SIGHUP: scales to the count in the scale request file, and records
@@ -254,7 +251,7 @@ impl Topology {
                 format!("error {err}\n")
             }
         };
-        if let Err(err) = std::fs::write(dir.join(SCALE_STATUS_FILE), status) {
+        if let Err(err) = write_whole(&dir.join(SCALE_STATUS_FILE), &status) {
             tracing::warn!(%err, "cannot record the scale outcome");
         }
     }
@@ -263,17 +260,23 @@ impl Topology {
     /// leave the balancer first and are stopped (draining) after.
     async fn scale(&mut self, n: usize) -> Result<(), String> {
         if n > self.webs.len() {
-            while self.webs.len() < n {
-                self.add_webserver().await?;
+            let mut added = Ok(());
+            while self.webs.len() < n && added.is_ok() {
+                added = self.add_webserver().await;
             }
-            self.reload_lb().await
+            // Those that did start get traffic even if a later one failed.
+            let reloaded = self.reload_lb().await;
+            added.and(reloaded)
         } else if n < self.webs.len() {
             let leaving = self.webs.split_off(n);
-            let reloaded = self.reload_lb().await;
-            for web in leaving {
-                web.stop().await;
+            if let Err(err) = self.reload_lb().await {
+                // The balancer may still send them requests: keep them running.
+                self.webs.extend(leaving);
+                let _ = self.write_backends_file(&self.web_addrs());
+                return Err(err);
             }
-            reloaded
+            stop_together(leaving).await;
+            Ok(())
         } else {
             Ok(())
         }
@@ -324,6 +327,13 @@ impl Topology {
         stop_together(std::mem::take(&mut self.webs)).await;
         stop_together(std::mem::take(&mut self.stores)).await;
     }
+}
+
+/// Writes `text` to `path` whole (a rename), so a reader never sees half of it.
+fn write_whole(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Tells all of `tier` to stop at once, then waits for each.
@@ -561,6 +571,17 @@ pub async fn request_scale(settings: &Settings, n: usize) -> Result<(), String> 
                 pid_file.display()
             )
         })?;
+    // A stale pid file (the launcher died) may name an unrelated process now, for
+    // which SIGHUP would be fatal: make sure it is a `pastebin up`.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let is_up = cmdline.split(|b| *b == 0).any(|arg| arg == b"up")
+        && String::from_utf8_lossy(&cmdline).contains("pastebin");
+    if !is_up {
+        return Err(format!(
+            "pid {pid} (from {}) is not a running `pastebin up`",
+            pid_file.display()
+        ));
+    }
     let status_file = dir.join(SCALE_STATUS_FILE);
     let _ = std::fs::remove_file(&status_file);
     std::fs::write(dir.join(SCALE_REQUEST_FILE), format!("{n}\n"))
