@@ -35,7 +35,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(10),
             pool_idle_timeout: Duration::from_secs(20),
             pool_max_idle_per_host: 256,
-            max_response_bytes: 256 * 1024 * 1024,
+            max_response_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -161,6 +161,11 @@ pub(crate) fn get(
 
 /// Up to `limit` live pastes with `seq < before`, newest first, and the `seq` to
 /// continue from when more rows may follow.
+/// A page stops before its texts pass this many bytes (but holds at least one paste),
+/// so that listing 500 large pastes cannot make the services above it build answers
+/// of hundreds of megabytes.
+pub(crate) const PAGE_TEXT_BUDGET: u64 = 4 * 1024 * 1024;
+
 pub(crate) fn list(
     conn: &rusqlite::Connection,
     before: Option<i64>,
@@ -180,12 +185,17 @@ pub(crate) fn list(
     let mut pastes = Vec::new();
     let mut last_seq = None;
     let mut more = false;
+    let mut text_bytes = 0u64;
     for row in rows {
         let (meta, seq) = row?;
-        if pastes.len() == limit as usize {
+        let size = meta.size.unwrap_or(0);
+        if pastes.len() == limit as usize
+            || (!pastes.is_empty() && text_bytes.saturating_add(size) > PAGE_TEXT_BUDGET)
+        {
             more = true;
             break;
         }
+        text_bytes = text_bytes.saturating_add(size);
         pastes.push(meta);
         last_seq = Some(seq);
     }
@@ -249,6 +259,27 @@ mod tests {
         let (page, next) = list(&conn, next, 2, 100).unwrap();
         let ids: Vec<_> = page.iter().map(|m| m.paste_id.to_string()).collect();
         assert_eq!(ids, ["aaaaaaaaa1"]);
+        assert_eq!(next, None);
+    }
+
+    #[test]
+    fn a_page_stops_at_the_text_budget_but_holds_at_least_one_paste() {
+        let conn = db();
+        let big = (PAGE_TEXT_BUDGET / 2 + 1) as i64;
+        for seq in 1..=4 {
+            conn.execute(
+                "INSERT INTO pastes (paste_id, paste_path, created_at, expires_at, size, seq) \
+                 VALUES (?1, 'path', 100, NULL, ?2, ?3)",
+                params![format!("bbbbbbbbb{seq}"), big, seq],
+            )
+            .unwrap();
+        }
+        // Two halves-plus-one do not fit: one paste a page, each page linked on.
+        let (page, next) = list(&conn, None, 500, 0).unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(next, Some(4));
+        let (page, next) = list(&conn, Some(2), 500, 0).unwrap();
+        assert_eq!(page.len(), 1);
         assert_eq!(next, None);
     }
 
