@@ -1,7 +1,9 @@
 //! Streamed bodies across the proxy. The request body is held in a shared slot until
 //! an attempt first polls it, so a request whose connection failed before sending
-//! can be retried with the same, untouched body; the size limit is enforced while it
-//! streams. The response body is bounded by an idle timeout between chunks.
+//! can be retried with the same, untouched body; the size limit and an idle timeout
+//! on the client are enforced while it streams, and the slot records whether the
+//! client is the slow side. The response body is bounded by an idle timeout between
+//! chunks.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,22 +16,38 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{LengthLimitError, Limited};
 use hyper::body::Incoming;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::ProxyError;
 use crate::backend::Backend;
 use httpkit::BoxError;
 
-/// The client's body, waiting to be sent by one attempt.
+/// The client's body, waiting to be sent by one attempt, and how sending it goes.
 pub struct Slot {
     body: Mutex<Option<Limited<Incoming>>>,
+    /// Longest wait for the client's next chunk while forwarding.
+    idle: Duration,
     too_large: AtomicBool,
     client_failed: AtomicBool,
+    /// The client paused longer than `idle` in the middle of its body.
+    client_stalled: AtomicBool,
+    /// The attempt is waiting for the client's next chunk: the client is the slow side.
+    waiting_on_client: AtomicBool,
+    /// When the client last delivered a chunk (or the end of its body).
+    last_progress: Mutex<Option<Instant>>,
 }
 
 impl Slot {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Limited<Incoming>>> {
         self.body.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn progressed(&self) {
+        self.waiting_on_client.store(false, Ordering::Relaxed);
+        *self
+            .last_progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
     }
 }
 
@@ -40,15 +58,20 @@ pub struct BodySource {
 }
 
 impl BodySource {
-    pub fn new(body: Incoming, limit: usize) -> Self {
+    /// `limit` bounds the body's size, `idle` the wait for each of its chunks.
+    pub fn new(body: Incoming, limit: usize, idle: Duration) -> Self {
         if body.is_end_stream() {
             return Self { slot: None };
         }
         Self {
             slot: Some(Arc::new(Slot {
                 body: Mutex::new(Some(Limited::new(body, limit))),
+                idle,
                 too_large: AtomicBool::new(false),
                 client_failed: AtomicBool::new(false),
+                client_stalled: AtomicBool::new(false),
+                waiting_on_client: AtomicBool::new(false),
+                last_progress: Mutex::new(None),
             })),
         }
     }
@@ -73,11 +96,32 @@ impl BodySource {
         let slot = self.slot.as_ref()?;
         if slot.too_large.load(Ordering::Relaxed) {
             Some(ProxyError::TooLarge)
+        } else if slot.client_stalled.load(Ordering::Relaxed) {
+            Some(ProxyError::ClientTimeout)
         } else if slot.client_failed.load(Ordering::Relaxed) {
             Some(ProxyError::ClientBody)
         } else {
             None
         }
+    }
+
+    /// When an attempt started at `started` runs out of its `timeout` for response
+    /// headers, as things stand now. The webserver's clock only runs while it is not
+    /// waiting for the client: while the client is the slow side the deadline moves
+    /// on (the body's own idle timeout bounds the client), and once the client has
+    /// sent its last chunk the full `timeout` counts from that chunk.
+    pub fn headers_deadline(&self, started: Instant, timeout: Duration) -> Instant {
+        let Some(slot) = &self.slot else {
+            return started + timeout;
+        };
+        if slot.waiting_on_client.load(Ordering::Relaxed) {
+            return Instant::now() + timeout;
+        }
+        let last = *slot
+            .last_progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        last.map_or(started, |last| last.max(started)) + timeout
     }
 }
 
@@ -90,7 +134,35 @@ pub enum ForwardBody {
     Streaming {
         body: Limited<Incoming>,
         slot: Arc<Slot>,
+        /// Armed while waiting for the client's next chunk.
+        idle: IdleTimer,
     },
+}
+
+/// A timer that runs only while armed; its `Sleep` is allocated on first use.
+#[derive(Default)]
+pub struct IdleTimer {
+    sleep: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl IdleTimer {
+    /// Starts the timer for `idle` unless it already runs; ready once it expires.
+    fn poll_expired(&mut self, idle: Duration, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = Instant::now() + idle;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.armed {
+            sleep.as_mut().reset(deadline);
+            self.armed = true;
+        }
+        sleep.as_mut().poll(cx)
+    }
+
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
 }
 
 impl ForwardBody {
@@ -119,21 +191,33 @@ impl Body for ForwardBody {
                     *this = ForwardBody::Streaming {
                         body,
                         slot: slot.clone(),
+                        idle: IdleTimer::default(),
                     };
                 }
-                ForwardBody::Streaming { body, slot } => {
-                    return match Pin::new(body).poll_frame(cx) {
-                        Poll::Ready(Some(Err(err))) => {
-                            let flag = if err.is::<LengthLimitError>() {
-                                &slot.too_large
-                            } else {
-                                &slot.client_failed
-                            };
-                            flag.store(true, Ordering::Relaxed);
-                            Poll::Ready(Some(Err(err)))
-                        }
-                        other => other,
-                    };
+                ForwardBody::Streaming { body, slot, idle } => {
+                    let polled = Pin::new(body).poll_frame(cx);
+                    if polled.is_pending() {
+                        slot.waiting_on_client.store(true, Ordering::Relaxed);
+                        return match idle.poll_expired(slot.idle, cx) {
+                            Poll::Ready(()) => {
+                                slot.client_stalled.store(true, Ordering::Relaxed);
+                                slot.waiting_on_client.store(false, Ordering::Relaxed);
+                                Poll::Ready(Some(Err(ClientIdleTimeout.into())))
+                            }
+                            Poll::Pending => Poll::Pending,
+                        };
+                    }
+                    idle.disarm();
+                    slot.progressed();
+                    if let Poll::Ready(Some(Err(err))) = &polled {
+                        let flag = if err.is::<LengthLimitError>() {
+                            &slot.too_large
+                        } else {
+                            &slot.client_failed
+                        };
+                        flag.store(true, Ordering::Relaxed);
+                    }
+                    return polled;
                 }
             }
         }
@@ -158,6 +242,18 @@ impl Body for ForwardBody {
         }
     }
 }
+
+/// The client paused longer than the request body idle timeout.
+#[derive(Debug)]
+pub struct ClientIdleTimeout;
+
+impl std::fmt::Display for ClientIdleTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("client request body idle timeout")
+    }
+}
+
+impl std::error::Error for ClientIdleTimeout {}
 
 /// Counts a response in flight on its webserver until the body ends or is dropped.
 pub struct InFlight(Arc<Backend>);

@@ -17,8 +17,14 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Time allowed to open a TCP connection to a webserver.
     pub connect_timeout: Duration,
-    /// Time allowed for a webserver to answer with response headers.
+    /// Time allowed for a webserver to answer with response headers, counted from
+    /// the last chunk of the client's body: time spent waiting for a slow client is
+    /// not the webserver's.
     pub response_timeout: Duration,
+    /// Longest pause allowed between two chunks of the client's request body while it
+    /// is forwarded; a client that stalls longer gets a 408 and the webserver is not
+    /// blamed.
+    pub request_body_idle_timeout: Duration,
     /// Longest pause allowed between two chunks of a response body.
     pub idle_timeout: Duration,
     /// Idle pooled upstream connections are closed after this; kept below the
@@ -108,6 +114,7 @@ impl Config {
             max_body_bytes: 1024 * 1024,
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(10),
+            request_body_idle_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(30),
             pool_idle_timeout: Duration::from_secs(20),
             pool_max_idle_per_host: 1024,
@@ -124,6 +131,7 @@ impl Config {
         let positive = [
             ("connect_timeout", self.connect_timeout),
             ("response_timeout", self.response_timeout),
+            ("request_body_idle_timeout", self.request_body_idle_timeout),
             ("idle_timeout", self.idle_timeout),
             ("pool_idle_timeout", self.pool_idle_timeout),
             ("health.interval", self.health.interval),

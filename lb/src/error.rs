@@ -50,6 +50,9 @@ pub enum ProxyError {
     TooLarge,
     /// The client sent a broken body or went away while sending it.
     ClientBody,
+    /// The client paused in the middle of its body longer than
+    /// `request_body_idle_timeout` (the webserver is not blamed).
+    ClientTimeout,
     /// The request target cannot be forwarded (e.g. `CONNECT` or `*`).
     BadTarget,
     /// No webserver is configured, healthy and not ejected.
@@ -66,6 +69,7 @@ impl ProxyError {
         match self {
             ProxyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::ClientBody => StatusCode::BAD_REQUEST,
+            ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::BadTarget => StatusCode::BAD_REQUEST,
             ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Unreachable => StatusCode::BAD_GATEWAY,
@@ -78,6 +82,7 @@ impl ProxyError {
         match self {
             ProxyError::TooLarge => "request body too large",
             ProxyError::ClientBody => "could not read the request body",
+            ProxyError::ClientTimeout => "request body timed out",
             ProxyError::BadTarget => "request target cannot be proxied",
             ProxyError::NoBackend => "no healthy webserver",
             ProxyError::Unreachable => "bad gateway",
@@ -90,6 +95,7 @@ impl ProxyError {
         match self {
             ProxyError::TooLarge => "too_large",
             ProxyError::ClientBody => "client_body",
+            ProxyError::ClientTimeout => "client_timeout",
             ProxyError::BadTarget => "bad_target",
             ProxyError::NoBackend => "no_backend",
             ProxyError::Unreachable => "unreachable",
@@ -97,9 +103,17 @@ impl ProxyError {
         }
     }
 
-    /// The JSON answer `{"error": ...}` for this error.
+    /// The JSON answer `{"error": ...}` for this error. After a client timeout the
+    /// rest of its body is unread, so the connection is closed.
     pub fn into_response(self) -> Response<httpkit::Body> {
-        httpkit::error_response(self.status(), self.message())
+        let mut resp = httpkit::error_response(self.status(), self.message());
+        if matches!(self, ProxyError::ClientTimeout) {
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
+        resp
     }
 }
 

@@ -46,11 +46,13 @@ pub async fn run(
     run_with_reload(listener, config, reload, shutdown).await
 }
 
-/// Like [`run`], and every list sent on `reload` afterwards replaces the webservers
-/// (the value in the channel when called is ignored; the first list is
-/// `config.backends`). Kept webservers keep their state, new ones join after one
-/// passing health check, removed ones finish their requests. A list with a bad entry
-/// is logged and ignored.
+/// Like [`run`], and every list sent on `reload` replaces the webservers. The first
+/// list is `config.backends`; the value `reload` has already seen is ignored (a fresh
+/// receiver from `watch::channel` or `Sender::subscribe` has seen its initial value),
+/// but a list sent and not yet seen when this is called, e.g. by a SIGHUP during
+/// start-up, is applied at once: no list sent after the receiver was made is lost.
+/// Kept webservers keep their state, new ones join after one passing health check,
+/// removed ones finish their requests. A list with a bad entry is logged and ignored.
 pub async fn run_with_reload(
     listener: TcpListener,
     config: Config,
@@ -80,7 +82,6 @@ pub async fn run_with_reload(
         let health = config.health.clone();
         let totals = totals.clone();
         let mut stop = stop.clone();
-        reload.mark_unchanged();
         tokio::spawn(async move {
             loop {
                 tokio::select! {

@@ -84,6 +84,7 @@ pub struct Totals {
     /// Requests answered by the balancer itself with an error, by kind.
     pub too_large: AtomicU64,
     pub client_body: AtomicU64,
+    pub client_timeout: AtomicU64,
     pub bad_target: AtomicU64,
     pub no_backend: AtomicU64,
     pub unreachable: AtomicU64,
@@ -98,6 +99,7 @@ impl Totals {
         let counter = match err {
             ProxyError::TooLarge => &self.too_large,
             ProxyError::ClientBody => &self.client_body,
+            ProxyError::ClientTimeout => &self.client_timeout,
             ProxyError::BadTarget => &self.bad_target,
             ProxyError::NoBackend => &self.no_backend,
             ProxyError::Unreachable => &self.unreachable,
@@ -136,6 +138,7 @@ pub fn render(totals: &Totals, backends: &[BackendView<'_>]) -> String {
     for (kind, counter) in [
         ("too_large", &totals.too_large),
         ("client_body", &totals.client_body),
+        ("client_timeout", &totals.client_timeout),
         ("bad_target", &totals.bad_target),
         ("no_backend", &totals.no_backend),
         ("unreachable", &totals.unreachable),

@@ -41,7 +41,8 @@ enum Failure {
     NotSent(hyper_util::client::legacy::Error),
     /// The connection failed after the request may have been (partly) sent.
     Broken(hyper_util::client::legacy::Error),
-    /// No response headers within the timeout.
+    /// No response headers within the timeout while the webserver had the whole body
+    /// (or was not reading it).
     Timeout,
 }
 
@@ -81,7 +82,7 @@ impl Proxy {
             parts.uri.authority().map(|a| a.as_str()),
         );
         let method = parts.method;
-        let source = BodySource::new(body, limit);
+        let source = BodySource::new(body, limit, self.config.request_body_idle_timeout);
         let idempotent = method == Method::GET || method == Method::HEAD;
         let retry = &self.config.retry;
         let deadline = Instant::now() + retry.budget;
@@ -118,7 +119,7 @@ impl Proxy {
             *upstream.headers_mut() = headers.clone();
 
             let timeout = self.config.response_timeout.min(remaining);
-            match self.send(&backend, upstream, timeout).await {
+            match self.send(&backend, upstream, &source, timeout).await {
                 Ok((resp, in_flight)) => {
                     let status = resp.status();
                     let retry_status = status == StatusCode::BAD_GATEWAY
@@ -163,6 +164,10 @@ impl Proxy {
                     tried.push(backend);
                 }
                 Err(Failure::Timeout) => {
+                    // The client's body idle timeout may have fired at the same moment.
+                    if let Some(client_error) = source.client_failure() {
+                        return Err(client_error);
+                    }
                     backend.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                     // Not the webserver's fault if only the retry budget ran out.
                     if timeout == self.config.response_timeout {
@@ -174,21 +179,38 @@ impl Proxy {
         }
     }
 
-    /// One attempt on `backend`, until response headers or `timeout`.
+    /// One attempt on `backend`, until response headers or `timeout`. The timeout
+    /// does not run while the attempt waits for the client's body (see
+    /// [`BodySource::headers_deadline`]); a stalled client fails the body instead.
     async fn send(
         &self,
         backend: &Arc<Backend>,
         req: Request<ForwardBody>,
+        source: &BodySource,
         timeout: Duration,
     ) -> Result<(Response<Incoming>, InFlight), Failure> {
         backend.stats.requests.fetch_add(1, Ordering::Relaxed);
         let in_flight = InFlight::new(backend.clone());
-        let started = Instant::now();
-        match tokio::time::timeout(timeout, self.client.request(req)).await {
-            Err(_) => Err(Failure::Timeout),
-            Ok(Err(err)) if err.is_connect() => Err(Failure::NotSent(err)),
-            Ok(Err(err)) => Err(Failure::Broken(err)),
-            Ok(Ok(resp)) => {
+        let started = tokio::time::Instant::now();
+        let request = self.client.request(req);
+        let expiry = tokio::time::sleep(timeout);
+        tokio::pin!(request, expiry);
+        let result = loop {
+            tokio::select! {
+                result = &mut request => break result,
+                () = &mut expiry => {
+                    let deadline = source.headers_deadline(started, timeout);
+                    if deadline <= tokio::time::Instant::now() {
+                        return Err(Failure::Timeout);
+                    }
+                    expiry.as_mut().reset(deadline);
+                }
+            }
+        };
+        match result {
+            Err(err) if err.is_connect() => Err(Failure::NotSent(err)),
+            Err(err) => Err(Failure::Broken(err)),
+            Ok(resp) => {
                 backend.stats.latency.observe(started.elapsed());
                 backend.stats.record_status(resp.status());
                 Ok((resp, in_flight))

@@ -1,6 +1,7 @@
 //! Hot reload of the webserver list: a backends file (one `host:port` per line) re-read
 //! on SIGHUP and published on a `watch` channel that [`crate::run_with_reload`] follows.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use tokio::sync::watch;
@@ -32,31 +33,41 @@ pub fn parse_backends(text: &str) -> Vec<String> {
 
 /// Re-reads `path` on every SIGHUP and sends the list on `tx`; a file that cannot be
 /// read or has a bad entry is logged and the current list kept. Returns when every
-/// receiver is gone, or at once if SIGHUP cannot be listened for.
+/// receiver is gone, or at once if SIGHUP cannot be listened for. Prefer
+/// [`sighup_reloader`] at start-up: this installs the handler only when first polled.
 pub async fn reload_on_sighup(path: PathBuf, tx: watch::Sender<Vec<String>>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(err) => {
-            tracing::error!(%err, "cannot listen for SIGHUP; reload disabled");
-            return;
-        }
-    };
-    loop {
-        tokio::select! {
-            received = hup.recv() => if received.is_none() { return },
-            () = tx.closed() => return,
-        }
-        match read_backends_file(&path) {
-            Ok(backends) => {
-                tracing::info!(path = %path.display(), count = backends.len(), "SIGHUP: backends re-read");
-                if tx.send(backends).is_err() {
-                    return;
-                }
-            }
-            Err(err) => tracing::error!(%err, "SIGHUP: keeping the current backends"),
-        }
+    match sighup_reloader(path, tx) {
+        Ok(reloader) => reloader.await,
+        Err(err) => tracing::error!(%err, "cannot listen for SIGHUP; reload disabled"),
     }
+}
+
+/// Installs the SIGHUP handler now, before returning, so a SIGHUP sent once this
+/// returns is never lost (nor kills the process), and returns the loop of
+/// [`reload_on_sighup`] to spawn. Must be called inside a Tokio runtime.
+pub fn sighup_reloader(
+    path: PathBuf,
+    tx: watch::Sender<Vec<String>>,
+) -> std::io::Result<impl Future<Output = ()> + Send> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(async move {
+        loop {
+            tokio::select! {
+                received = hup.recv() => if received.is_none() { return },
+                () = tx.closed() => return,
+            }
+            match read_backends_file(&path) {
+                Ok(backends) => {
+                    tracing::info!(path = %path.display(), count = backends.len(), "SIGHUP: backends re-read");
+                    if tx.send(backends).is_err() {
+                        return;
+                    }
+                }
+                Err(err) => tracing::error!(%err, "SIGHUP: keeping the current backends"),
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -256,6 +256,122 @@ async fn a_hung_backend_gives_504_within_the_timeout() {
     lb.stop().await;
 }
 
+/// Sends the headers of a POST with `Content-Length: 1000` and only 10 bytes of body.
+async fn stalled_post(lb: &TestLb) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(lb.addr).await.unwrap();
+    stream
+        .write_all(b"POST /pastes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    stream
+}
+
+#[tokio::test]
+async fn a_stalled_upload_gets_408_and_the_webserver_is_not_blamed() {
+    let a = FakeBackend::start("a").await;
+    let config = test_config(&[&a]);
+    let idle = config.request_body_idle_timeout;
+    assert!(idle > config.response_timeout * 2);
+    let lb = TestLb::start(config).await;
+    let client = client();
+
+    let mut stream = stalled_post(&lb).await;
+    let started = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(idle * 3, stream.read(&mut buf))
+        .await
+        .expect("no answer to a stalled upload")
+        .unwrap();
+    let elapsed = started.elapsed();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    // A 408 (or a closed connection), after the body idle timeout, not a 504 after
+    // the response timeout.
+    if n > 0 {
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(
+            text.contains("application/json") && text.contains("\"error\""),
+            "{text}"
+        );
+    }
+    assert!(elapsed >= idle.mul_f64(0.9), "{elapsed:?}");
+
+    // The webserver is still in, with no error counted, and gets the next request.
+    let status = status(&client, &lb).await;
+    assert!(available(&status, &a), "{status}");
+    assert_eq!(status["backends"][0]["errors"], 0, "{status}");
+    assert_eq!(status["backends"][0]["ejections"], 0, "{status}");
+    let answer = get(&client, &lb.url("/pastes/x")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.backend(), "a");
+    let metrics = get(&client, &lb.url("/_lb/metrics")).await;
+    let metrics = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        metrics.contains("lb_errors_total{kind=\"client_timeout\"} 1"),
+        "{metrics}"
+    );
+    lb.stop().await;
+}
+
+#[tokio::test]
+async fn stalled_uploads_cannot_eject_every_webserver() {
+    let a = FakeBackend::start("a").await;
+    let b = FakeBackend::start("b").await;
+    let config = test_config(&[&a, &b]);
+    let response_timeout = config.response_timeout;
+    let lb = TestLb::start(config).await;
+    let client = client();
+    let mut stalled = vec![];
+    for _ in 0..4 {
+        stalled.push(stalled_post(&lb).await);
+    }
+    // Past the response timeout, while every upload is still stalled.
+    tokio::time::sleep(response_timeout * 2).await;
+    let status = status(&client, &lb).await;
+    assert!(available(&status, &a) && available(&status, &b), "{status}");
+    for backend in status["backends"].as_array().unwrap() {
+        assert_eq!(backend["ejections"], 0, "{status}");
+        assert_eq!(backend["errors"], 0, "{status}");
+    }
+    for _ in 0..4 {
+        assert_eq!(
+            get(&client, &lb.url("/pastes/x")).await.status,
+            StatusCode::OK
+        );
+    }
+    drop(stalled);
+    lb.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_but_steady_upload_is_answered() {
+    // Sending the body takes longer than the response timeout, with pauses under the
+    // body idle timeout: the webserver answers once it has the whole body.
+    let a = FakeBackend::start("a").await;
+    let config = test_config(&[&a]);
+    let response_timeout = config.response_timeout;
+    let lb = TestLb::start(config).await;
+    let mut stream = tokio::net::TcpStream::connect(lb.addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /pastes HTTP/1.1\r\nHost: x\r\nContent-Length: 30\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        stream.write_all(b"0123456789").await.unwrap();
+        tokio::time::sleep(response_timeout.mul_f64(0.8)).await;
+    }
+    let mut answer = vec![];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"body_len\":30"), "{text}");
+    lb.stop().await;
+}
+
 #[tokio::test]
 async fn no_backend_gives_503() {
     let lb = TestLb::start(lb::Config::new(vec![])).await;

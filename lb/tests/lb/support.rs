@@ -268,6 +268,8 @@ pub fn test_config(backends: &[&FakeBackend]) -> lb::Config {
     let mut config = lb::Config::new(backends.iter().map(|b| b.authority()).collect());
     config.connect_timeout = Duration::from_millis(300);
     config.response_timeout = Duration::from_millis(500);
+    // Well above the response timeout, so a test can tell which one fired.
+    config.request_body_idle_timeout = Duration::from_millis(1500);
     config.idle_timeout = Duration::from_secs(2);
     config.health.interval = Duration::from_millis(50);
     config.health.timeout = Duration::from_millis(200);
@@ -290,8 +292,17 @@ pub struct TestLb {
 
 impl TestLb {
     pub async fn start(config: lb::Config) -> TestLb {
-        let (listener, addr) = httpkit::server::bind_ephemeral().await.unwrap();
         let (reload, reload_rx) = watch::channel(config.backends.clone());
+        TestLb::start_with_reload(config, reload, reload_rx).await
+    }
+
+    /// Starts with a reload channel made (and maybe already used) by the caller.
+    pub async fn start_with_reload(
+        config: lb::Config,
+        reload: watch::Sender<Vec<String>>,
+        reload_rx: watch::Receiver<Vec<String>>,
+    ) -> TestLb {
+        let (listener, addr) = httpkit::server::bind_ephemeral().await.unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(lb::run_with_reload(listener, config, reload_rx, async {
             let _ = rx.await;
