@@ -50,8 +50,12 @@ pub async fn run(
     let local = listener
         .local_addr()
         .map_err(|err| format!("{}: {err}", kind.name()))?;
-    println!("{LISTENING}{local}");
-    tracing::info!(component = kind.name(), addr = %local, "listening");
+    // Announced once the component is ready for what its launcher may do next (the
+    // balancer's SIGHUP handler, for one).
+    let announce = || {
+        println!("{LISTENING}{local}");
+        tracing::info!(component = kind.name(), addr = %local, "listening");
+    };
 
     let shutdown = shutdown(exit_with_parent);
     let server = ServerConfig::default();
@@ -64,6 +68,7 @@ pub async fn run(
                 db_path: settings.sqlite_path(),
                 server,
             };
+            announce();
             sqlsvc::run(listener, config, shutdown)
                 .await
                 .map_err(|err| format!("sqlsvc: {err}"))
@@ -98,6 +103,7 @@ pub async fn run(
                 max_body_bytes: settings.max_body_bytes * 6 + 1024,
                 server,
             };
+            announce();
             nosqlsvc::run(listener, config, shutdown)
                 .await
                 .map_err(|err| format!("nosqlsvc: {err}"))
@@ -108,6 +114,7 @@ pub async fn run(
             config.public_url = settings.public_url.clone();
             config.cache_bytes = settings.cache_bytes;
             config.server = server;
+            announce();
             web::run(listener, config, shutdown)
                 .await
                 .map_err(|err| format!("web: {err}"))
@@ -125,10 +132,18 @@ pub async fn run(
             match settings.lb_backends_file.clone() {
                 Some(path) => {
                     let (tx, reload) = tokio::sync::watch::channel(backends);
-                    tokio::spawn(lb::reload::reload_on_sighup(path, tx));
+                    // Installed before the launcher hears of us: a SIGHUP it sends at
+                    // once must reload, not kill, the balancer.
+                    let reloader = lb::reload::sighup_reloader(path, tx)
+                        .map_err(|err| format!("lb: cannot listen for SIGHUP: {err}"))?;
+                    tokio::spawn(reloader);
+                    announce();
                     lb::run_with_reload(listener, config, reload, shutdown).await
                 }
-                None => lb::run(listener, config, shutdown).await,
+                None => {
+                    announce();
+                    lb::run(listener, config, shutdown).await
+                }
             }
             .map_err(|err| format!("lb: {err}"))
         }
