@@ -9,13 +9,14 @@
 # Needs: wrk, nginx, `cargo build --release --bin pastebin`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
 
 dur=${1:-10}
 conns=${2:-64}
 runs=${3:-3}
 shift $(( $# < 3 ? $# : 3 ))
-bin=target/release/pastebin
-[ -x "$bin" ] || { echo "build first: cargo build --release --bin pastebin" >&2; exit 1; }
+webs=2
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pastebin-bench-lb.XXXXXX")
 up_pid=""
@@ -26,30 +27,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat > "$work/pastebin.toml" <<CONF
-data_dir = "$work/data"
-[lb]
-listen = "127.0.0.1:0"
-[web]
-count = 2
-base_port = 0
-[sqlsvc]
-listen = "127.0.0.1:0"
-[nosqlsvc]
-listen = "127.0.0.1:0"
-CONF
-RUST_LOG=warn "$bin" --config "$work/pastebin.toml" up > "$work/up.out" 2> "$work/up.err" &
-up_pid=$!
-url=""
-for _ in $(seq 1 300); do
-    url=$(grep -m1 '^http://' "$work/up.out" || true)
-    [ -n "$url" ] && break
-    sleep 0.1
-done
-[ -n "$url" ] || { echo "pastebin up did not start" >&2; cat "$work/up.err" >&2; exit 1; }
+start_stack "$webs"
 mapfile -t webs < <(grep -v '^#' "$work/data/lb-backends.txt")
 
-nginx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+nginx_port=$(free_port)
 {
     echo "worker_processes 1; pid $work/nginx.pid; error_log $work/nginx-error.log;"
     echo "events { worker_connections 4096; }"
@@ -64,8 +45,7 @@ nginx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0
 nginx -t -q -c "$work/nginx.conf" -p "$work"
 nginx -c "$work/nginx.conf" -p "$work"
 
-id=$(curl -s -X POST "$url/pastes/" -H 'Content-Type: application/json' \
-    --data "{\"text\": \"$(head -c 1000 /dev/zero | tr '\0' x)\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["paste_id"])')
+id=$(make_paste)
 paths=("$@")
 [ ${#paths[@]} -gt 0 ] || paths=(/healthz "/pastes/$id")
 

@@ -8,13 +8,13 @@
 # Needs: wrk and nginx (Debian packages), `cargo build --release --bin pastebin`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
 
 webs=${1:-2}
 dur=${2:-10}
 conns=${3:-64}
 runs=${4:-3}
-bin=target/release/pastebin
-[ -x "$bin" ] || { echo "build first: cargo build --release --bin pastebin" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install wrk" >&2; exit 1; }
 command -v nginx >/dev/null || { echo "nginx missing: apt-get install nginx" >&2; exit 1; }
 
@@ -28,7 +28,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The reference: nginx, one worker, a fixed 200 on a free port.
-nginx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+nginx_port=$(free_port)
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
 pid $work/nginx.pid;
@@ -44,28 +44,8 @@ http {
 CONF
 nginx -c "$work/nginx.conf" -p "$work"
 
-cat > "$work/pastebin.toml" <<CONF
-data_dir = "$work/data"
-[lb]
-listen = "127.0.0.1:0"
-[web]
-count = $webs
-base_port = 0
-[sqlsvc]
-listen = "127.0.0.1:0"
-[nosqlsvc]
-listen = "127.0.0.1:0"
-CONF
-RUST_LOG=warn "$bin" --config "$work/pastebin.toml" up > "$work/up.out" 2> "$work/up.err" &
-up_pid=$!
-for _ in $(seq 1 300); do
-    url=$(grep -m1 '^http://' "$work/up.out" || true)
-    [ -n "$url" ] && break
-    sleep 0.1
-done
-[ -n "$url" ] || { echo "pastebin up did not start" >&2; cat "$work/up.err" >&2; exit 1; }
-id=$(curl -s -X POST "$url/pastes/" -H 'Content-Type: application/json' \
-    --data "{\"text\": \"$(head -c 1000 /dev/zero | tr '\0' x)\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["paste_id"])')
+start_stack "$webs"
+id=$(make_paste)
 
 rps() { awk '/^Requests\/sec/ {print $2}'; }
 p99() { awk '/^ +99%/ {print $2}'; }
