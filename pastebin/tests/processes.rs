@@ -5,12 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
+
+use common::{announced, curlish, spawn_pastebin};
 
 /// One component process and the address it announced.
 struct Proc {
@@ -19,40 +21,20 @@ struct Proc {
 }
 
 async fn spawn(kind: &str, listen: &str, data_dir: &Path, extra: &[&str]) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pastebin"))
-        .arg(kind)
-        .args(["--listen", listen])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(extra)
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("no LISTENING line within 30 s")
-        .unwrap()
-        .expect("exited before listening");
-    let addr = line.strip_prefix("LISTENING ").expect(&line).to_owned();
+    let mut args: Vec<&std::ffi::OsStr> = vec![kind.as_ref(), "--listen".as_ref(), listen.as_ref()];
+    args.extend(["--data-dir".as_ref(), data_dir.as_os_str()]);
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    let mut child = spawn_pastebin(args);
+    let line = announced(&mut child, |line| line.starts_with("LISTENING ")).await;
+    let addr = line["LISTENING ".len()..].to_owned();
     Proc { child, addr }
 }
 
 /// Status of `GET path` over a fresh connection.
 async fn status(addr: &str, path: &str) -> u16 {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut buf))
+    curlish("GET", &format!("http://{addr}{path}"), None)
         .await
-        .expect("answer within 15 s")
-        .unwrap();
-    String::from_utf8_lossy(&buf)[9..12].parse().unwrap()
+        .0
 }
 
 #[tokio::test]

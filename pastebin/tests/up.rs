@@ -4,13 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+
+use common::{announced, curlish, spawn_pastebin};
 
 /// A running `pastebin up`; killed (and so its children, which watch its pipe) if a
 /// test fails half-way.
@@ -30,28 +32,12 @@ impl Up {
             ),
         )
         .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pastebin"))
-            .arg("--config")
-            .arg(&config)
-            .arg("up")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if line.starts_with("http://") {
-                    return line;
-                }
-            }
-            panic!("pastebin up exited without printing its URL");
-        })
-        .await
-        .expect("no URL within 60 s");
+        let mut child = spawn_pastebin([
+            std::ffi::OsStr::new("--config"),
+            config.as_os_str(),
+            "up".as_ref(),
+        ]);
+        let url = announced(&mut child, |line| line.starts_with("http://")).await;
         Up { child, url }
     }
 
@@ -77,34 +63,6 @@ async fn get(url: &str) -> (u16, serde_json::Value) {
         out.0,
         serde_json::from_str(&out.1).unwrap_or(serde_json::Value::Null),
     )
-}
-
-/// A tiny HTTP/1.1 client over a fresh connection (no pooling: a restarted
-/// webserver must not be hidden by a stale pooled connection in the test itself).
-async fn curlish(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
-    let body = body.unwrap_or("");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf))
-        .await
-        .expect("answer within 10 s")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text[9..12].parse().unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }
 
 #[tokio::test]
