@@ -140,6 +140,17 @@ impl Stack {
         resp.json()["paste_id"].as_str().unwrap().to_owned()
     }
 
+    /// Asserts that every service behind the balancer answers its `/healthz` directly.
+    pub async fn assert_all_healthy(&self) {
+        let addrs = [self.sqlsvc.addr, self.nosqlsvc.addr]
+            .into_iter()
+            .chain(self.webs.iter().map(|w| w.addr));
+        for addr in addrs {
+            let resp = self.client.get(&format!("http://{addr}/healthz")).await;
+            assert_eq!(resp.status, StatusCode::OK, "{addr}: {}", resp.text());
+        }
+    }
+
     pub async fn shutdown(mut self) {
         self.lb.stop().await;
         for web in &mut self.webs {

@@ -79,15 +79,7 @@ async fn the_balancer_reaches_every_webserver() {
 #[tokio::test]
 async fn every_service_answers_healthz() {
     let stack = Stack::spawn().await;
-    for addr in [
-        stack.sqlsvc.addr,
-        stack.nosqlsvc.addr,
-        stack.webs[0].addr,
-        stack.webs[1].addr,
-    ] {
-        let resp = stack.client.get(&format!("http://{addr}/healthz")).await;
-        assert_eq!(resp.status, StatusCode::OK, "{addr}: {}", resp.text());
-    }
+    stack.assert_all_healthy().await;
     stack.shutdown().await;
 }
 
