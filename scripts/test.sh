@@ -1,42 +1,76 @@
 #!/usr/bin/env bash
 # The whole test suite: every crate's tests on the embedded store, then the MongoDB
 # tests and the end-to-end API tests again with nosqlsvc on a real MongoDB
-# wire-protocol server (FerretDB, built by scripts/ferretdb.sh when missing).
+# wire-protocol server (FerretDB, built by scripts/ferretdb.sh when missing), then
+# Schemathesis against a whole stack (scripts/schemathesis.sh, installed when missing).
 #
-# Outside CI, a FerretDB that cannot be built or started makes the MongoDB part skip
-# loudly; under CI=true it is a failure.
+# Everything is built once, in the release profile that `cargo run --release` (the
+# README's first command) already built, so the dependencies are not compiled again.
+# FerretDB is built while the tests compile.
+#
+# Outside CI, a FerretDB or a Schemathesis that cannot be installed makes that part
+# skip loudly; under CI=true it is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ci="${CI:-false}"
+target_dir="${CARGO_TARGET_DIR:-target}"
 fdb_dir="$(mktemp -d "${TMPDIR:-/tmp}/pastebin-ferretdb.XXXXXX")"
+fdb_install_pid=""
 cleanup() {
+    [ -n "$fdb_install_pid" ] && kill "$fdb_install_pid" 2>/dev/null
     scripts/ferretdb.sh stop "$fdb_dir" >/dev/null 2>&1 || true
     rm -rf "$fdb_dir"
 }
 trap cleanup EXIT
 
+skipped=()
+missing() { # what, why
+    if [ "$ci" = "true" ]; then
+        echo "test.sh: $1 unavailable ($2), and CI=true: failing" >&2
+        exit 1
+    fi
+    echo "test.sh: ******** $1 unavailable ($2): its tests will be SKIPPED ********" >&2
+    skipped+=("$1")
+}
+
+# Build FerretDB (Go, about 2 minutes the first time) while cargo compiles.
+scripts/ferretdb.sh install >"$fdb_dir/install.out" 2>"$fdb_dir/install.err" &
+fdb_install_pid=$!
+
+echo "test.sh: cargo test --release --workspace --all-targets --no-run"
+cargo test --release --workspace --all-targets --no-run
+
 mongo_ready=false
-if ferretdb_bin="$(scripts/ferretdb.sh install | tail -n 1)" \
+if wait "$fdb_install_pid" && ferretdb_bin="$(tail -n 1 "$fdb_dir/install.out")" \
     && uri="$(scripts/ferretdb.sh start "$fdb_dir" | tail -n 1)"; then
     export PASTEBIN_TEST_MONGODB_URI="$uri"
     export PASTEBIN_FERRETDB_BIN="$ferretdb_bin"
     mongo_ready=true
     echo "test.sh: FerretDB at $uri ($ferretdb_bin)"
-elif [ "$ci" = "true" ]; then
-    echo "test.sh: FerretDB could not be installed or started, and CI=true: failing" >&2
-    exit 1
 else
-    echo "test.sh: ******** FerretDB unavailable: MongoDB tests will be SKIPPED ********" >&2
+    cat "$fdb_dir/install.err" >&2
+    missing FerretDB "could not be built or started"
 fi
+fdb_install_pid=""
 
-echo "test.sh: cargo test --workspace (embedded store; MongoDB suites use FerretDB if up)"
-cargo test --workspace --all-targets
+echo "test.sh: cargo test (embedded store; the MongoDB suites use FerretDB if it is up)"
+cargo test --release --workspace --all-targets
 
 if [ "$mongo_ready" = "true" ]; then
     echo "test.sh: end-to-end API tests again, nosqlsvc on MongoDB (FerretDB)"
-    PASTEBIN_TEST_NOSQL=mongodb cargo test -p pastebin --test api
-else
-    echo "test.sh: ******** SKIPPED: API tests on MongoDB (no FerretDB) ********" >&2
+    PASTEBIN_TEST_NOSQL=mongodb cargo test --release -p pastebin --test api
 fi
-echo "test.sh: all tests passed"
+
+if scripts/schemathesis.sh install >/dev/null; then
+    echo "test.sh: Schemathesis against a whole stack"
+    scripts/schemathesis.sh run "$target_dir/release/pastebin"
+else
+    missing Schemathesis "python3 -m venv or pip install failed"
+fi
+
+if [ "${#skipped[@]}" -gt 0 ]; then
+    echo "test.sh: passed, but ******** SKIPPED: ${skipped[*]} ********" >&2
+else
+    echo "test.sh: all tests passed"
+fi

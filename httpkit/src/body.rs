@@ -27,10 +27,12 @@ pub fn empty() -> Body {
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-/// `value` serialized as a JSON response with `status`.
+/// `value` serialized as a JSON response with `status`, ending with a newline (so a
+/// shell prompt after `curl` starts on a line of its own).
 pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
     match serde_json::to_vec(value) {
-        Ok(bytes) => {
+        Ok(mut bytes) => {
+            bytes.push(b'\n');
             let mut resp = Response::new(full(bytes));
             *resp.status_mut() = status;
             resp.headers_mut().insert(header::CONTENT_TYPE, JSON);
@@ -43,14 +45,15 @@ pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Re
     }
 }
 
-/// `{"error": message}` with `status`. Callers keep 5xx messages generic.
+/// `{"error": message}` and a newline, with `status`. Callers keep 5xx messages generic.
 pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
     #[derive(Serialize)]
     struct ErrorBody<'a> {
         error: &'a str,
     }
-    let bytes = serde_json::to_vec(&ErrorBody { error: message })
+    let mut bytes = serde_json::to_vec(&ErrorBody { error: message })
         .unwrap_or_else(|_| b"{\"error\":\"internal error\"}".to_vec());
+    bytes.push(b'\n');
     let mut resp = Response::new(full(bytes));
     *resp.status_mut() = status;
     resp.headers_mut().insert(header::CONTENT_TYPE, JSON);
@@ -178,7 +181,15 @@ mod tests {
         let resp = error_response(StatusCode::NOT_FOUND, "no \"such\" paste");
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(bytes.ends_with(b"}\n"), "{bytes:?}");
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(v["error"], "no \"such\" paste");
+    }
+
+    #[tokio::test]
+    async fn json_bodies_end_with_a_newline() {
+        let resp = json_response(StatusCode::OK, &serde_json::json!({"a": [1, 2]}));
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&bytes[..], b"{\"a\":[1,2]}\n");
     }
 }

@@ -44,9 +44,15 @@ pub async fn run(
         Kind::Sqlsvc => settings.sqlsvc.clone(),
         Kind::Nosqlsvc => settings.nosqlsvc.clone(),
     });
-    let listener = TcpListener::bind(&addr)
-        .await
-        .map_err(|err| format!("{}: cannot listen on {addr}: {err}", kind.name()))?;
+    let listener = TcpListener::bind(&addr).await.map_err(|err| {
+        let hint = if err.kind() == std::io::ErrorKind::AddrInUse {
+            "; another program holds that port: move every port of the stack with \
+             --port-offset N (PASTEBIN_PORT_OFFSET, port_offset in the config file)"
+        } else {
+            ""
+        };
+        format!("{}: cannot listen on {addr}: {err}{hint}", kind.name())
+    })?;
     let local = listener
         .local_addr()
         .map_err(|err| format!("{}: {err}", kind.name()))?;

@@ -14,6 +14,10 @@ pub struct Overrides {
     /// TOML config file describing the topology (see README: Configuration).
     #[arg(long, env = "PASTEBIN_CONFIG", global = true)]
     pub config: Option<PathBuf>,
+    /// Adds N to every port of the stack (balancer 3000, webservers 4000..,
+    /// sqlsvc 5004, nosqlsvc 5005, or the ports configured instead); port 0 stays 0.
+    #[arg(long, env = "PASTEBIN_PORT_OFFSET", global = true)]
+    pub port_offset: Option<u16>,
     /// Directory holding the databases.
     #[arg(long, env = "PASTEBIN_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
@@ -88,6 +92,7 @@ pub struct Overrides {
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    port_offset: Option<u16>,
     data_dir: Option<PathBuf>,
     max_body_bytes: Option<usize>,
     #[serde(default)]
@@ -248,6 +253,7 @@ impl Settings {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let port_offset = over.port_offset.or(file.port_offset).unwrap_or(0);
         let mut web_numbering = None;
         let webservers = if !over.webserver_addrs.is_empty() {
             over.webserver_addrs.clone()
@@ -333,7 +339,7 @@ impl Settings {
                 )));
             }
         };
-        let settings = Settings {
+        let mut settings = Settings {
             data_dir: over
                 .data_dir
                 .clone()
@@ -368,8 +374,37 @@ impl Settings {
             web_numbering,
             lb_backends_file: over.lb_backends_file.clone().or(file.lb.backends_file),
         };
+        settings.shift_ports(port_offset)?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Moves every non-zero port up by `offset`, so one setting moves a whole stack
+    /// out of another's way.
+    fn shift_ports(&mut self, offset: u16) -> Result<(), ConfigError> {
+        if offset == 0 {
+            return Ok(());
+        }
+        let too_far = |addr: &str| {
+            ConfigError(format!(
+                "port offset (--port-offset, PASTEBIN_PORT_OFFSET, port_offset) {offset} moves {addr} past port 65535"
+            ))
+        };
+        for addr in [&mut self.lb_listen, &mut self.sqlsvc, &mut self.nosqlsvc]
+            .into_iter()
+            .chain(self.webservers.iter_mut())
+        {
+            *addr = shift_port(addr, offset).ok_or_else(|| too_far(addr))?;
+        }
+        if let Some(numbering) = &mut self.web_numbering
+            && numbering.base_port != 0
+        {
+            numbering.base_port = numbering
+                .base_port
+                .checked_add(offset)
+                .ok_or_else(|| too_far("the web base port"))?;
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -437,6 +472,18 @@ fn join_host_port(host: &str, port: u16) -> String {
     }
 }
 
+/// `addr` with its port moved up by `offset`; unchanged if it has no numeric port
+/// (validation names it then) or its port is 0; `None` past port 65535.
+fn shift_port(addr: &str, offset: u16) -> Option<String> {
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return Some(addr.to_owned());
+    };
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => Some(addr.to_owned()),
+        Ok(port) => port.checked_add(offset).map(|p| format!("{host}:{p}")),
+    }
+}
+
 /// `host:port` with a non-empty host and a numeric port.
 fn check_addr(name: &str, addr: &str) -> Result<(), ConfigError> {
     let ok = addr
@@ -463,6 +510,53 @@ mod tests {
         assert_eq!(s.sqlsvc, "127.0.0.1:5004");
         assert_eq!(s.nosqlsvc, "127.0.0.1:5005");
         assert_eq!(s.max_body_bytes, 512 * 1024);
+    }
+
+    #[test]
+    fn one_offset_moves_every_port() {
+        let over = Overrides {
+            port_offset: Some(100),
+            ..Overrides::default()
+        };
+        let s = Settings::load(&over).unwrap();
+        assert_eq!(s.lb_listen, "127.0.0.1:3100");
+        assert_eq!(s.webservers, ["127.0.0.1:4100", "127.0.0.1:4101"]);
+        assert_eq!(s.sqlsvc, "127.0.0.1:5104");
+        assert_eq!(s.nosqlsvc, "127.0.0.1:5105");
+        // Webservers added by scaling follow the moved base.
+        assert_eq!(
+            s.web_numbering.unwrap().addr(5).as_deref(),
+            Some("127.0.0.1:4105")
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(
+            &path,
+            "port_offset = 7\n[lb]\nlisten = \"[::1]:8000\"\n[web]\nbase_port = 0\n",
+        )
+        .unwrap();
+        let over = Overrides {
+            config: Some(path),
+            ..Overrides::default()
+        };
+        let s = Settings::load(&over).unwrap();
+        assert_eq!(s.lb_listen, "[::1]:8007");
+        assert!(
+            s.webservers.iter().all(|a| a == "127.0.0.1:0"),
+            "port 0 stays 0"
+        );
+
+        let over = Overrides {
+            port_offset: Some(65000),
+            ..Overrides::default()
+        };
+        assert!(
+            Settings::load(&over)
+                .unwrap_err()
+                .0
+                .contains("--port-offset")
+        );
     }
 
     #[test]

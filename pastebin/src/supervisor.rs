@@ -350,6 +350,10 @@ async fn stop_together(tier: Vec<Supervised>) {
 /// config file again.
 fn common_args(settings: &Settings) -> Vec<OsString> {
     let mut args: Vec<OsString> = vec![
+        // Addresses reach children already moved; a PASTEBIN_PORT_OFFSET they inherit
+        // must not move them twice.
+        "--port-offset".into(),
+        "0".into(),
         "--data-dir".into(),
         settings.data_dir.clone().into_os_string(),
         "--max-body-bytes".into(),

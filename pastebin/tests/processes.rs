@@ -10,13 +10,11 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tokio::process::Child;
-
-use common::{announced, curlish, spawn_pastebin};
+use common::{Spawned, announced, curlish, spawn_pastebin};
 
 /// One component process and the address it announced.
 struct Proc {
-    child: Child,
+    child: Spawned,
     addr: String,
 }
 

@@ -10,14 +10,14 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-use common::{announced, curlish, spawn_pastebin};
+use common::{Spawned, announced, curlish, spawn_pastebin};
 
 /// A running `pastebin up`; killed (and so its children, which watch its pipe) if a
 /// test fails half-way.
 struct Up {
-    child: Child,
+    child: Spawned,
     url: String,
 }
 

@@ -3,6 +3,7 @@
 
 mod error;
 mod handlers;
+mod openapi;
 mod routes;
 mod time;
 

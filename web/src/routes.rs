@@ -1,4 +1,7 @@
-//! The public routes, parsed once from method and path into a `Route`.
+//! The public routes: one table of (path template, method, operation), from which
+//! `(method, path)` is parsed once into a `Route`. The same table is compared, both
+//! ways, with the OpenAPI description in `openapi.json`, so a route cannot exist
+//! without being described, nor be described without existing.
 
 use http::Method;
 use sqlsvc::api::PasteId;
@@ -15,51 +18,123 @@ pub(crate) enum Route {
     GetRaw(PasteId),
     Health,
     Ready,
+    OpenApi,
 }
+
+/// A route before its path parameter is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Index,
+    CreatePaste,
+    ListPastes,
+    GetPaste,
+    GetRaw,
+    Health,
+    Ready,
+    OpenApi,
+}
+
+/// One path of the API: its template (as written in the OpenAPI description, with
+/// `{paste_id}` for the id), the `Allow` header a 405 carries, and what each method
+/// does there.
+pub(crate) struct Resource {
+    pub(crate) template: &'static str,
+    pub(crate) allow: &'static str,
+    pub(crate) methods: &'static [(Method, Op)],
+}
+
+/// Every route the webserver serves. `HEAD` is served wherever `GET` is.
+/// A trailing slash is ignored (`/pastes/` is `/pastes`).
+pub(crate) static RESOURCES: &[Resource] = &[
+    Resource {
+        template: "/",
+        allow: "GET, HEAD",
+        methods: &[(Method::GET, Op::Index), (Method::HEAD, Op::Index)],
+    },
+    Resource {
+        template: "/pastes",
+        allow: "GET, HEAD, POST",
+        methods: &[
+            (Method::GET, Op::ListPastes),
+            (Method::HEAD, Op::ListPastes),
+            (Method::POST, Op::CreatePaste),
+        ],
+    },
+    Resource {
+        template: "/pastes/{paste_id}",
+        allow: "GET, HEAD",
+        methods: &[(Method::GET, Op::GetPaste), (Method::HEAD, Op::GetPaste)],
+    },
+    Resource {
+        template: "/pastes/{paste_id}/raw",
+        allow: "GET, HEAD",
+        methods: &[(Method::GET, Op::GetRaw), (Method::HEAD, Op::GetRaw)],
+    },
+    Resource {
+        template: "/healthz",
+        allow: "GET, HEAD",
+        methods: &[(Method::GET, Op::Health), (Method::HEAD, Op::Health)],
+    },
+    Resource {
+        template: "/readyz",
+        allow: "GET, HEAD",
+        methods: &[(Method::GET, Op::Ready), (Method::HEAD, Op::Ready)],
+    },
+    Resource {
+        template: "/openapi.json",
+        allow: "GET, HEAD",
+        methods: &[(Method::GET, Op::OpenApi), (Method::HEAD, Op::OpenApi)],
+    },
+];
 
 impl Route {
     /// Parses `(method, path)`. Unknown paths are 404, known paths with another
     /// method 405 (with the methods they allow), malformed ids 400.
     pub(crate) fn parse(method: &Method, path: &str) -> Result<Route, ApiError> {
-        let segments: Vec<&str> = path
-            .trim_start_matches('/')
-            .trim_end_matches('/')
-            .split('/')
-            .collect();
-        let (route, allow) = match segments.as_slice() {
-            [""] => (get_or_head(method).then_some(Route::Index), "GET, HEAD"),
-            ["healthz"] => (get_or_head(method).then_some(Route::Health), "GET, HEAD"),
-            ["readyz"] => (get_or_head(method).then_some(Route::Ready), "GET, HEAD"),
-            ["pastes"] => {
-                let route = if get_or_head(method) {
-                    Some(Route::ListPastes)
-                } else if method == Method::POST {
-                    Some(Route::CreatePaste)
-                } else {
-                    None
-                };
-                (route, "GET, HEAD, POST")
-            }
-            ["pastes", id] => {
-                if !get_or_head(method) {
-                    return Err(ApiError::MethodNotAllowed("GET, HEAD"));
-                }
-                (Some(Route::GetPaste(parse_id(id)?)), "GET, HEAD")
-            }
-            ["pastes", id, "raw"] => {
-                if !get_or_head(method) {
-                    return Err(ApiError::MethodNotAllowed("GET, HEAD"));
-                }
-                (Some(Route::GetRaw(parse_id(id)?)), "GET, HEAD")
-            }
-            _ => return Err(ApiError::NoRoute),
-        };
-        route.ok_or(ApiError::MethodNotAllowed(allow))
+        let (resource, id) = RESOURCES
+            .iter()
+            .find_map(|r| matches(r.template, path).map(|id| (r, id)))
+            .ok_or(ApiError::NoRoute)?;
+        let op = resource
+            .methods
+            .iter()
+            .find(|(m, _)| m == method)
+            .map(|(_, op)| *op)
+            .ok_or(ApiError::MethodNotAllowed(resource.allow))?;
+        let id = || parse_id(id.unwrap_or_default());
+        Ok(match op {
+            Op::Index => Route::Index,
+            Op::CreatePaste => Route::CreatePaste,
+            Op::ListPastes => Route::ListPastes,
+            Op::GetPaste => Route::GetPaste(id()?),
+            Op::GetRaw => Route::GetRaw(id()?),
+            Op::Health => Route::Health,
+            Op::Ready => Route::Ready,
+            Op::OpenApi => Route::OpenApi,
+        })
     }
 }
 
-fn get_or_head(method: &Method) -> bool {
-    method == Method::GET || method == Method::HEAD
+/// Whether `path` fits `template`; then the segment standing for `{paste_id}`, if any.
+/// Leading and trailing slashes are ignored.
+fn matches<'p>(template: &str, path: &'p str) -> Option<Option<&'p str>> {
+    let mut want = segments(template);
+    let mut have = segments(path);
+    let mut id = None;
+    loop {
+        match (want.next(), have.next()) {
+            (None, None) => return Some(id),
+            (Some("{paste_id}"), Some(segment)) => id = Some(segment),
+            (Some(w), Some(h)) if w == h => {}
+            _ => return None,
+        }
+    }
+}
+
+fn segments(path: &str) -> std::str::Split<'_, char> {
+    path.trim_start_matches('/')
+        .trim_end_matches('/')
+        .split('/')
 }
 
 fn parse_id(raw: &str) -> Result<PasteId, ApiError> {
@@ -94,6 +169,10 @@ mod tests {
             Route::parse(&Method::GET, "/healthz").unwrap(),
             Route::Health
         );
+        assert_eq!(
+            Route::parse(&Method::GET, "/openapi.json").unwrap(),
+            Route::OpenApi
+        );
         assert_eq!(Route::parse(&Method::GET, "/").unwrap(), Route::Index);
         let id: PasteId = "abcDEF0123".parse().unwrap();
         assert_eq!(
@@ -101,7 +180,7 @@ mod tests {
             Route::GetPaste(id.clone())
         );
         assert_eq!(
-            Route::parse(&Method::GET, "/pastes/abcDEF0123/raw").unwrap(),
+            Route::parse(&Method::HEAD, "/pastes/abcDEF0123/raw").unwrap(),
             Route::GetRaw(id)
         );
     }
@@ -110,6 +189,10 @@ mod tests {
     fn rejects_what_it_does_not_serve() {
         assert!(matches!(
             Route::parse(&Method::GET, "/nope"),
+            Err(ApiError::NoRoute)
+        ));
+        assert!(matches!(
+            Route::parse(&Method::GET, "/pastes/abcDEF0123/raw/x"),
             Err(ApiError::NoRoute)
         ));
         assert!(matches!(
@@ -128,5 +211,17 @@ mod tests {
             Route::parse(&Method::PUT, "/pastes/abcDEF0123"),
             Err(ApiError::MethodNotAllowed(_))
         ));
+    }
+
+    #[test]
+    fn each_allow_header_lists_exactly_the_methods() {
+        for r in RESOURCES {
+            let listed: Vec<&str> = r.methods.iter().map(|(m, _)| m.as_str()).collect();
+            let allow: Vec<&str> = r.allow.split(", ").collect();
+            let (mut a, mut b) = (listed.clone(), allow.clone());
+            a.sort_unstable();
+            b.sort_unstable();
+            assert_eq!(a, b, "{}", r.template);
+        }
     }
 }

@@ -45,6 +45,10 @@ fn a_sweep_over_spawned_stacks_passes_every_check() {
     let json = dir.path().join("out.json");
     let csv = dir.path().join("out.csv");
     let svg = dir.path().join("out.svg");
+    // Its logs (and those of the stacks it starts) are shown only if the test fails.
+    let stderr_path = dir.path().join("stderr.log");
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let logs = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_loadtest"))
         .args([
@@ -76,6 +80,7 @@ fn a_sweep_over_spawned_stacks_passes_every_check() {
         .arg("--svg")
         .arg(&svg)
         .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     // Bounded: two stacks of about 2 s of load each, plus start and stop.
@@ -86,14 +91,17 @@ fn a_sweep_over_spawned_stacks_passes_every_check() {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("loadtest did not finish within 60 s");
+            panic!(
+                "loadtest did not finish within 60 s; its stderr:\n{}",
+                logs()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut out = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
     eprintln!("{out}\n(took {:?})", started.elapsed());
-    assert!(status.success(), "{status}");
+    assert!(status.success(), "{status}; its stderr:\n{}", logs());
     assert!(out.contains("webservers"), "sweep table missing:\n{out}");
 
     let v: serde_json::Value =

@@ -24,7 +24,7 @@ pub fn init_tracing() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         if std::env::var_os("RUST_LOG").is_some() {
-            httpkit::logging::init("warn");
+            httpkit::logging::init_for_tests("warn");
         }
     });
 }

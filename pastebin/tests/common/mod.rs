@@ -6,22 +6,64 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// A `pastebin` process started by a test. Its stderr (its logs, and those of any
+/// children it starts) goes to a temporary file that is printed only if the test
+/// fails (drops this while panicking), so passing tests stay quiet and a failing one
+/// shows what the processes said. Killed when dropped.
+pub struct Spawned {
+    child: Child,
+    log: std::fs::File,
+}
+
+impl std::ops::Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.child
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        use std::io::{Read, Seek};
+        let mut text = String::new();
+        let _ = self.log.rewind();
+        let _ = self.log.read_to_string(&mut text);
+        // eprintln!, not a raw write: the test harness captures it with the failure.
+        eprintln!(
+            "---- stderr of pastebin (pid {:?}), shown because the test failed ----\n{text}---- end ----",
+            self.child.id()
+        );
+    }
+}
+
 /// Spawns the `pastebin` binary with `args`: stdout piped (for its announcements),
-/// logs on stderr at `RUST_LOG=warn`, killed if the test drops it.
-pub fn spawn_pastebin<I, S>(args: I) -> Child
+/// logs at `RUST_LOG=warn` kept for a failure report (see [`Spawned`]), killed if
+/// the test drops it.
+pub fn spawn_pastebin<I, S>(args: I) -> Spawned
 where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    Command::new(env!("CARGO_BIN_EXE_pastebin"))
+    let log = tempfile::tempfile().expect("a temporary file for stderr");
+    let child = Command::new(env!("CARGO_BIN_EXE_pastebin"))
         .args(args)
         .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
+        .stderr(log.try_clone().expect("clone the stderr file"))
         .kill_on_drop(true)
         .spawn()
-        .expect("spawn pastebin")
+        .expect("spawn pastebin");
+    Spawned { child, log }
 }
 
 /// The first line `child` prints on stdout for which `wanted` holds (within 60 s).

@@ -35,7 +35,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts sqlsvc over `dir/nested/meta.db`.
 pub async fn spawn_app_in(dir: TempDir) -> TestApp {
-    httpkit::logging::init("off");
+    httpkit::logging::init_for_tests("off");
     let db_path = dir.path().join("nested").join("meta.db");
     let (listener, addr) = httpkit::server::bind_ephemeral().await.unwrap();
     let (tx, rx) = oneshot::channel::<()>();

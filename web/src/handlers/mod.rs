@@ -21,6 +21,7 @@ pub(crate) async fn dispatch(app: &App, req: Request<Incoming>) -> Response<Body
         Route::Index => Ok(pages::index()),
         Route::Health => Ok(pages::health(app)),
         Route::Ready => pages::ready(app).await,
+        Route::OpenApi => Ok(crate::openapi::document()),
         Route::CreatePaste => create::create(app, req).await,
         Route::ListPastes => pastes::list(app, &req).await,
         Route::GetPaste(id) => pastes::get(app, &req, &id).await,
