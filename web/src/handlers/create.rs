@@ -6,7 +6,7 @@ use httpkit::{Body, BodyError, full, json_response, read_body};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
-use super::base_url;
+use super::{base_url, within_store_timeout};
 use crate::time::{now_unix, rfc3339};
 use crate::{ApiError, App};
 
@@ -35,7 +35,7 @@ enum Format {
 
 pub(super) async fn create(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let format = body_format(req.headers())?;
-    let base = base_url(app, req.headers());
+    let base = base_url(app, req.headers())?;
     let query_expiry = req
         .uri()
         .query()
@@ -77,7 +77,7 @@ pub(super) async fn create(app: &App, req: Request<Incoming>) -> Result<Response
         }
     };
 
-    let meta = app.write.create(&text, expires_at).await?;
+    let meta = within_store_timeout(app, app.write.create(&text, expires_at)).await?;
     let id = meta.paste_id.to_string();
     let url = format!("{base}/pastes/{id}");
     let mut resp = match format {

@@ -4,8 +4,10 @@ mod create;
 mod pages;
 mod pastes;
 
+use std::future::Future;
+
 use http::{HeaderMap, Request, Response, header};
-use httpkit::Body;
+use httpkit::{Body, ClientError};
 use hyper::body::Incoming;
 
 use crate::routes::Route;
@@ -19,7 +21,7 @@ pub(crate) async fn dispatch(app: &App, req: Request<Incoming>) -> Response<Body
     };
     let result = match route {
         Route::Index => Ok(pages::index()),
-        Route::Health => Ok(pages::health(app)),
+        Route::Health => Ok(pages::health(app, req.headers())),
         Route::Ready => pages::ready(app).await,
         Route::CreatePaste => create::create(app, req).await,
         Route::ListPastes => pastes::list(app, &req).await,
@@ -29,34 +31,54 @@ pub(crate) async fn dispatch(app: &App, req: Request<Incoming>) -> Response<Body
     result.unwrap_or_else(ApiError::into_response)
 }
 
-/// The base URL links are built on: the configured public URL, else what the client
-/// (or the balancer, in `X-Forwarded-*`) says it used, else this server's address.
-pub(crate) fn base_url(app: &App, headers: &HeaderMap) -> String {
-    if let Some(url) = &app.public_url {
-        return url.clone();
+/// Runs the store calls of one request within the webserver's store timeout, so the
+/// webserver answers (504) before the balancer gives up waiting for it.
+pub(crate) async fn within_store_timeout<T, E: Into<ApiError>>(
+    app: &App,
+    calls: impl Future<Output = Result<T, E>>,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(app.store_timeout, calls).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(ApiError::Upstream(ClientError::Timeout)),
     }
-    let first = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
+}
+
+/// The base URL links are built on: the configured public URL, else what the
+/// balancer (`X-Forwarded-Host`, `X-Forwarded-Proto`) or the client (`Host`) says was
+/// used. Never this server's own address: a request naming no usable host gets 400.
+pub(crate) fn base_url(app: &App, headers: &HeaderMap) -> Result<String, ApiError> {
+    if let Some(url) = &app.public_url {
+        return Ok(url.clone());
+    }
+    let only = |name: &str| {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(one), None) => one.to_str().ok().map(str::trim),
+            _ => None,
+        }
     };
-    let proto = match first("x-forwarded-proto") {
-        Some("https") => "https",
+    let proto = match only("x-forwarded-proto").and_then(|v| v.split(',').next()) {
+        Some(p) if p.trim() == "https" => "https",
         _ => "http",
     };
-    let host = first("x-forwarded-host")
-        .or_else(|| first(header::HOST.as_str()))
+    let forwarded = only("x-forwarded-host")
+        .and_then(|v| v.split(',').next())
+        .map(str::trim);
+    let host = forwarded
+        .or_else(|| only(header::HOST.as_str()))
         .filter(|h| valid_host(h))
-        .unwrap_or(&app.local_addr);
-    format!("{proto}://{host}")
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "no usable Host header to build links on: send Host: <host[:port]>".into(),
+            )
+        })?;
+    Ok(format!("{proto}://{host}"))
 }
 
 /// A host (and port) safe to echo into a URL and a `Location` header.
-fn valid_host(host: &str) -> bool {
-    host.len() <= 255
+pub(crate) fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
@@ -74,5 +96,6 @@ mod tests {
         assert!(!valid_host("evil.com/x"));
         assert!(!valid_host("a b"));
         assert!(!valid_host("x\r\nSet-Cookie: a"));
+        assert!(!valid_host(""));
     }
 }
