@@ -92,4 +92,32 @@ mod tests {
         let two = req(Version::HTTP_10, &[("host", "a"), ("host", "b")]);
         assert_eq!(check(&two).unwrap().status(), 400);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_framing_is_accepted_or_a_4xx_or_501_json_error(
+            te in proptest::option::of("[ -~]{0,30}"),
+            hosts in 0usize..3,
+            http10 in proptest::bool::ANY,
+        ) {
+            let mut headers: Vec<(&str, String)> = (0..hosts).map(|i| ("host", format!("h{i}"))).collect();
+            if let Some(te) = &te {
+                headers.push(("transfer-encoding", te.clone()));
+            }
+            let mut builder = Request::builder()
+                .version(if http10 { Version::HTTP_10 } else { Version::HTTP_11 })
+                .uri("/");
+            for (k, v) in &headers {
+                if let Ok(v) = http::HeaderValue::from_str(v) {
+                    builder = builder.header(*k, v);
+                }
+            }
+            let req = builder.body(()).unwrap();
+            if let Some(resp) = check(&req) {
+                let status = resp.status();
+                proptest::prop_assert!(status == 400 || status == 501, "{status}");
+                proptest::prop_assert_eq!(&resp.headers()[header::CONTENT_TYPE], "application/json");
+            }
+        }
+    }
 }

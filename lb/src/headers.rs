@@ -256,4 +256,32 @@ mod tests {
         assert_eq!(headers["x-forwarded-host"], "paste.example");
         assert!(headers.get("x-a").is_none());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_headers_are_forwarded_or_refused_without_panic(
+            pairs in proptest::collection::vec(
+                (proptest::sample::select(vec![
+                    "host", "connection", "x-forwarded-for", "x-forwarded-host",
+                    "x-forwarded-proto", "forwarded", "x-real-ip", "te", "x-other",
+                ]), "[ -~]{0,30}"),
+                0..12,
+            ),
+            trusted in proptest::bool::ANY,
+        ) {
+            let mut headers = HeaderMap::new();
+            for (name, value) in &pairs {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    headers.append(*name, value);
+                }
+            }
+            let origin = Origin { trusted, ..origin("192.0.2.1", false) };
+            if prepare_request(&mut headers, &origin).is_ok() {
+                let host = headers["x-forwarded-host"].to_str().unwrap_or("");
+                proptest::prop_assert!(trusted || usable_host(host), "{host:?}");
+                proptest::prop_assert_eq!(headers.get_all("x-forwarded-for").iter().count(), 1);
+                proptest::prop_assert!(headers.get("connection").is_none());
+            }
+        }
+    }
 }

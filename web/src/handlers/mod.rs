@@ -88,6 +88,16 @@ pub(crate) fn valid_host(host: &str) -> bool {
 mod tests {
     use super::valid_host;
 
+    proptest::proptest! {
+        #[test]
+        fn only_plain_hosts_are_echoed(host in ".{0,40}") {
+            if valid_host(&host) {
+                proptest::prop_assert!(!host.is_empty());
+                proptest::prop_assert!(!host.contains(['/', ' ', '\r', '\n', '@', '?', '#']));
+            }
+        }
+    }
+
     #[test]
     fn hosts_are_checked_before_echoing() {
         assert!(valid_host("localhost:3000"));

@@ -194,6 +194,17 @@ mod tests {
         assert_eq!(page_query("foo=bar").unwrap(), (50, None));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_listing_query_is_a_page_or_a_4xx_json_error(query in ".{0,80}") {
+            if let Err(err) = page_query(&query) {
+                let resp = err.into_response();
+                proptest::prop_assert!(resp.status().is_client_error());
+                proptest::prop_assert_eq!(&resp.headers()[header::CONTENT_TYPE], "application/json");
+            }
+        }
+    }
+
     fn paste(n: usize, text: &str) -> Paste {
         Paste {
             meta: sqlsvc::api::Meta {
