@@ -17,6 +17,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[allow(dead_code)]
 mod common;
 
 use std::collections::HashSet;
@@ -223,6 +224,7 @@ where
 /// What one request of the mixed load needed and got.
 #[derive(Debug, Clone)]
 struct Outcome {
+    #[allow(dead_code)] // shown in failure reports
     route: &'static str,
     needs_store: bool,
     status: u16,
