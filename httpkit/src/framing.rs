@@ -73,11 +73,17 @@ mod tests {
     #[test]
     fn transfer_codings_other_than_chunked_are_501() {
         for te in ["gzip, chunked", "chunked, gzip", "deflate", "x"] {
-            let r = req(Version::HTTP_11, &[("host", "h"), ("transfer-encoding", te)]);
+            let r = req(
+                Version::HTTP_11,
+                &[("host", "h"), ("transfer-encoding", te)],
+            );
             assert_eq!(check(&r).unwrap().status(), 501, "{te}");
         }
         for te in ["chunked", "Chunked", " chunked "] {
-            let r = req(Version::HTTP_11, &[("host", "h"), ("transfer-encoding", te)]);
+            let r = req(
+                Version::HTTP_11,
+                &[("host", "h"), ("transfer-encoding", te)],
+            );
             assert!(check(&r).is_none(), "{te}");
         }
     }

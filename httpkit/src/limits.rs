@@ -72,7 +72,12 @@ mod tests {
 
     #[test]
     fn every_limit_holds_the_largest_text_escaped() {
-        for body in [MIN_BODY_BYTES, 512 * 1024, PAGE_BUDGET_BYTES, MAX_BODY_BYTES] {
+        for body in [
+            MIN_BODY_BYTES,
+            512 * 1024,
+            PAGE_BUDGET_BYTES,
+            MAX_BODY_BYTES,
+        ] {
             let escaped_insert = serde_json::to_vec(&serde_json::json!({
                 "text": "\u{0}".repeat(body)
             }))

@@ -42,7 +42,14 @@ mod tests {
         assert!(!nests(Duration::from_millis(8001), s(10)));
         assert!(!nests(s(10), s(10)));
         assert!(!nests(s(11), s(10)));
-        assert!(!nests(Duration::from_millis(450), Duration::from_millis(500)));
-        assert!(check_nested("a", s(10), "b", s(10)).unwrap_err().contains("a (10000 ms)"));
+        assert!(!nests(
+            Duration::from_millis(450),
+            Duration::from_millis(500)
+        ));
+        assert!(
+            check_nested("a", s(10), "b", s(10))
+                .unwrap_err()
+                .contains("a (10000 ms)")
+        );
     }
 }

@@ -203,7 +203,9 @@ impl Config {
             if parse_cidr(entry).is_none() {
                 return Err(Error::config(
                     "trusted_proxies",
-                    &format!("{entry:?}: expected an IP address or a CIDR block such as 10.0.0.0/8"),
+                    &format!(
+                        "{entry:?}: expected an IP address or a CIDR block such as 10.0.0.0/8"
+                    ),
                 ));
             }
         }
@@ -312,13 +314,28 @@ mod tests {
         let mut config = Config::new(vec![]);
         config.response_timeout = config.retry.budget;
         let err = config.validate().unwrap_err().to_string();
-        assert!(err.contains("response_timeout") && err.contains("retry.budget"), "{err}");
+        assert!(
+            err.contains("response_timeout") && err.contains("retry.budget"),
+            "{err}"
+        );
         let mut config = Config::new(vec![]);
         config.trusted_proxies = vec!["10.0.0.0/33".into()];
-        assert!(config.validate().unwrap_err().to_string().contains("trusted_proxies"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("trusted_proxies")
+        );
         let mut config = Config::new(vec![]);
         config.fallback_host = Some("a/b".into());
-        assert!(config.validate().unwrap_err().to_string().contains("fallback_host"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("fallback_host")
+        );
         let mut config = Config::new(vec![]);
         config.response_timeout = Duration::ZERO;
         assert!(

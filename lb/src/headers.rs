@@ -222,7 +222,12 @@ mod tests {
 
     #[test]
     fn without_a_usable_host_the_balancer_s_own_is_used_or_none() {
-        for bad in [&[][..], &[("host", "")], &[("host", "a.example/x")], &[("host", "a"), ("host", "b")]] {
+        for bad in [
+            &[][..],
+            &[("host", "")],
+            &[("host", "a.example/x")],
+            &[("host", "a"), ("host", "b")],
+        ] {
             let mut headers = map(bad);
             headers.insert("x-forwarded-host", HeaderValue::from_static("spoofed"));
             assert_eq!(
@@ -250,7 +255,11 @@ mod tests {
 
     #[test]
     fn host_survives_being_named_in_connection() {
-        let mut headers = map(&[("host", "paste.example"), ("connection", "host, x-a"), ("x-a", "1")]);
+        let mut headers = map(&[
+            ("host", "paste.example"),
+            ("connection", "host, x-a"),
+            ("x-a", "1"),
+        ]);
         prepare_request(&mut headers, &origin("::1", false)).unwrap();
         assert_eq!(headers["host"], "paste.example");
         assert_eq!(headers["x-forwarded-host"], "paste.example");

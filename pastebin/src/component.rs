@@ -132,7 +132,9 @@ pub async fn run(
             config.server = server;
             config.response_timeout = settings.lb_response_timeout;
             config.retry.budget = settings.lb_total_timeout;
-            config.trusted_proxies.clone_from(&settings.lb_trusted_proxies);
+            config
+                .trusted_proxies
+                .clone_from(&settings.lb_trusted_proxies);
             config.fallback_host = fallback_host(settings.public_url.as_deref(), local);
             match settings.lb_backends_file.clone() {
                 Some(path) => {

@@ -672,7 +672,10 @@ mod tests {
             ..Overrides::default()
         };
         let err = Settings::load(&over).unwrap_err().0;
-        assert!(err.contains("--web-store-timeout-ms") && err.contains("--lb-response-timeout-ms"), "{err}");
+        assert!(
+            err.contains("--web-store-timeout-ms") && err.contains("--lb-response-timeout-ms"),
+            "{err}"
+        );
         let over = Overrides {
             lb_response_timeout_ms: Some(15_000),
             ..Overrides::default()
@@ -702,11 +705,21 @@ mod tests {
             max_body_bytes: Some(httpkit::limits::MAX_BODY_BYTES + 1),
             ..Overrides::default()
         };
-        assert!(Settings::load(&over).unwrap_err().0.contains("--max-body-bytes"));
+        assert!(
+            Settings::load(&over)
+                .unwrap_err()
+                .0
+                .contains("--max-body-bytes")
+        );
         let over = Overrides {
             lb_trusted_proxies: vec!["not an ip".into()],
             ..Overrides::default()
         };
-        assert!(Settings::load(&over).unwrap_err().0.contains("--lb-trusted-proxy"));
+        assert!(
+            Settings::load(&over)
+                .unwrap_err()
+                .0
+                .contains("--lb-trusted-proxy")
+        );
     }
 }

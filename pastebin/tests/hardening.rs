@@ -86,7 +86,10 @@ impl Up {
                 continue;
             }
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if cmdline.split(|b| *b == 0).any(|arg| arg == component.as_bytes()) {
+            if cmdline
+                .split(|b| *b == 0)
+                .any(|arg| arg == component.as_bytes())
+            {
                 return Some(pid);
             }
         }
@@ -125,7 +128,9 @@ impl Answer {
     fn header(&self, name: &str) -> Option<String> {
         self.head.lines().find_map(|line| {
             let (k, v) = line.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
         })
     }
 
@@ -183,7 +188,11 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
             return out;
         };
         let size = usize::from_str_radix(
-            String::from_utf8_lossy(&data[..eol]).split(';').next().unwrap().trim(),
+            String::from_utf8_lossy(&data[..eol])
+                .split(';')
+                .next()
+                .unwrap()
+                .trim(),
             16,
         )
         .unwrap_or(0);
@@ -252,8 +261,12 @@ impl Load {
         let tasks = (0..workers)
             .map(|w| {
                 let (lb, known) = (lb.to_owned(), known_id.to_owned());
-                let (stop, phase, outcomes, created) =
-                    (stop.clone(), phase.clone(), outcomes.clone(), created.clone());
+                let (stop, phase, outcomes, created) = (
+                    stop.clone(),
+                    phase.clone(),
+                    outcomes.clone(),
+                    created.clone(),
+                );
                 tokio::spawn(async move {
                     let mut n = w;
                     while !stop.load(Ordering::SeqCst) {
@@ -262,11 +275,21 @@ impl Load {
                         let (route, needs_store, answer, text) = match n % 6 {
                             0 => ("GET /", false, get(&lb, "/").await, None),
                             1 => ("GET /healthz", false, get(&lb, "/healthz").await, None),
-                            2 | 3 => ("GET /pastes/{id}", true, get(&lb, &format!("/pastes/{known}")).await, None),
+                            2 | 3 => (
+                                "GET /pastes/{id}",
+                                true,
+                                get(&lb, &format!("/pastes/{known}")).await,
+                                None,
+                            ),
                             4 => {
                                 let text = format!("load {w} {n}");
                                 let body = serde_json::json!({ "text": text }).to_string();
-                                ("POST /pastes", true, post(&lb, "application/json", body.as_bytes()).await, Some(text))
+                                (
+                                    "POST /pastes",
+                                    true,
+                                    post(&lb, "application/json", body.as_bytes()).await,
+                                    Some(text),
+                                )
                             }
                             _ => ("GET /pastes", true, get(&lb, "/pastes?limit=5").await, None),
                         };
@@ -280,9 +303,16 @@ impl Load {
                             needs_store,
                             status: answer.status,
                             json_error: answer.is_json_error(),
-                            body: String::from_utf8_lossy(&answer.body[..answer.body.len().min(200)]).into_owned(),
+                            body: String::from_utf8_lossy(
+                                &answer.body[..answer.body.len().min(200)],
+                            )
+                            .into_owned(),
                             // A request that meets a fault belongs to it.
-                            phase: if ended_in == "fault" { "fault" } else { started_in },
+                            phase: if ended_in == "fault" {
+                                "fault"
+                            } else {
+                                started_in
+                            },
                         });
                         tokio::time::sleep(Duration::from_millis(15)).await;
                     }
@@ -371,14 +401,21 @@ async fn stores_hung_and_killed_under_load_cost_only_their_own_routes() {
     )
     .await;
     let lb = up.lb.clone();
-    let first = post(&lb, "application/json", br#"{"text": "written before the faults"}"#).await;
+    let first = post(
+        &lb,
+        "application/json",
+        br#"{"text": "written before the faults"}"#,
+    )
+    .await;
     assert_eq!(first.status, 201, "{first:?}");
     let known = first.json()["paste_id"].as_str().unwrap().to_owned();
     let load = Load::start(&lb, &known, 3);
 
     for store in ["sqlsvc", "nosqlsvc"] {
         for signal in [Signal::SIGSTOP, Signal::SIGKILL] {
-            let pid = up.child_pid(store).unwrap_or_else(|| panic!("no {store} child"));
+            let pid = up
+                .child_pid(store)
+                .unwrap_or_else(|| panic!("no {store} child"));
             load.set_phase("fault");
             let before = load.count();
             kill(Pid::from_raw(pid), signal).unwrap();
@@ -386,17 +423,23 @@ async fn stores_hung_and_killed_under_load_cost_only_their_own_routes() {
             // Hold the fault until the load has met it for a while: enough requests
             // for every route to have run into it more than once.
             let held = load.count();
-            eventually(&format!("load during {store} {signal}"), Duration::from_secs(120), || {
-                let n = load.count();
-                async move { n >= held + 30 }
-            })
+            eventually(
+                &format!("load during {store} {signal}"),
+                Duration::from_secs(120),
+                || {
+                    let n = load.count();
+                    async move { n >= held + 30 }
+                },
+            )
             .await;
             assert!(load.count() > before);
             drop(resume); // SIGCONT; a killed store is restarted by the launcher
             load.set_phase("recovery");
-            eventually(&format!("recovery after {store} {signal}"), Duration::from_secs(60), || {
-                recovered(&lb, &known)
-            })
+            eventually(
+                &format!("recovery after {store} {signal}"),
+                Duration::from_secs(60),
+                || recovered(&lb, &known),
+            )
             .await;
             load.set_phase("after");
             // Every store really serves again (a new pid after a kill).
@@ -411,7 +454,10 @@ async fn stores_hung_and_killed_under_load_cost_only_their_own_routes() {
     let storeless: Vec<_> = outcomes.iter().filter(|o| !o.needs_store).collect();
     assert!(storeless.len() > 20, "too little load: {}", storeless.len());
     let failed: Vec<_> = storeless.iter().filter(|o| o.status != 200).collect();
-    assert!(failed.is_empty(), "routes without a store failed: {failed:#?}");
+    assert!(
+        failed.is_empty(),
+        "routes without a store failed: {failed:#?}"
+    );
 
     // The others failed only as a webserver's JSON 5xx: never the balancer's own
     // timeout (the webserver's store timeout fires first) nor "no healthy webserver".
@@ -426,7 +472,10 @@ async fn stores_hung_and_killed_under_load_cost_only_their_own_routes() {
     for o in &store_failures {
         assert!(matches!(o.status, 502..=504), "{o:?}");
         assert!(o.json_error, "{o:?}");
-        assert!(!o.body.contains("gateway timeout"), "the balancer timed out first: {o:?}");
+        assert!(
+            !o.body.contains("gateway timeout"),
+            "the balancer timed out first: {o:?}"
+        );
         assert!(!o.body.contains("no healthy webserver"), "{o:?}");
         assert!(
             o.phase == "fault" || o.phase == "recovery",
@@ -437,10 +486,17 @@ async fn stores_hung_and_killed_under_load_cost_only_their_own_routes() {
         .iter()
         .filter(|o| o.needs_store && o.status < 400)
         .count();
-    assert!(store_ok > 10, "too few store requests succeeded: {store_ok}");
+    assert!(
+        store_ok > 10,
+        "too few store requests succeeded: {store_ok}"
+    );
 
     // No webserver was ejected for a store's fault.
-    assert!(ejections(&lb).await.iter().all(|e| *e == 0), "{:?}", ejections(&lb).await);
+    assert!(
+        ejections(&lb).await.iter().all(|e| *e == 0),
+        "{:?}",
+        ejections(&lb).await
+    );
 
     // Every 201 is readable afterwards.
     assert!(!created.is_empty());
@@ -469,7 +525,10 @@ async fn size_case(lb: &str, limit: usize, unit: &str, bytes: usize) {
     // Readable as JSON (escaped) and raw.
     let read = get(lb, &format!("/pastes/{id}")).await;
     assert_eq!(read.status, 200, "{what}: {:?}", read.head);
-    assert!(read.json()["text"].as_str() == Some(text.as_str()), "{what}: text differs");
+    assert!(
+        read.json()["text"].as_str() == Some(text.as_str()),
+        "{what}: text differs"
+    );
     let raw = get(lb, &format!("/pastes/{id}/raw")).await;
     assert_eq!(raw.status, 200, "{what}");
     assert!(raw.body == text.as_bytes(), "{what}: raw text differs");
@@ -478,7 +537,10 @@ async fn size_case(lb: &str, limit: usize, unit: &str, bytes: usize) {
     assert_eq!(page.status, 200, "{what}: {:?}", page.head);
     let page = page.json();
     assert_eq!(page[0]["paste_id"], id.as_str(), "{what}");
-    assert!(page[0]["text"].as_str() == Some(text.as_str()), "{what}: listed text differs");
+    assert!(
+        page[0]["text"].as_str() == Some(text.as_str()),
+        "{what}: listed text differs"
+    );
 }
 
 /// At, just under and just over `limit`, for ASCII, 2-byte UTF-8 and a control
@@ -500,7 +562,10 @@ async fn size_matrix(lb: &str, limit: usize) {
     let id = answer.json()["paste_id"].as_str().unwrap().to_owned();
     let read = get(lb, &format!("/pastes/{id}")).await;
     assert_eq!(read.status, 200);
-    assert_eq!(read.json()["text"].as_str().unwrap().len(), (limit - 12) / 6);
+    assert_eq!(
+        read.json()["text"].as_str().unwrap().len(),
+        (limit - 12) / 6
+    );
 }
 
 #[tokio::test]
@@ -535,7 +600,10 @@ async fn the_size_matrix_holds_at_the_largest_valid_limit() {
     let page = get(&up.lb, "/pastes?limit=50").await;
     assert_eq!(page.status, 200);
     assert!(page.body.len() <= httpkit::limits::json_escaped_max(limit) + 4096);
-    assert!(page.header("link").is_some(), "a cut page links to the rest");
+    assert!(
+        page.header("link").is_some(),
+        "a cut page links to the rest"
+    );
     up.stop().await;
 }
 
@@ -575,7 +643,10 @@ async fn the_edge_leaks_no_internal_address_and_applies_one_header_limit() {
     }
     for (why, head) in [
         ("HTTP/1.1 without Host", "GET /pastes HTTP/1.1".to_owned()),
-        ("two Hosts", format!("GET /pastes HTTP/1.1\r\nHost: {lb}\r\nHost: {lb}")),
+        (
+            "two Hosts",
+            format!("GET /pastes HTTP/1.1\r\nHost: {lb}\r\nHost: {lb}"),
+        ),
     ] {
         let answer = exchange(&lb, &head, b"").await;
         assert_eq!(answer.status, 400, "{why}: {answer:?}");
@@ -610,7 +681,13 @@ async fn the_edge_leaks_no_internal_address_and_applies_one_header_limit() {
     let answer = exchange(&lb, &with_headers(limit), b"").await;
     assert_eq!(answer.status, 200, "{} headers: {:?}", limit, answer.head);
     let answer = exchange(&lb, &with_headers(limit + 1), b"").await;
-    assert_eq!(answer.status, 431, "{} headers: {:?}", limit + 1, answer.head);
+    assert_eq!(
+        answer.status,
+        431,
+        "{} headers: {:?}",
+        limit + 1,
+        answer.head
+    );
     up.stop().await;
 }
 

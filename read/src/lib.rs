@@ -168,7 +168,11 @@ impl ReadApi {
             .collect();
         Ok(Page {
             pastes,
-            cursors: if with_cursors { kept_cursors } else { Vec::new() },
+            cursors: if with_cursors {
+                kept_cursors
+            } else {
+                Vec::new()
+            },
             next_cursor: page.next_cursor,
         })
     }

@@ -154,7 +154,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "c", "s1f", "s1", &"c".repeat(49), &format!("c{}", "0".repeat(48))] {
+        for bad in [
+            "",
+            "c",
+            "s1f",
+            "s1",
+            &"c".repeat(49),
+            &format!("c{}", "0".repeat(48)),
+        ] {
             assert_eq!(decode(bad), None, "{bad:?}");
         }
     }

@@ -115,7 +115,11 @@ mod tests {
     fn parses_the_routes() {
         assert_eq!(r(Method::POST, "/pastes").unwrap(), Route::CreatePaste);
         assert_eq!(
-            r(Method::GET, &format!("/pastes?limit=7&cursor={}&x=y", cursor::encode(0x1f))).unwrap(),
+            r(
+                Method::GET,
+                &format!("/pastes?limit=7&cursor={}&x=y", cursor::encode(0x1f))
+            )
+            .unwrap(),
             Route::ListPastes(ListQuery {
                 limit: 7,
                 before: Some(31)

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use httpkit::{Body, BoxError};
 use http_body_util::BodyExt;
+use httpkit::{Body, BoxError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::ApiError;
@@ -54,10 +54,11 @@ impl InFlight {
         let share = u32::try_from(bytes.len().div_ceil(UNIT))
             .unwrap_or(u32::MAX)
             .min(self.capacity);
-        let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_many_owned(share))
-            .await
-            .map_err(|_| ApiError::Busy)?
-            .map_err(|_| ApiError::Internal)?;
+        let permit =
+            tokio::time::timeout(self.wait, self.permits.clone().acquire_many_owned(share))
+                .await
+                .map_err(|_| ApiError::Busy)?
+                .map_err(|_| ApiError::Internal)?;
         Ok(Held {
             rest: bytes,
             permit: Some(permit),

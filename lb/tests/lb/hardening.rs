@@ -112,10 +112,22 @@ async fn host_headers_follow_rfc_9112() {
     let a = FakeBackend::start("a").await;
     let lb = TestLb::start(test_config(&[&a])).await;
     for (why, raw) in [
-        ("HTTP/1.1 without Host", "GET /pastes/x HTTP/1.1\r\nConnection: close\r\n\r\n"),
-        ("two Hosts", "GET /pastes/x HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n"),
-        ("HTTP/1.0 without Host, no public host", "GET /pastes/x HTTP/1.0\r\n\r\n"),
-        ("an empty Host", "GET /pastes/x HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n"),
+        (
+            "HTTP/1.1 without Host",
+            "GET /pastes/x HTTP/1.1\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            "two Hosts",
+            "GET /pastes/x HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            "HTTP/1.0 without Host, no public host",
+            "GET /pastes/x HTTP/1.0\r\n\r\n",
+        ),
+        (
+            "an empty Host",
+            "GET /pastes/x HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n",
+        ),
     ] {
         let answer = raw_exchange(&lb, raw).await;
         assert!(answer.contains(" 400 "), "{why}: {answer}");
@@ -136,7 +148,11 @@ async fn host_headers_follow_rfc_9112() {
         let answer = raw_exchange(&lb, raw).await;
         assert!(answer.contains(" 200 "), "{raw:?}: {answer}");
         let seen = a.seen().pop().unwrap();
-        let expected = if raw.contains("Host: a.example\r") { "a.example" } else { "paste.example:8080" };
+        let expected = if raw.contains("Host: a.example\r") {
+            "a.example"
+        } else {
+            "paste.example:8080"
+        };
         assert_eq!(seen.headers["x-forwarded-host"], expected, "{raw:?}");
     }
     lb.stop().await;

@@ -132,7 +132,12 @@ async fn every_row_has_a_cursor_continuing_right_after_it() {
     assert_eq!(first.cursors.len(), 5);
     // Cut after the second row: the rest follows from its cursor.
     let rest = page(&app, &format!("?limit=5&cursor={}", first.cursors[1])).await;
-    let ids = |p: &MetaPage| p.pastes.iter().map(|m| m.paste_id.to_string()).collect::<Vec<_>>();
+    let ids = |p: &MetaPage| {
+        p.pastes
+            .iter()
+            .map(|m| m.paste_id.to_string())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(ids(&rest), ids(&first)[2..]);
     // Cursors reveal no count: none holds a small hex number.
     for cursor in &first.cursors {

@@ -1,7 +1,7 @@
 //! `GET /pastes/{id}`, `GET /pastes/{id}/raw` and `GET /pastes` (a page, newest first).
 
-use http::{HeaderValue, Request, Response, header};
 use bytes::Bytes;
+use http::{HeaderValue, Request, Response, header};
 use httpkit::Body;
 use hyper::body::Incoming;
 use read::Paste;
