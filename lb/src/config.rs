@@ -209,13 +209,13 @@ impl Config {
                 ));
             }
         }
-        if let Some(host) = &self.fallback_host {
-            if !crate::headers::usable_host(host) {
-                return Err(Error::config(
-                    "fallback_host",
-                    &format!("{host:?}: expected host or host:port"),
-                ));
-            }
+        if let Some(host) = &self.fallback_host
+            && !crate::headers::usable_host(host)
+        {
+            return Err(Error::config(
+                "fallback_host",
+                &format!("{host:?}: expected host or host:port"),
+            ));
         }
         Ok(())
     }

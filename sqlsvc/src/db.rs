@@ -177,13 +177,16 @@ pub(crate) fn list(
     Ok((rows.into_iter().map(|(meta, _)| meta).collect(), next))
 }
 
+/// Rows with their `seq`, and the `seq` to continue from when more may follow.
+pub(crate) type RowsAndNext = (Vec<(Meta, i64)>, Option<i64>);
+
 /// Like `list`, with the `seq` of every row, so each row gets a cursor of its own.
 pub(crate) fn list_with_seqs(
     conn: &rusqlite::Connection,
     before: Option<i64>,
     limit: u32,
     now: i64,
-) -> rusqlite::Result<(Vec<(Meta, i64)>, Option<i64>)> {
+) -> rusqlite::Result<RowsAndNext> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {META_COLUMNS}, seq FROM pastes \
          WHERE seq < ?1 AND (expires_at IS NULL OR expires_at > ?2) \
