@@ -55,6 +55,29 @@ impl Up {
         .unwrap();
         let mut all: Vec<std::ffi::OsString> = vec!["--config".into(), config.into()];
         all.extend(args.iter().map(Into::into));
+        // `PASTEBIN_TEST_NOSQL=mongodb` (scripts/test.sh, with FerretDB) runs the same
+        // stack with nosqlsvc on MongoDB, in a collection of its own.
+        if std::env::var("PASTEBIN_TEST_NOSQL").as_deref() == Ok("mongodb") {
+            let uri = std::env::var("PASTEBIN_TEST_MONGODB_URI")
+                .expect("PASTEBIN_TEST_NOSQL=mongodb needs PASTEBIN_TEST_MONGODB_URI");
+            let name = dir.file_name().unwrap().to_string_lossy();
+            let collection = format!(
+                "texts_{}",
+                name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+            );
+            for arg in [
+                "--nosql-backend",
+                "mongodb",
+                "--mongodb-uri",
+                &uri,
+                "--mongodb-database",
+                "pastebin_hardening_tests",
+                "--mongodb-collection",
+                &collection,
+            ] {
+                all.push(arg.into());
+            }
+        }
         all.push("up".into());
         let mut child = spawn_pastebin(all);
         let url = announced(&mut child, |line| line.starts_with("http://")).await;

@@ -47,8 +47,12 @@ pub(crate) async fn within_store_timeout<T, E: Into<ApiError>>(
 /// balancer (`X-Forwarded-Host`, `X-Forwarded-Proto`) or the client (`Host`) says was
 /// used. Never this server's own address: a request naming no usable host gets 400.
 pub(crate) fn base_url(app: &App, headers: &HeaderMap) -> Result<String, ApiError> {
-    if let Some(url) = &app.public_url {
-        return Ok(url.clone());
+    link_base(app.public_url.as_deref(), headers)
+}
+
+fn link_base(public_url: Option<&str>, headers: &HeaderMap) -> Result<String, ApiError> {
+    if let Some(url) = public_url {
+        return Ok(url.to_owned());
     }
     let only = |name: &str| {
         let mut values = headers.get_all(name).iter();
@@ -86,9 +90,35 @@ pub(crate) fn valid_host(host: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_host;
+    use super::{link_base, valid_host};
+    use http::{HeaderMap, HeaderValue};
 
     proptest::proptest! {
+        #[test]
+        fn any_host_headers_give_a_plain_link_or_a_4xx_json_error(
+            pairs in proptest::collection::vec(
+                (proptest::sample::select(vec!["host", "x-forwarded-host", "x-forwarded-proto"]), "[ -~]{0,30}"),
+                0..5,
+            ),
+        ) {
+            let mut headers = HeaderMap::new();
+            for (name, value) in &pairs {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    headers.append(*name, value);
+                }
+            }
+            match link_base(None, &headers) {
+                Ok(base) => {
+                    let host = base.split_once("://").map(|(_, h)| h).unwrap_or("");
+                    proptest::prop_assert!(valid_host(host), "{base}");
+                }
+                Err(err) => {
+                    let resp = err.into_response();
+                    proptest::prop_assert_eq!(resp.status(), http::StatusCode::BAD_REQUEST);
+                }
+            }
+        }
+
         #[test]
         fn only_plain_hosts_are_echoed(host in ".{0,40}") {
             if valid_host(&host) {
