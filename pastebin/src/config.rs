@@ -452,11 +452,15 @@ impl Settings {
             ))
         })?;
         self.check_timeouts()?;
+        // The balancer's own checks (its fixed connect timeout nests in the response
+        // timeout, trusted proxies parse), here, so a bad value is a usage error.
         let mut lb = lb::Config::new(Vec::new());
+        lb.response_timeout = self.lb_response_timeout;
+        lb.retry.budget = self.lb_total_timeout;
         lb.trusted_proxies.clone_from(&self.lb_trusted_proxies);
         lb.validate().map_err(|err| {
             ConfigError(format!(
-                "trusted proxies (--lb-trusted-proxy, PASTEBIN_LB_TRUSTED_PROXIES, [lb] trusted_proxies): {err}"
+                "load balancer (--lb-response-timeout-ms, --lb-total-timeout-ms, --lb-trusted-proxy, [lb]): {err}"
             ))
         })?;
         if let Some(url) = &self.public_url {
@@ -697,6 +701,15 @@ mod tests {
             ..Overrides::default()
         };
         Settings::load(&over).unwrap();
+        // The balancer's connect timeout (1 s) must nest in its response timeout.
+        let over = Overrides {
+            web_store_timeout_ms: Some(500),
+            lb_response_timeout_ms: Some(1_000),
+            lb_total_timeout_ms: Some(3_000),
+            ..Overrides::default()
+        };
+        let err = Settings::load(&over).unwrap_err().0;
+        assert!(err.contains("connect_timeout"), "{err}");
     }
 
     #[test]

@@ -741,3 +741,29 @@ async fn a_second_launcher_on_the_same_data_directory_fails_at_once_naming_the_l
     assert_eq!(get(&up.lb, "/healthz").await.status, 200);
     up.stop().await;
 }
+
+#[tokio::test]
+async fn timeouts_that_do_not_nest_are_a_usage_error_naming_both_settings() {
+    for (args, names) in [
+        (
+            vec!["--web-store-timeout-ms", "10000"],
+            ["--web-store-timeout-ms", "--lb-response-timeout-ms"],
+        ),
+        (
+            vec!["--lb-response-timeout-ms", "15000"],
+            ["--lb-response-timeout-ms", "--lb-total-timeout-ms"],
+        ),
+    ] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pastebin"))
+            .args(&args)
+            .arg("up")
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for name in names {
+            assert!(stderr.contains(name), "{args:?}: {stderr}");
+        }
+    }
+}
