@@ -711,6 +711,25 @@ async fn the_edge_leaks_no_internal_address_and_applies_one_header_limit() {
         limit + 1,
         answer.head
     );
+    // A webserver asked directly draws the line at the same place.
+    let web = webs.iter().next().unwrap().clone();
+    let direct =
+        |n: usize| with_headers(n).replace(&format!("Host: {lb}"), &format!("Host: {web}"));
+    let answer = exchange(&web, &direct(limit), b"").await;
+    assert_eq!(
+        answer.status, 200,
+        "{limit} headers direct: {:?}",
+        answer.head
+    );
+    let answer = exchange(&web, &direct(limit + 1), b"").await;
+    assert_eq!(
+        answer.status,
+        431,
+        "{} headers direct: {:?}",
+        limit + 1,
+        answer.head
+    );
+    assert!(answer.is_json_error());
     up.stop().await;
 }
 

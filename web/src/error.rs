@@ -22,6 +22,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// A storage service failed; classified by how.
     Upstream(ClientError),
+    /// More header lines than [`httpkit::framing::MAX_HEADERS`].
+    TooManyHeaders,
     /// Too many large answers are being sent to slow readers; try again.
     Busy,
     /// A bug or an impossible state; details were logged.
@@ -57,6 +59,10 @@ impl ApiError {
                 tracing::warn!(%err, %status, "storage call failed");
                 (status, msg.to_owned())
             }
+            ApiError::TooManyHeaders => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                format!("more than {} header lines", httpkit::framing::MAX_HEADERS),
+            ),
             ApiError::Busy => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy sending large answers; try again".to_owned(),

@@ -15,6 +15,9 @@ use crate::{ApiError, App};
 
 /// Answers one public request.
 pub(crate) async fn dispatch(app: &App, req: Request<Incoming>) -> Response<Body> {
+    if too_many_headers(req.headers()) {
+        return ApiError::TooManyHeaders.into_response();
+    }
     let route = match Route::parse(req.method(), req.uri().path()) {
         Ok(route) => route,
         Err(err) => return err.into_response(),
@@ -29,6 +32,17 @@ pub(crate) async fn dispatch(app: &App, req: Request<Incoming>) -> Response<Body
         Route::GetRaw(id) => pastes::raw(app, &id).await,
     };
     result.unwrap_or_else(ApiError::into_response)
+}
+
+/// One header-count limit for every client, direct or through the balancer: the
+/// server's parser takes the balancer's forwarding headers on top of the limit, and
+/// here they are not counted, so a webserver refuses exactly what the balancer does.
+fn too_many_headers(headers: &HeaderMap) -> bool {
+    let forwarding = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]
+        .iter()
+        .map(|name| headers.get_all(*name).iter().count().min(1))
+        .sum::<usize>();
+    headers.len().saturating_sub(forwarding) > httpkit::framing::MAX_HEADERS
 }
 
 /// Runs the store calls of one request within the webserver's store timeout, so the
