@@ -60,6 +60,8 @@ cargo test --release --workspace --all-targets
 if [ "$mongo_ready" = "true" ]; then
     echo "test.sh: end-to-end API tests again, nosqlsvc on MongoDB (FerretDB)"
     PASTEBIN_TEST_NOSQL=mongodb cargo test --release -p pastebin --test api
+    echo "test.sh: the size matrix again, nosqlsvc on MongoDB (16 MiB documents)"
+    PASTEBIN_TEST_NOSQL=mongodb cargo test --release -p pastebin --test hardening size_matrix
 fi
 
 if scripts/schemathesis.sh install >/dev/null; then
