@@ -56,8 +56,10 @@ pub(super) async fn get(
     json_answer(app, json).await
 }
 
-/// A JSON answer whose body holds its share of the in-flight budget while it is sent.
-async fn json_answer(app: &App, json: Vec<u8>) -> Result<Response<Body>, ApiError> {
+/// A JSON answer whose body holds its share of the in-flight budget while it is sent;
+/// it ends with a newline, like every JSON answer.
+async fn json_answer(app: &App, mut json: Vec<u8>) -> Result<Response<Body>, ApiError> {
+    json.push(b'\n');
     let mut resp = Response::new(app.in_flight.body(json).await?);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
