@@ -19,6 +19,7 @@ readonly ST=$VENV/bin/schemathesis
 readonly MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-25}
 readonly MAX_TIME=${SCHEMATHESIS_MAX_TIME:-240}
 readonly START_TIMEOUT=60
+pid="" # the stack's launcher; global, for the EXIT trap
 
 die() {
     echo "schemathesis.sh: $*" >&2
@@ -46,7 +47,7 @@ cmd_run() {
     local bin=$1
     [[ -x $bin ]] || die "no pastebin binary at $bin"
     installed || die "schemathesis is not installed: run $0 install"
-    local work pid=""
+    local work
     work=$(mktemp -d "${TMPDIR:-/tmp}/pastebin-schemathesis.XXXXXX")
     # shellcheck disable=SC2064 # expand now: $work is local
     trap "stop_stack; rm -rf '$work'" EXIT
