@@ -191,13 +191,13 @@ pub(super) fn paste_page(paste: &Paste) -> String {
              are stored. The raw text has them as they are.</p>\n",
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<p class=\"actions\"><a href=\"/pastes/{id}/raw\" id=\"raw\">Raw</a> \
          <a href=\"/pastes/{id}/raw?download=1\" id=\"download\">Download</a> \
          <button type=\"button\" id=\"copy\" data-raw=\"/pastes/{id}/raw\" hidden>Copy</button>\
          <!-- Slot (issue 9): <button type=\"button\" id=\"delete\" hidden>Delete</button>, \
-         shown by the script to the browser holding the delete token. --></p>\n"
+         shown by the script to the browser holding the delete token. --></p>"
     );
     out.push_str(
         "<input type=\"checkbox\" id=\"wrap\"><label for=\"wrap\" class=\"wrap-toggle\">Wrap long lines</label>\n",
