@@ -369,6 +369,10 @@ def run(args, chromium, chromedriver):
         d.get(json.loads(body)["url"])
         n = poll("the long line", lambda: d.js("return document.querySelector('#L1 > span')?.textContent.length"))
         assert n == 500_000, n
+        assert d.js("return getComputedStyle(document.querySelector('#L1 > span')).whiteSpace") == "pre"
+        d.click("#wrap")  # the wrap switch is CSS alone: a checkbox before the text
+        assert d.js("return getComputedStyle(document.querySelector('#L1 > span')).whiteSpace") == "pre-wrap"
+        assert d.js("return document.querySelectorAll('style, [style]').length") == 0, "inline style"
         assert not csp_violations(d.console())
 
         # 8. Screenshots: a paste worth looking at, desktop and phone widths.
