@@ -30,6 +30,10 @@ const OTHER_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'n
 /// a page of half a million empty lines would otherwise weigh tens of megabytes.
 const MAX_LINKED_LINES: usize = 50_000;
 
+/// Lines per chunk the browser may skip laying out while it is off screen (the
+/// stylesheet's `content-visibility: auto` on `.c`).
+const LINES_PER_CHUNK: usize = 500;
+
 /// A static file: its path (with the content hash) and its bytes.
 pub(crate) struct Asset {
     pub(crate) path: String,
@@ -207,20 +211,25 @@ pub(super) fn paste_page(paste: &Paste) -> String {
         escape_into(&mut out, text);
         out.push_str("</pre>\n");
     } else {
-        out.push_str("<div class=\"code\" id=\"text\">");
+        out.push_str("<div class=\"code\" id=\"text\"><div class=\"c\">");
         for (n, line) in text.split_terminator('\n').enumerate() {
+            if n > 0 && n % LINES_PER_CHUNK == 0 {
+                out.push_str("</div><div class=\"c\">");
+            }
             let n = n + 1;
             let _ = write!(
                 out,
-                "<div class=\"l\" id=\"L{n}\"><a href=\"#L{n}\"></a><span>"
+                "<div class=\"l\" id=\"L{n}\"><a href=\"#L{n}\" data-n=\"{n}\"></a><span>"
             );
             escape_into(&mut out, line);
             out.push_str("</span></div>");
         }
         if text.is_empty() {
-            out.push_str("<div class=\"l\" id=\"L1\"><a href=\"#L1\"></a><span></span></div>");
+            out.push_str(
+                "<div class=\"l\" id=\"L1\"><a href=\"#L1\" data-n=\"1\"></a><span></span></div>",
+            );
         }
-        out.push_str("</div>\n");
+        out.push_str("</div></div>\n");
     }
     tail(&mut out);
     out
@@ -336,7 +345,7 @@ mod tests {
             "only the page's own script"
         );
         for n in 1..=4 {
-            assert!(html.contains(&format!("id=\"L{n}\"><a href=\"#L{n}\">")));
+            assert!(html.contains(&format!("id=\"L{n}\"><a href=\"#L{n}\" data-n=\"{n}\">")));
         }
         assert!(!html.contains("id=\"L5\""));
         assert!(
@@ -344,6 +353,14 @@ mod tests {
         );
         assert!(!html.contains("id=\"bidi\""));
         assert!(!html.contains("style="), "no inline style");
+    }
+
+    #[test]
+    fn lines_come_in_chunks() {
+        let text = "x\n".repeat(LINES_PER_CHUNK * 2 + 1);
+        let html = paste_page(&paste(&text));
+        assert_eq!(html.matches("<div class=\"c\">").count(), 3);
+        assert!(html.contains("</div></div><div class=\"c\"><div class=\"l\" id=\"L501\">"));
     }
 
     #[test]
