@@ -243,6 +243,14 @@ class WebDriverError(Exception):
         self.code = code
 
 
+def script_errors(entries):
+    """Severe console entries but the favicon's 404 (there is no favicon)."""
+    return [
+        e for e in entries
+        if e.get("level") == "SEVERE" and "favicon.ico" not in e.get("message", "")
+    ]
+
+
 def csp_violations(entries):
     return [e for e in entries if "Content Security Policy" in e.get("message", "")]
 
@@ -353,10 +361,23 @@ def run(args, chromium, chromedriver):
 
         # 5. Copy puts the exact text on the clipboard (the button is the script's).
         assert d.js("return document.getElementById('copy').hidden") is False
+        for name in ("clipboard-read", "clipboard-write"):
+            d.cmd("POST", "/permissions", {"descriptor": {"name": name}, "state": "granted"})
+        d.click("#copy")
+        label = poll("the copy button's answer", lambda: d.js(
+            "const t = document.getElementById('copy').textContent; return t !== 'Copy' && t"
+        ))
+        assert label == "Copied", label
+        copied = d.cmd("POST", "/execute/async", {
+            "script": "navigator.clipboard.readText().then(arguments[0], e => arguments[0]('ERR ' + e))",
+            "args": [],
+        })
+        assert copied == text, (copied, text)
 
         # 6. No CSP violation so far; and the log does show one when there is one.
         entries = d.console()
         assert not csp_violations(entries), csp_violations(entries)
+        assert not script_errors(entries), script_errors(entries)
         d.js(
             "const i = document.createElement('img');"
             "i.src = 'data:image/gif;base64,R0lGODlhAQABAAAAACw=';"
