@@ -133,6 +133,8 @@ pub fn run_dir_name(id: &str) -> String {
 pub struct RunGroup {
     flavor: Flavor,
     name: String,
+    /// Host groups made so far.
+    hosts: std::cell::Cell<u64>,
 }
 
 /// How a host's CPU usage is read, for reports.
@@ -177,7 +179,11 @@ impl RunGroup {
         {
             enable_cpu(&root.join(&name))?;
         }
-        Ok(RunGroup { flavor, name })
+        Ok(RunGroup {
+            flavor,
+            name,
+            hosts: std::cell::Cell::new(0),
+        })
     }
 
     /// Makes the group of host `host`, with a budget of `cores` when given.
@@ -188,6 +194,26 @@ impl RunGroup {
             std::fs::create_dir(&dir)
                 .map_err(|err| format!("cannot create cgroup {}: {err}", dir.display()))?;
             procs.push(dir.join("cgroup.procs"));
+        }
+        // The run's group competes with the machine's other processes as one: give
+        // it one process's weight per host, so that a host is not worth a fraction
+        // of a process just for being grouped (the kernel's defaults: 1024 shares
+        // on v1, weight 100 on v2).
+        self.hosts.set(self.hosts.get() + 1);
+        let n = self.hosts.get();
+        match &self.flavor {
+            Flavor::V1 { cpu, .. } => write(
+                &cpu.join(&self.name).join("cpu.shares"),
+                &(1024 * n).min(262_144).to_string(),
+            )?,
+            Flavor::V2 {
+                root,
+                cpu_controller: true,
+            } => write(
+                &root.join(&self.name).join("cpu.weight"),
+                &(100 * n).min(10_000).to_string(),
+            )?,
+            Flavor::V2 { .. } => {}
         }
         let quota = cores.map(quota_us);
         let usage = match &self.flavor {

@@ -549,6 +549,14 @@ async fn spawn_child(exe: &std::path::Path, spec: &Spec) -> Result<(Child, Strin
         Some(host) => host.command(exe),
         None => Command::new(exe),
     };
+    // A host with a budget of c cores runs its runtime on ceil(c) worker threads,
+    // as it would on a machine with that many cores.
+    if let Some(cores) = spec.host.as_ref().and_then(|h| h.cpu_budget) {
+        cmd.env(
+            "TOKIO_WORKER_THREADS",
+            (cores.ceil() as u64).max(1).to_string(),
+        );
+    }
     cmd.arg(spec.kind.name())
         .arg("--listen")
         .arg(&spec.listen)
