@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use http::Uri;
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, Scheme};
 
 use crate::config::{EjectionConfig, HealthConfig};
 use crate::health::{HealthState, Transition};
@@ -48,18 +48,6 @@ impl Backend {
 
     pub fn health_uri(&self) -> &Uri {
         &self.health_uri
-    }
-
-    /// The absolute URI of `path_and_query` on this webserver.
-    pub fn uri_for(&self, path_and_query: Option<&PathAndQuery>) -> Result<Uri, http::Error> {
-        let mut builder = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(self.authority.clone());
-        builder = match path_and_query {
-            Some(pq) => builder.path_and_query(pq.clone()),
-            None => builder.path_and_query("/"),
-        };
-        builder.build()
     }
 
     fn with_health<T>(&self, f: impl FnOnce(&mut HealthState) -> T) -> T {
