@@ -310,7 +310,10 @@ impl ResponseBody {
     /// chunk, and the server then stops polling it).
     fn release_if_done(&mut self, ended: bool) {
         if ended || self.inner.is_end_stream() {
-            let sender = self.sender.get_mut().unwrap_or_else(PoisonError::into_inner);
+            let sender = self
+                .sender
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner);
             if let Some(sender) = sender.take() {
                 upstream::release(self.in_flight.backend().addr(), sender);
             }

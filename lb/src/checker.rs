@@ -12,8 +12,8 @@ use tokio::sync::watch;
 
 use crate::backend::Backend;
 use crate::body::ForwardBody;
-use crate::config::HealthConfig;
 use crate::config::Config;
+use crate::config::HealthConfig;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};

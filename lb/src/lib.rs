@@ -33,8 +33,8 @@ pub use error::{Error, ProxyError};
 
 use crate::admin::Route;
 use crate::backend::Registry;
-use crate::metrics::Totals;
 use crate::checker::HttpClient;
+use crate::metrics::Totals;
 use crate::proxy::Proxy;
 
 /// Serves as the balancer on `listener` over `config.backends` until `shutdown`
@@ -142,7 +142,12 @@ struct Lb {
 }
 
 impl Lb {
-    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<httpkit::Body> {
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        timer: &proxy::TimerSlot,
+    ) -> Response<httpkit::Body> {
         let proxy = &self.proxy;
         proxy.totals.requests.fetch_add(1, Ordering::Relaxed);
         match Route::parse(req.method(), req.uri().path()) {
@@ -151,7 +156,7 @@ impl Lb {
         }
         let method = req.method().clone();
         let uri = req.uri().clone();
-        match proxy.forward(req, peer).await {
+        match proxy.forward(req, peer, timer).await {
             Ok(resp) => resp,
             Err(err) => {
                 proxy.totals.record_error(&err);

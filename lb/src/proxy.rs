@@ -1,7 +1,9 @@
 //! Forwarding one request: edge checks, header rewriting, the attempt loop with its
 //! retry rules and passive ejection, and the streamed response.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio::time::Sleep;
 
 use crate::backend::{Backend, Registry};
 use crate::body::{BodySource, ForwardBody, InFlight, ResponseBody};
@@ -28,6 +31,12 @@ enum Failure {
     Timeout,
 }
 
+/// A timer reused by the requests of one client connection for their response
+/// timeouts (they come one after another): moving a registered timer's deadline
+/// later costs an atomic store, registering a new one per request a trip through
+/// the timer wheel and an allocation. Taken out while a request uses it.
+pub type TimerSlot = Cell<Option<Pin<Box<Sleep>>>>;
+
 /// What forwarding needs; each worker thread has its own copy.
 #[derive(Clone)]
 pub struct Proxy {
@@ -43,6 +52,7 @@ impl Proxy {
         &self,
         req: Request<Incoming>,
         peer: SocketAddr,
+        timer: &TimerSlot,
     ) -> Result<Response<httpkit::Body>, ProxyError> {
         let (parts, body) = req.into_parts();
         let limit = self.config.max_body_bytes;
@@ -107,7 +117,7 @@ impl Proxy {
             }
 
             let timeout = self.config.response_timeout.min(remaining);
-            match self.send(&backend, upstream, &source, timeout).await {
+            match self.send(&backend, upstream, &source, timeout, timer).await {
                 Ok((resp, in_flight, sender)) => {
                     let status = resp.status();
                     let retry_status = status == StatusCode::BAD_GATEWAY
@@ -176,26 +186,36 @@ impl Proxy {
         req: Request<ForwardBody>,
         source: &BodySource,
         timeout: Duration,
+        timer: &TimerSlot,
     ) -> Result<(Response<Incoming>, InFlight, Sender), Failure> {
         backend.stats.requests.fetch_add(1, Ordering::Relaxed);
         let in_flight = InFlight::new(backend.clone());
         let started = tokio::time::Instant::now();
         let request = upstream::send(backend.addr(), req, self.config.connect_timeout);
-        let expiry = tokio::time::sleep(timeout);
-        tokio::pin!(request, expiry);
+        let first_deadline = started + timeout;
+        let mut expiry = match timer.take() {
+            Some(mut sleep) => {
+                sleep.as_mut().reset(first_deadline);
+                sleep
+            }
+            None => Box::pin(tokio::time::sleep_until(first_deadline)),
+        };
+        tokio::pin!(request);
         let result = loop {
             tokio::select! {
                 biased;
-                result = &mut request => break result,
+                result = &mut request => break Ok(result),
                 () = &mut expiry => {
                     let deadline = source.headers_deadline(started, timeout);
                     if deadline <= tokio::time::Instant::now() {
-                        return Err(Failure::Timeout);
+                        break Err(Failure::Timeout);
                     }
                     expiry.as_mut().reset(deadline);
                 }
             }
         };
+        timer.set(Some(expiry));
+        let result = result?;
         match result {
             Err(SendError::NotSent(err)) => Err(Failure::NotSent(err)),
             Err(SendError::Broken(err)) => Err(Failure::Broken(err)),

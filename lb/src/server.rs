@@ -19,6 +19,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
+use crate::proxy::TimerSlot;
 use crate::{Error, Lb};
 use httpkit::ServerConfig;
 use httpkit::io::WriteTimeout;
@@ -198,9 +199,11 @@ async fn work(
         };
         let _ = stream.set_nodelay(true);
         let handler = lb.clone();
+        let timer: Rc<TimerSlot> = Rc::default();
         let service = service_fn(move |req| {
             let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler.handle(req, peer).await) }
+            let timer = timer.clone();
+            async move { Ok::<_, Infallible>(handler.handle(req, peer, &timer).await) }
         });
         let stream = WriteTimeout::new(stream, config.write_timeout);
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));

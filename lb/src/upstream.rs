@@ -130,8 +130,9 @@ pub async fn send(
     loop {
         let (mut sender, reused) = match checkout(addr) {
             Some(sender) => (sender, true),
+            // Boxed: the rare path's state stays out of every request's future.
             None => (
-                connect(addr, connect_timeout)
+                Box::pin(connect(addr, connect_timeout))
                     .await
                     .map_err(SendError::NotSent)?,
                 false,

@@ -18,7 +18,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use config::{
-    BackendConfig, Config, DEFAULT_EMBEDDED_CACHE_BYTES, DEFAULT_LISTEN_ADDR, DEFAULT_MAX_BODY_BYTES,
+    BackendConfig, Config, DEFAULT_EMBEDDED_CACHE_BYTES, DEFAULT_LISTEN_ADDR,
+    DEFAULT_MAX_BODY_BYTES,
 };
 pub use error::Error;
 use handler::App;
@@ -45,10 +46,10 @@ pub async fn run(
                 *cache_bytes,
             )
             .await
-                .map_err(|source| Error::OpenEmbedded {
-                    path: path.clone(),
-                    source,
-                })?;
+            .map_err(|source| Error::OpenEmbedded {
+                path: path.clone(),
+                source,
+            })?;
             tracing::info!(path = %path.display(), "embedded store open");
             serve_store(listener, store, config, shutdown).await;
         }
