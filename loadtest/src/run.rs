@@ -1,11 +1,6 @@
 //! The load run: one task per virtual client, each with its own keep-alive HTTP/1.1
 //! connection (hyper's low-level `client::conn::http1`: no pool, no lookups), closed
 //! loop or open loop on a fixed schedule, warm-up then the measured window.
-//!
-//! The clients are spread over one thread per worker of the caller's runtime, each
-//! a current-thread runtime of its own (like wrk's threads, each its own event loop):
-//! a client, its connection and its timer never leave their thread, so no wake-up
-//! crosses threads and no work is stolen.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -106,11 +101,7 @@ pub async fn run(
     let interval = plan
         .rate
         .map(|rate| Duration::from_secs_f64(plan.connections as f64 / rate));
-    let threads = tokio::runtime::Handle::current()
-        .metrics()
-        .num_workers()
-        .clamp(1, plan.connections.max(1));
-    let mut clients: Vec<Vec<Client>> = (0..threads).map(|_| Vec::new()).collect();
+    let mut handles = Vec::with_capacity(plan.connections);
     for id in 0..plan.connections {
         let reporter = match (&template, printer.is_some()) {
             (Some(t), true) => Some(Reporter::new(tick_tx.clone(), start, t)),
@@ -121,40 +112,29 @@ pub async fn run(
             Some(iv) => start + iv.mul_f64(id as f64 / plan.connections as f64),
             None => start,
         };
-        clients[id % threads].push(Client {
-            seed: plan
-                .seed
-                .wrapping_add((id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-            first,
+        let worker = Worker {
+            shared: shared.clone(),
+            rng: fastrand::Rng::with_seed(
+                plan.seed
+                    .wrapping_add((id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            ),
+            local_keys: Vec::new(),
+            stats: empty.clone(),
+            interval,
+            next_intended: first,
             reporter,
-        });
+            stop: stop.clone(),
+            timer: Box::pin(tokio::time::sleep_until(start + plan.timeout)),
+        };
+        handles.push(tokio::spawn(worker.run()));
     }
     drop(tick_tx);
-    let mut handles = Vec::with_capacity(threads);
-    for (i, group) in clients.into_iter().enumerate() {
-        let (done, result) = tokio::sync::oneshot::channel();
-        let shared = shared.clone();
-        let empty = empty.clone();
-        let stop = stop.clone();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|err| LoadError::Config(format!("cannot start a generator runtime: {err}")))?;
-        std::thread::Builder::new()
-            .name(format!("loadtest-{i}"))
-            .spawn(move || {
-                let stats = runtime.block_on(run_clients(group, shared, empty, interval, stop));
-                let _ = done.send(stats);
-            })
-            .map_err(|err| LoadError::Config(format!("cannot start a generator thread: {err}")))?;
-        handles.push(result);
-    }
 
     let mut stats = empty;
     for handle in handles {
         match handle.await {
             Ok(s) => stats.merge(&s),
-            Err(err) => tracing::error!(%err, "a generator thread failed"),
+            Err(err) => tracing::error!(%err, "a client task failed"),
         }
     }
     if let Some(p) = printer {
@@ -173,50 +153,6 @@ pub async fn run(
         },
         keys_created: shared.keys.len(),
     })
-}
-
-/// What one virtual client starts from.
-struct Client {
-    seed: u64,
-    /// Open loop: when its first request is due.
-    first: Instant,
-    reporter: Option<Reporter>,
-}
-
-/// Runs `clients` as tasks of this thread's runtime; returns their merged stats.
-async fn run_clients(
-    clients: Vec<Client>,
-    shared: Arc<Shared>,
-    empty: Stats,
-    interval: Option<Duration>,
-    stop: watch::Receiver<bool>,
-) -> Stats {
-    let timeout = shared.measure_start - shared.plan.warmup + shared.plan.timeout;
-    let tasks: Vec<_> = clients
-        .into_iter()
-        .map(|client| {
-            let worker = Worker {
-                shared: shared.clone(),
-                rng: fastrand::Rng::with_seed(client.seed),
-                local_keys: Vec::new(),
-                stats: empty.clone(),
-                interval,
-                next_intended: client.first,
-                reporter: client.reporter,
-                stop: stop.clone(),
-                timer: Box::pin(tokio::time::sleep_until(timeout)),
-            };
-            tokio::spawn(worker.run())
-        })
-        .collect();
-    let mut stats = empty;
-    for task in tasks {
-        match task.await {
-            Ok(s) => stats.merge(&s),
-            Err(err) => tracing::error!(%err, "a client task failed"),
-        }
-    }
-    stats
 }
 
 /// What a request is.
