@@ -12,7 +12,8 @@
 #
 #   scripts/bench-table.sh [SECTION...]          (default: all of them)
 #
-# Environment: DUR (seconds per run, 10), CONNS (64), RUNS (3), LT_CONNS (32, the
+# Environment: LB_BEFORE (an older lb_bench binary, measured alongside as lb-before),
+# DUR (seconds per run, 10), CONNS (64), RUNS (3), LT_CONNS (32, the
 # loadtest section), CREATES (100000), WASTEBIN (a wastebin 3.7.0 binary, built
 # outside this repository), FERRETDB_URI (mongodb://... of a running FerretDB,
 # see scripts/ferretdb.sh).
@@ -50,18 +51,39 @@ echo "# $(date -u +%FT%TZ) cores=$(nproc) load: $(cut -d' ' -f1-3 /proc/loadavg)
 echo "# results: $work/results (section what run req/s p99)"
 : > "$work/results"
 
-# wrk_run SECTION WHAT RUN WRK-ARGS...: one wrk run, recorded.
+# cpu_ticks PID...: CPU time (user + system, clock ticks) of the processes, all threads.
+cpu_ticks() {
+    local t=0 p s
+    for p in "$@"; do
+        for s in /proc/"$p"/task/*/stat; do
+            [ -e "$s" ] && t=$((t + $(awk '{print $14 + $15}' "$s")))
+        done
+    done
+    echo "$t"
+}
+
+# wrk_run SECTION WHAT RUN WRK-ARGS...: one wrk run, recorded. With CPU_PIDS set,
+# also the CPU time those processes spent per answered request (microseconds): a
+# figure that the other builds on a shared machine disturb less than req/s.
 wrk_run() {
     local section=$1 what=$2 r=$3
     shift 3
-    local out
+    local out before after n cpu="-"
+    # shellcheck disable=SC2086  # CPU_PIDS is a list
+    before=$(cpu_ticks ${CPU_PIDS:-})
     out=$(wrk -t1 -c"$conns" -d"${dur}s" --latency "$@")
+    # shellcheck disable=SC2086
+    after=$(cpu_ticks ${CPU_PIDS:-})
     local rps p99 errs
     rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
     p99=$(echo "$out" | awk '/^ +99%/ {print $2}')
+    n=$(echo "$out" | awk '/requests in/ {print $1}')
+    if [ -n "${CPU_PIDS:-}" ] && [ "${n:-0}" -gt 0 ]; then
+        cpu=$(python3 -c "import os,sys; print(round(($after-$before)*1e6/os.sysconf('SC_CLK_TCK')/$n, 2))")
+    fi
     errs=$(echo "$out" | grep -E 'Non-2xx|Socket errors' | tr -s ' ' | tr '\n' ' ' || true)
-    echo "$section $what $r $rps $p99" >> "$work/results"
-    printf '  %-9s %-28s run %s %10s req/s  p99 %-8s %s\n' "$section" "$what" "$r" "$rps" "$p99" "$errs"
+    echo "$section $what $r $rps $p99 $cpu" >> "$work/results"
+    printf '  %-9s %-28s run %s %10s req/s  p99 %-8s cpu/req %6s us %s\n' "$section" "$what" "$r" "$rps" "$p99" "$cpu" "$errs"
 }
 
 # start_bg VAR CMD...: starts CMD in the background (same session: same scheduler
@@ -128,12 +150,23 @@ section_proxy() {
     wait_port "$lbp"
     wait_port "$n1"
     wait_port "$n2"
+    local lbo="" pid_lbo=""
+    if [ -n "${LB_BEFORE:-}" ]; then
+        lbo=$(free_port)
+        start_bg pid_lbo "$LB_BEFORE" lb "$lbo" "127.0.0.1:$b1" "127.0.0.1:$b2"
+        wait_port "$lbo"
+    fi
     for r in $(seq 1 "$runs"); do
-        wrk_run proxy lb "$r" "http://127.0.0.1:$lbp/healthz"
-        wrk_run proxy nginx-1-worker "$r" "http://127.0.0.1:$n1/healthz"
-        wrk_run proxy nginx-2-workers "$r" "http://127.0.0.1:$n2/healthz"
+        if [ -n "$lbo" ]; then
+            CPU_PIDS="$pid_lbo" wrk_run proxy lb-before "$r" "http://127.0.0.1:$lbo/healthz"
+        fi
+        CPU_PIDS="$pid_lb" wrk_run proxy lb "$r" "http://127.0.0.1:$lbp/healthz"
+        CPU_PIDS="$pid_n1 $(pgrep -P "$pid_n1" | tr '\n' ' ')" \
+            wrk_run proxy nginx-1-worker "$r" "http://127.0.0.1:$n1/healthz"
+        CPU_PIDS="$pid_n2 $(pgrep -P "$pid_n2" | tr '\n' ' ')" \
+            wrk_run proxy nginx-2-workers "$r" "http://127.0.0.1:$n2/healthz"
     done
-    for p in "$pid_lb" "$pid_n1" "$pid_n2" "$pid_b1" "$pid_b2"; do stop_pid "$p"; done
+    for p in "$pid_lb" $pid_lbo "$pid_n1" "$pid_n2" "$pid_b1" "$pid_b2"; do stop_pid "$p"; done
 }
 
 # wastebin_start PORT DB: wastebin afresh on the same database file (3.7.0 exits when
@@ -231,15 +264,16 @@ section_loadtest() {
     stop_pid "$pid_b"
 }
 
+# rss_table LABEL: the RSS of the launcher and each component it started.
 rss_table() {
-    local label=$1
-    for pidfile in "$work"/data/*.pid; do
-        [ -e "$pidfile" ] || continue
-        local pid name
-        pid=$(cat "$pidfile")
-        name=$(basename "$pidfile" .pid)
-        echo "memory $label-$name 1 $(awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$pid/status") MB" >> "$work/results"
-        printf '  %-9s %-28s %s MB\n' memory "$label $name" "$(awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$pid/status")"
+    local label=$1 pid name
+    for pid in "$up_pid" $(pgrep -P "$up_pid"); do
+        name=$(tr '\0' ' ' < "/proc/$pid/cmdline" | awk '{for (i=2;i<=NF;i++) if ($i !~ /^-/ && $(i-1) !~ /^--/) {print $i; exit}}')
+        [ "$pid" = "$up_pid" ] && name=launcher
+        local rss
+        rss=$(awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$pid/status")
+        echo "memory $label-$name-$pid 1 $rss MB" >> "$work/results"
+        printf '  %-9s %-40s %s MB\n' memory "$label $name ($pid)" "$rss"
     done
 }
 
@@ -277,7 +311,7 @@ echo
 echo "## medians of $runs runs"
 python3 - "$work/results" <<'PY'
 import sys, statistics, collections
-rows = collections.defaultdict(lambda: ([], []))
+rows = collections.defaultdict(lambda: ([], [], []))
 order = []
 for line in open(sys.argv[1]):
     parts = line.split()
@@ -295,14 +329,17 @@ for line in open(sys.argv[1]):
         v = float(p99.rstrip("msu"))
         v = v / 1000 if p99.endswith("us") else v * 1000 if p99.endswith("s") and not p99.endswith("ms") else v
         rows[key][1].append(v)
+    if len(parts) > 5 and parts[5] != "-":
+        rows[key][2].append(float(parts[5]))
 ref = {"proxy": "nginx-2-workers", "read": "wastebin-/raw/id", "create": "wastebin", "loadtest": "wrk"}
 med = {k: statistics.median(v[0]) for k, v in rows.items() if v[0]}
-print(f"{'section':<9} {'what':<28} {'req/s':>10} {'p99 ms':>8} {'ratio':>7}")
+print(f"{'section':<9} {'what':<28} {'req/s':>10} {'p99 ms':>8} {'ratio':>7} {'cpu us/req':>11}")
 for k in order:
     if k not in med:
         continue
     p99 = f"{statistics.median(rows[k][1]):.2f}" if rows[k][1] else "-"
     r = (k[0], ref.get(k[0]))
     ratio = f"{med[k] / med[r]:.2f}x" if r in med and med[r] else ""
-    print(f"{k[0]:<9} {k[1]:<28} {med[k]:>10.0f} {p99:>8} {ratio:>7}")
+    cpu = f"{statistics.median(rows[k][2]):.2f}" if rows[k][2] else ""
+    print(f"{k[0]:<9} {k[1]:<28} {med[k]:>10.0f} {p99:>8} {ratio:>7} {cpu:>11}")
 PY

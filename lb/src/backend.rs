@@ -110,12 +110,15 @@ pub struct Registry {
     rr: RoundRobin,
 }
 
+/// A list of webservers as shared by the registry.
+type List = Arc<[Arc<Backend>]>;
+
 /// Gives every registry its own range of generations.
 static NEXT_REGISTRY: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// This thread's copy of a registry's list, with its generation.
-    static CURRENT: RefCell<Option<(u64, Arc<[Arc<Backend>]>)>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<(u64, List)>> = const { RefCell::new(None) };
 }
 
 impl Registry {
