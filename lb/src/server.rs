@@ -1,4 +1,5 @@
-//! The balancer's serving shape: one worker thread per core, each a current-thread
+//! The balancer's serving shape (the accept loop's limits and checks are those of
+//! `httpkit::serve`, which it mirrors): one worker thread per core, each a current-thread
 //! tokio runtime that owns its client connections, its upstream connections
 //! (`upstream`) and every request on them, so a request never changes threads. An
 //! acceptor hands each new client connection to the worker with the fewest open
@@ -174,6 +175,7 @@ async fn work(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout)
+        .max_headers(config.max_headers.max(1))
         .keep_alive(true);
     loop {
         let accepted = tokio::select! {
@@ -203,7 +205,14 @@ async fn work(
         let service = service_fn(move |req| {
             let handler = handler.clone();
             let timer = timer.clone();
-            async move { Ok::<_, Infallible>(handler.handle(req, peer, &timer).await) }
+            async move {
+                // Framing the balancer cannot forward (RFC 9112): 501 / 400, as every
+                // server answers it (see `httpkit::serve`).
+                if let Some(refused) = httpkit::framing::check(&req) {
+                    return Ok::<_, Infallible>(refused);
+                }
+                Ok::<_, Infallible>(handler.handle(req, peer, &timer).await)
+            }
         });
         let stream = WriteTimeout::new(stream, config.write_timeout);
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
