@@ -58,6 +58,9 @@ pub struct Overrides {
     /// nosqlsvc's address (where it listens, and where webservers find it).
     #[arg(long, env = "PASTEBIN_NOSQLSVC", global = true)]
     pub nosqlsvc: Option<String>,
+    /// Bytes of page cache and write buffer nosqlsvc's embedded store may hold.
+    #[arg(long, env = "PASTEBIN_NOSQL_CACHE_BYTES", global = true)]
+    pub nosql_cache_bytes: Option<usize>,
     /// Where nosqlsvc keeps texts: `embedded` (a file in the data directory) or `mongodb`.
     #[arg(long, env = "PASTEBIN_NOSQL_BACKEND", global = true)]
     pub nosql_backend: Option<String>,
@@ -232,6 +235,7 @@ struct ServiceFile {
 struct NosqlFile {
     listen: Option<String>,
     backend: Option<String>,
+    cache_bytes: Option<usize>,
     mongodb_uri: Option<String>,
     mongodb_database: Option<String>,
     mongodb_collection: Option<String>,
@@ -299,6 +303,8 @@ pub struct Settings {
     pub sqlsvc: String,
     pub nosqlsvc: String,
     pub nosql_backend: NosqlBackend,
+    /// Bound on the embedded text store's cache and write buffer.
+    pub nosql_cache_bytes: usize,
     /// How webserver addresses are numbered, unless they were listed explicitly;
     /// scaling out beyond a listed set is impossible.
     pub web_numbering: Option<WebNumbering>,
@@ -475,6 +481,10 @@ impl Settings {
                 .or(file.nosqlsvc.listen)
                 .unwrap_or_else(|| "127.0.0.1:5005".into()),
             nosql_backend,
+            nosql_cache_bytes: over
+                .nosql_cache_bytes
+                .or(file.nosqlsvc.cache_bytes)
+                .unwrap_or(nosqlsvc::DEFAULT_EMBEDDED_CACHE_BYTES),
             web_numbering,
             lb_backends_file: over.lb_backends_file.clone().or(file.lb.backends_file),
             web_store_timeout: Duration::from_millis(

@@ -454,6 +454,8 @@ fn common_args(settings: &Settings) -> Vec<OsString> {
         settings.max_body_bytes.to_string().into(),
         "--cache-bytes".into(),
         settings.cache_bytes.to_string().into(),
+        "--nosql-cache-bytes".into(),
+        settings.nosql_cache_bytes.to_string().into(),
         "--web-store-timeout-ms".into(),
         settings.web_store_timeout.as_millis().to_string().into(),
         "--lb-response-timeout-ms".into(),
