@@ -3,13 +3,15 @@
 # tests and the end-to-end API tests again with nosqlsvc on a real MongoDB
 # wire-protocol server (FerretDB, built by scripts/ferretdb.sh when missing), then
 # Schemathesis against a whole stack (scripts/schemathesis.sh, installed when missing).
+# Last, the pages in headless Chromium (scripts/browser_test.py, over chromedriver).
 #
 # Everything is built once, in the release profile that `cargo run --release` (the
 # README's first command) already built, so the dependencies are not compiled again.
 # FerretDB is built while the tests compile.
 #
-# Outside CI, a FerretDB or a Schemathesis that cannot be installed makes that part
-# skip loudly; under CI=true it is a failure.
+# Outside CI, a missing chromium/chromedriver makes the browser tests skip loudly, and a
+# FerretDB or a Schemathesis that cannot be installed makes that part skip loudly;
+# under CI=true it is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,10 +19,11 @@ ci="${CI:-false}"
 target_dir="${CARGO_TARGET_DIR:-target}"
 fdb_dir="$(mktemp -d "${TMPDIR:-/tmp}/pastebin-ferretdb.XXXXXX")"
 fdb_install_pid=""
+shots_dir="$(mktemp -d "${TMPDIR:-/tmp}/pastebin-screenshots.XXXXXX")"
 cleanup() {
     [ -n "$fdb_install_pid" ] && kill "$fdb_install_pid" 2>/dev/null
     scripts/ferretdb.sh stop "$fdb_dir" >/dev/null 2>&1 || true
-    rm -rf "$fdb_dir"
+    rm -rf "$fdb_dir" "$shots_dir"
 }
 trap cleanup EXIT
 
@@ -70,6 +73,11 @@ if scripts/schemathesis.sh install >/dev/null; then
 else
     missing Schemathesis "python3 -m venv or pip install failed"
 fi
+
+# The release binary the integration tests ran; screenshots go to a scratch directory
+# here (`--screenshots docs` refreshes the README's).
+echo "test.sh: the pages in headless Chromium (scripts/browser_test.py)"
+python3 scripts/browser_test.py --bin "$target_dir/release/pastebin" --screenshots "$shots_dir"
 
 if [ "${#skipped[@]}" -gt 0 ]; then
     echo "test.sh: passed, but ******** SKIPPED: ${skipped[*]} ********" >&2

@@ -16,6 +16,8 @@ pub(crate) enum Route {
     ListPastes,
     GetPaste(PasteId),
     GetRaw(PasteId),
+    /// `/static/{name}`: the pages' stylesheet and script (unknown names are 404).
+    Static,
     Health,
     Ready,
     OpenApi,
@@ -29,6 +31,7 @@ pub(crate) enum Op {
     ListPastes,
     GetPaste,
     GetRaw,
+    Static,
     Health,
     Ready,
     OpenApi,
@@ -71,6 +74,11 @@ pub(crate) static RESOURCES: &[Resource] = &[
         methods: &[(Method::GET, Op::GetRaw), (Method::HEAD, Op::GetRaw)],
     },
     Resource {
+        template: "/static/{name}",
+        allow: "GET, HEAD",
+        methods: &[(Method::GET, Op::Static), (Method::HEAD, Op::Static)],
+    },
+    Resource {
         template: "/healthz",
         allow: "GET, HEAD",
         methods: &[(Method::GET, Op::Health), (Method::HEAD, Op::Health)],
@@ -108,6 +116,7 @@ impl Route {
             Op::ListPastes => Route::ListPastes,
             Op::GetPaste => Route::GetPaste(id()?),
             Op::GetRaw => Route::GetRaw(id()?),
+            Op::Static => Route::Static,
             Op::Health => Route::Health,
             Op::Ready => Route::Ready,
             Op::OpenApi => Route::OpenApi,
@@ -125,6 +134,7 @@ fn matches<'p>(template: &str, path: &'p str) -> Option<Option<&'p str>> {
         match (want.next(), have.next()) {
             (None, None) => return Some(id),
             (Some("{paste_id}"), Some(segment)) => id = Some(segment),
+            (Some(w), Some(_)) if w.starts_with('{') => {}
             (Some(w), Some(h)) if w == h => {}
             _ => return None,
         }
