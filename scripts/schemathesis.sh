@@ -80,14 +80,15 @@ cmd_run() {
     local status=0
     # One worker: with two, Python 3.11's ast module fails under Hypothesis' threads
     # ("AST constructor recursion depth mismatch"), a runtime error, not a finding.
-    "$ST" --no-color run "$url/openapi.json" \
+    # From the scratch directory: Schemathesis writes a .schemathesis/ cache where it runs.
+    (cd "$work" && "$ST" --no-color run "$url/openapi.json" \
         --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,unsupported_method,allow_header_conformance \
         --max-examples "$MAX_EXAMPLES" \
         --max-time "$MAX_TIME" \
         --request-timeout 20 \
         --workers 1 \
         --seed "$seed" \
-        --warnings off || status=$?
+        --warnings off) || status=$?
     if ((status != 0)); then
         echo "schemathesis.sh: FAILED; the stack's log (warnings and errors):" >&2
         tail -n 50 "$work/stderr" >&2
