@@ -356,6 +356,8 @@ fn common_args(settings: &Settings) -> Vec<OsString> {
         settings.max_body_bytes.to_string().into(),
         "--cache-bytes".into(),
         settings.cache_bytes.to_string().into(),
+        "--sqlsvc-readers".into(),
+        settings.sqlsvc_readers.to_string().into(),
     ];
     if let Some(url) = &settings.public_url {
         args.extend(["--public-url".into(), url.into()]);

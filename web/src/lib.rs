@@ -13,7 +13,7 @@ use std::sync::Arc;
 use http::{Request, Response};
 use httpkit::{Body, ClientConfig, Handler, JsonClient, ServerConfig};
 use hyper::body::Incoming;
-use read::{ReadApi, TextCache};
+use read::ReadApi;
 use tokio::net::TcpListener;
 use write::WriteApi;
 
@@ -31,7 +31,7 @@ pub struct Config {
     /// The public base URL of the service (`http://paste.example`) used in the links
     /// it hands out; when unset, taken from the request (`X-Forwarded-*` or `Host`).
     pub public_url: Option<String>,
-    /// Bytes of paste text kept in the in-process cache.
+    /// Bytes of pastes (metadata and text) kept in the in-process cache; 0: none.
     pub cache_bytes: usize,
     pub server: ServerConfig,
     pub client: ClientConfig,
@@ -83,15 +83,18 @@ pub async fn run(
     let client = JsonClient::new(config.client.clone());
     let sqlsvc = format!("http://{}", config.sqlsvc);
     let nosqlsvc = format!("http://{}", config.nosqlsvc);
+    let read = ReadApi::new(
+        client.clone(),
+        read::Upstreams {
+            sqlsvc: sqlsvc.clone(),
+            nosqlsvc: nosqlsvc.clone(),
+        },
+        config.cache_bytes,
+    );
+    // Drops cached pastes that were deleted; stopped when this server stops.
+    let follower = AbortOnDrop(tokio::spawn(read.follow_deletions()));
     let app = App {
-        read: ReadApi::new(
-            client.clone(),
-            read::Upstreams {
-                sqlsvc: sqlsvc.clone(),
-                nosqlsvc: nosqlsvc.clone(),
-            },
-            Arc::new(TextCache::new(config.cache_bytes)),
-        ),
+        read,
         write: WriteApi::new(client, write::Upstreams { sqlsvc, nosqlsvc }),
         max_body_bytes: config.max_body_bytes,
         public_url: config
@@ -101,5 +104,15 @@ pub async fn run(
     };
     tracing::info!(addr = %app.local_addr, "webserver listening");
     httpkit::serve(listener, Arc::new(app), config.server, shutdown).await;
+    drop(follower);
     Ok(())
+}
+
+/// Aborts a background task when the server that needs it stops, however it stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

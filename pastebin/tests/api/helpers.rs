@@ -165,6 +165,7 @@ async fn start_sqlsvc(dir: &TempDir, addr: &str) -> Service {
     let (listener, addr) = bind(addr).await;
     let config = sqlsvc::Config {
         db_path: dir.path().join("meta.sqlite3"),
+        readers: sqlsvc::default_readers(),
         server: httpkit::ServerConfig::default(),
     };
     spawn_service(addr, move |rx| async move {

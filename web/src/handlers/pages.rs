@@ -18,11 +18,18 @@ pub(super) fn index() -> Response<Body> {
     resp
 }
 
-/// Liveness: this process answers. Says which webserver answered.
+/// Liveness: this process answers. Says which webserver answered, and its cache's
+/// figures.
 pub(super) fn health(app: &App) -> Response<Body> {
     json_response(
         StatusCode::OK,
-        &json!({"status": "ok", "service": "web", "addr": app.local_addr, "pid": std::process::id()}),
+        &json!({
+            "status": "ok",
+            "service": "web",
+            "addr": app.local_addr,
+            "pid": std::process::id(),
+            "cache": app.read.cache_stats(),
+        }),
     )
 }
 
