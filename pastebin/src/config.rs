@@ -588,7 +588,12 @@ mod tests {
 
     #[test]
     fn sqlsvc_readers_from_file_flag_and_default() {
-        assert!(Settings::load(&Overrides::default()).unwrap().sqlsvc_readers >= 2);
+        assert!(
+            Settings::load(&Overrides::default())
+                .unwrap()
+                .sqlsvc_readers
+                >= 2
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.toml");
         std::fs::write(&path, "[sqlsvc]\nreaders = 3\n").unwrap();

@@ -112,12 +112,9 @@ impl PasteCache {
                 .shards(SHARDS)
                 .build();
             match options {
-                Ok(options) => Cache::with_options(
-                    options,
-                    ByBytes,
-                    Default::default(),
-                    Default::default(),
-                ),
+                Ok(options) => {
+                    Cache::with_options(options, ByBytes, Default::default(), Default::default())
+                }
                 // Only a zero shard count is refused; keep the defaults then.
                 Err(_) => Cache::with_weighter(items, weight, ByBytes),
             }
@@ -142,9 +139,7 @@ impl PasteCache {
             return Lookup::Miss;
         };
         match entries.get(id) {
-            Some(paste) if paste.meta.expires_at.is_some_and(|t| t <= now_unix) => {
-                Lookup::Expired
-            }
+            Some(paste) if paste.meta.expires_at.is_some_and(|t| t <= now_unix) => Lookup::Expired,
             Some(paste) => Lookup::Live(paste),
             None => Lookup::Miss,
         }
@@ -261,7 +256,10 @@ mod tests {
         let cache = PasteCache::new(1 << 20);
         let now = Instant::now();
         assert!(cache.insert(paste("AAAAAAAAAA", 10, Some(1000)), cache.ticket(now), now));
-        assert!(matches!(cache.lookup(&id("AAAAAAAAAA"), 999), Lookup::Live(_)));
+        assert!(matches!(
+            cache.lookup(&id("AAAAAAAAAA"), 999),
+            Lookup::Live(_)
+        ));
         // sqlsvc's rule: live while expires_at > now.
         assert!(matches!(
             cache.lookup(&id("AAAAAAAAAA"), 1000),

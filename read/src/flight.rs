@@ -113,8 +113,12 @@ mod tests {
         let release = Arc::new(Notify::new());
         let mut readers = Vec::new();
         for _ in 0..50 {
-            let (flights, calls, release, arrived) =
-                (flights.clone(), calls.clone(), release.clone(), arrived.clone());
+            let (flights, calls, release, arrived) = (
+                flights.clone(),
+                calls.clone(),
+                release.clone(),
+                arrived.clone(),
+            );
             readers.push(tokio::spawn(async move {
                 arrived.fetch_add(1, Ordering::SeqCst);
                 flights
@@ -144,7 +148,11 @@ mod tests {
     async fn an_error_is_shared_and_the_next_call_fetches_again() {
         let flights: Flights<u32, Result<u32, String>> = Flights::default();
         let failed = flights
-            .run(&1, || async { Err("down".to_string()) }, || Err("gone".into()))
+            .run(
+                &1,
+                || async { Err("down".to_string()) },
+                || Err("gone".into()),
+            )
             .await;
         assert_eq!(failed, Err("down".into()));
         let ok = flights

@@ -202,7 +202,12 @@ mod tests {
         assert_eq!(pos.next, Some(4));
         cached(&cache, "AAAAAAAAAA");
         cached(&cache, "BBBBBBBBBB");
-        apply(&page(7, false, &["AAAAAAAAAA"], 5), &cache, &mut pos, Instant::now());
+        apply(
+            &page(7, false, &["AAAAAAAAAA"], 5),
+            &cache,
+            &mut pos,
+            Instant::now(),
+        );
         assert!(!is_cached(&cache, "AAAAAAAAAA"));
         assert!(is_cached(&cache, "BBBBBBBBBB"));
         assert_eq!(pos.next, Some(5));

@@ -431,7 +431,10 @@ mod tests {
     #[test]
     fn deletions_are_logged_in_order_and_paged() {
         let conn = db();
-        for (seq, id) in ["ccccccccc1", "ccccccccc2", "ccccccccc3"].iter().enumerate() {
+        for (seq, id) in ["ccccccccc1", "ccccccccc2", "ccccccccc3"]
+            .iter()
+            .enumerate()
+        {
             insert(&conn, id, seq as i64 + 1, None);
         }
         let first = deletions(&conn, None, 10).unwrap();
@@ -441,7 +444,11 @@ mod tests {
             assert!(delete(&conn, &id.parse().unwrap(), 0).unwrap().is_some());
         }
         // Deleting again logs nothing.
-        assert!(delete(&conn, &"ccccccccc2".parse().unwrap(), 0).unwrap().is_none());
+        assert!(
+            delete(&conn, &"ccccccccc2".parse().unwrap(), 0)
+                .unwrap()
+                .is_none()
+        );
         let page = deletions(&conn, Some(0), 2).unwrap();
         let ids: Vec<_> = page.ids.iter().map(|i| i.to_string()).collect();
         assert_eq!(ids, ["ccccccccc2", "ccccccccc1"]);
@@ -464,7 +471,8 @@ mod tests {
         insert(&conn, "ddddddddd2", 2, None);
         delete(&conn, &"ddddddddd1".parse().unwrap(), 0).unwrap();
         delete(&conn, &"ddddddddd2".parse().unwrap(), 0).unwrap();
-        conn.execute("DELETE FROM deletions WHERE seq = 1", []).unwrap();
+        conn.execute("DELETE FROM deletions WHERE seq = 1", [])
+            .unwrap();
         assert!(deletions(&conn, Some(0), 10).unwrap().reset);
         let page = deletions(&conn, Some(1), 10).unwrap();
         assert!(!page.reset && page.ids.len() == 1);

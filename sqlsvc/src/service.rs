@@ -92,10 +92,7 @@ impl Service {
 
     async fn get(&self, id: PasteId) -> Result<Response<Body>, ApiError> {
         let now = now_unix();
-        let found = self
-            .db
-            .read(move |conn| db::get(conn, &id, now))
-            .await?;
+        let found = self.db.read(move |conn| db::get(conn, &id, now)).await?;
         found_or_404(found)
     }
 
