@@ -90,7 +90,14 @@ fn zipf_cdf(n: usize, s: f64) -> Vec<f64> {
     cdf
 }
 
-fn run(name: &str, cache: &dyn Bench, pastes: &[Arc<Paste>], cdf: &[f64], threads: usize, ops: usize) {
+fn run(
+    name: &str,
+    cache: &dyn Bench,
+    pastes: &[Arc<Paste>],
+    cdf: &[f64],
+    threads: usize,
+    ops: usize,
+) {
     let hits = AtomicU64::new(0);
     let started = Instant::now();
     std::thread::scope(|scope| {
@@ -148,8 +155,22 @@ fn main() {
             capacity,
             inner: Mutex::default(),
         };
-        run("FIFO + Mutex<HashMap> (before)", &fifo, &pastes, &cdf, threads, ops);
+        run(
+            "FIFO + Mutex<HashMap> (before)",
+            &fifo,
+            &pastes,
+            &cdf,
+            threads,
+            ops,
+        );
         let cache = PasteCache::new(capacity);
-        run("PasteCache (quick_cache)", &cache, &pastes, &cdf, threads, ops);
+        run(
+            "PasteCache (quick_cache)",
+            &cache,
+            &pastes,
+            &cdf,
+            threads,
+            ops,
+        );
     }
 }

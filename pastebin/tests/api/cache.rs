@@ -152,12 +152,12 @@ async fn an_expired_paste_is_never_served_from_the_cache() {
     let mut gone = [false, false];
     while !gone.iter().all(|g| *g) {
         assert!(Instant::now() < deadline, "the paste never expired");
-        for web in 0..2 {
+        for (web, gone) in gone.iter_mut().enumerate() {
             let sent = unix_now();
             let resp = on_web(&stack, web, &format!("/pastes/{id}")).await;
             match resp.status {
                 StatusCode::OK => {
-                    assert!(!gone[web], "webserver {web} served it again after a 404");
+                    assert!(!*gone, "webserver {web} served it again after a 404");
                     assert!(
                         sent < expires_at,
                         "webserver {web} served the paste at {sent}, expires_at {expires_at}"
@@ -165,7 +165,7 @@ async fn an_expired_paste_is_never_served_from_the_cache() {
                 }
                 StatusCode::NOT_FOUND => {
                     assert!(unix_now() >= expires_at, "404 before the expiry");
-                    gone[web] = true;
+                    *gone = true;
                 }
                 other => panic!("unexpected {other}: {}", resp.text()),
             }
