@@ -36,6 +36,8 @@ cargo test --workspace --all-targets
 if [ "$mongo_ready" = "true" ]; then
     echo "test.sh: end-to-end API tests again, nosqlsvc on MongoDB (FerretDB)"
     PASTEBIN_TEST_NOSQL=mongodb cargo test -p pastebin --test api
+    echo "test.sh: the size matrix again, nosqlsvc on MongoDB (16 MiB documents)"
+    PASTEBIN_TEST_NOSQL=mongodb cargo test -p pastebin --test hardening size_matrix
 else
     echo "test.sh: ******** SKIPPED: API tests on MongoDB (no FerretDB) ********" >&2
 fi
