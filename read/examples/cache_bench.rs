@@ -18,10 +18,13 @@ use sqlsvc::api::{Meta, PasteId};
 const PASTES: usize = 100_000;
 const TEXT: usize = 1024;
 
+/// The entries, their insertion order, and the bytes they take.
+type FifoState = (HashMap<PasteId, Arc<Paste>>, VecDeque<PasteId>, usize);
+
 /// The cache this crate had before: FIFO by insertion, one lock.
 struct Fifo {
     capacity: usize,
-    inner: Mutex<(HashMap<PasteId, Arc<Paste>>, VecDeque<PasteId>, usize)>,
+    inner: Mutex<FifoState>,
 }
 
 impl Fifo {
