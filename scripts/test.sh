@@ -2,17 +2,20 @@
 # The whole test suite: every crate's tests on the embedded store, then the MongoDB
 # tests and the end-to-end API tests again with nosqlsvc on a real MongoDB
 # wire-protocol server (FerretDB, built by scripts/ferretdb.sh when missing).
+# Last, the pages in headless Chromium (scripts/browser_test.py, over chromedriver).
 #
-# Outside CI, a FerretDB that cannot be built or started makes the MongoDB part skip
+# Outside CI, a missing chromium/chromedriver makes the browser tests skip loudly, and a
+# FerretDB that cannot be built or started makes the MongoDB part skip
 # loudly; under CI=true it is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ci="${CI:-false}"
 fdb_dir="$(mktemp -d "${TMPDIR:-/tmp}/pastebin-ferretdb.XXXXXX")"
+shots_dir="$(mktemp -d "${TMPDIR:-/tmp}/pastebin-screenshots.XXXXXX")"
 cleanup() {
     scripts/ferretdb.sh stop "$fdb_dir" >/dev/null 2>&1 || true
-    rm -rf "$fdb_dir"
+    rm -rf "$fdb_dir" "$shots_dir"
 }
 trap cleanup EXIT
 
@@ -41,4 +44,10 @@ if [ "$mongo_ready" = "true" ]; then
 else
     echo "test.sh: ******** SKIPPED: API tests on MongoDB (no FerretDB) ********" >&2
 fi
+
+# The same binary the integration tests ran (cargo built it for them); screenshots go
+# to a scratch directory here (`--screenshots docs` refreshes the README's).
+echo "test.sh: the pages in headless Chromium (scripts/browser_test.py)"
+cargo build -p pastebin --bin pastebin
+python3 scripts/browser_test.py --bin target/debug/pastebin --screenshots "$shots_dir"
 echo "test.sh: all tests passed"

@@ -2,12 +2,13 @@
 //! the [`Registry`] holding the current list, which a reload swaps atomically. Requests
 //! in flight keep their `Arc<Backend>`, so a removed webserver finishes what it has.
 
-use std::sync::atomic::Ordering;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use http::Uri;
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, Scheme};
 
 use crate::config::{EjectionConfig, HealthConfig};
 use crate::health::{HealthState, Transition};
@@ -22,6 +23,10 @@ pub struct Backend {
     health_uri: Uri,
     /// Never held across an `.await`.
     health: Mutex<HealthState>,
+    /// `health.is_settled()`, kept up to date under the lock: while it holds, the
+    /// per-request checks read this flag instead of taking the lock (which would
+    /// bounce between the workers' cores on every request).
+    settled: AtomicBool,
     pub stats: BackendStats,
 }
 
@@ -37,6 +42,7 @@ impl Backend {
             addr: authority.as_str().to_owned(),
             authority,
             health_uri,
+            settled: AtomicBool::new(state.is_settled()),
             health: Mutex::new(state),
             stats: BackendStats::default(),
         }
@@ -50,21 +56,11 @@ impl Backend {
         &self.health_uri
     }
 
-    /// The absolute URI of `path_and_query` on this webserver.
-    pub fn uri_for(&self, path_and_query: Option<&PathAndQuery>) -> Result<Uri, http::Error> {
-        let mut builder = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(self.authority.clone());
-        builder = match path_and_query {
-            Some(pq) => builder.path_and_query(pq.clone()),
-            None => builder.path_and_query("/"),
-        };
-        builder.build()
-    }
-
     fn with_health<T>(&self, f: impl FnOnce(&mut HealthState) -> T) -> T {
         let mut guard = self.health.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut guard)
+        let out = f(&mut guard);
+        self.settled.store(guard.is_settled(), Ordering::Release);
+        out
     }
 
     /// A copy of the health state.
@@ -73,7 +69,7 @@ impl Backend {
     }
 
     pub fn is_available(&self, now: Instant) -> bool {
-        self.with_health(|h| h.is_available(now))
+        self.settled.load(Ordering::Acquire) || self.with_health(|h| h.is_available(now))
     }
 
     pub fn record_check(&self, ok: bool, started: Instant, config: &HealthConfig) {
@@ -98,7 +94,9 @@ impl Backend {
     }
 
     pub fn record_success(&self) {
-        self.with_health(HealthState::record_success);
+        if !self.settled.load(Ordering::Acquire) {
+            self.with_health(HealthState::record_success);
+        }
     }
 }
 
@@ -106,7 +104,21 @@ impl Backend {
 #[derive(Debug)]
 pub struct Registry {
     backends: RwLock<Arc<[Arc<Backend>]>>,
+    /// Tells each thread's cached copy of the list (see [`Registry::current`]) from
+    /// this registry's current one: unique per registry, bumped by each reload.
+    generation: AtomicU64,
     rr: RoundRobin,
+}
+
+/// A list of webservers as shared by the registry.
+type List = Arc<[Arc<Backend>]>;
+
+/// Gives every registry its own range of generations.
+static NEXT_REGISTRY: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's copy of a registry's list, with its generation.
+    static CURRENT: RefCell<Option<(u64, List)>> = const { RefCell::new(None) };
 }
 
 impl Registry {
@@ -118,8 +130,24 @@ impl Registry {
             .collect();
         Self {
             backends: RwLock::new(backends.into()),
+            generation: AtomicU64::new(NEXT_REGISTRY.fetch_add(1, Ordering::Relaxed) << 32),
             rr: RoundRobin::new(),
         }
+    }
+
+    /// Runs `f` on the current list without locking: each thread keeps its own copy
+    /// and takes a new one only after a reload.
+    fn current<T>(&self, f: impl FnOnce(&[Arc<Backend>]) -> T) -> T {
+        let generation = self.generation.load(Ordering::Acquire);
+        CURRENT.with_borrow_mut(|cached| {
+            if cached.as_ref().is_none_or(|(g, _)| *g != generation) {
+                *cached = Some((generation, self.snapshot()));
+            }
+            match cached {
+                Some((_, list)) => f(list),
+                None => f(&[]),
+            }
+        })
     }
 
     /// The current list.
@@ -132,21 +160,24 @@ impl Registry {
 
     /// The next available webserver not in `exclude`.
     pub fn pick(&self, exclude: &[Arc<Backend>]) -> Option<Arc<Backend>> {
-        let backends = self.snapshot();
         let now = Instant::now();
-        self.rr
-            .pick(&backends, |b| {
-                !exclude.iter().any(|e| Arc::ptr_eq(e, b)) && b.is_available(now)
-            })
-            .cloned()
+        self.current(|backends| {
+            self.rr
+                .pick(backends, |b| {
+                    !exclude.iter().any(|e| Arc::ptr_eq(e, b)) && b.is_available(now)
+                })
+                .cloned()
+        })
     }
 
     /// Whether some webserver other than those in `exclude` is available now.
     pub fn has_other(&self, exclude: &[Arc<Backend>]) -> bool {
         let now = Instant::now();
-        self.snapshot()
-            .iter()
-            .any(|b| !exclude.iter().any(|e| Arc::ptr_eq(e, b)) && b.is_available(now))
+        self.current(|backends| {
+            backends
+                .iter()
+                .any(|b| !exclude.iter().any(|e| Arc::ptr_eq(e, b)) && b.is_available(now))
+        })
     }
 
     /// Replaces the list: webservers kept keep their state, new ones join after a
@@ -182,6 +213,7 @@ impl Registry {
             tracing::info!(backend = %new.addr, "webserver added; joins after a passing check");
         }
         *guard = next.into();
+        self.generation.fetch_add(1, Ordering::Release);
         added
     }
 }

@@ -20,6 +20,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::ProxyError;
 use crate::backend::Backend;
+use crate::upstream::{self, Sender};
 use httpkit::BoxError;
 
 /// The client's body, waiting to be sent by one attempt, and how sending it goes.
@@ -263,6 +264,10 @@ impl InFlight {
         backend.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         Self(backend)
     }
+
+    pub fn backend(&self) -> &Backend {
+        &self.0
+    }
 }
 
 impl Drop for InFlight {
@@ -271,24 +276,47 @@ impl Drop for InFlight {
     }
 }
 
-/// A webserver's response body, failed if no chunk arrives for `idle`.
+/// A webserver's response body, failed if no chunk arrives for `idle`. Once it has
+/// been read in full, its connection goes back to the worker's pool; a body dropped
+/// before its end closes the connection.
 pub struct ResponseBody {
     inner: Incoming,
+    /// The connection the body arrives on, until the body ends. In a `Mutex` only to
+    /// make the body `Sync`; reached through `get_mut`, never locked.
+    sender: Mutex<Option<Sender>>,
     idle: Duration,
     /// Started the first time the webserver makes us wait (most small answers arrive
     /// with their headers and never need it). In a `Mutex` only to make the body
     /// `Sync`; reached through `get_mut`, never locked.
     timer: Mutex<Option<Pin<Box<Sleep>>>>,
-    _in_flight: InFlight,
+    in_flight: InFlight,
 }
 
 impl ResponseBody {
-    pub fn new(inner: Incoming, idle: Duration, in_flight: InFlight) -> Self {
-        Self {
+    pub fn new(inner: Incoming, idle: Duration, in_flight: InFlight, sender: Sender) -> Self {
+        let mut body = Self {
             inner,
+            sender: Mutex::new(Some(sender)),
             idle,
             timer: Mutex::new(None),
-            _in_flight: in_flight,
+            in_flight,
+        };
+        body.release_if_done(false);
+        body
+    }
+
+    /// Returns the connection to the pool once the body has been read in full
+    /// (`ended`: the body said so; a body of known length may end with its last
+    /// chunk, and the server then stops polling it).
+    fn release_if_done(&mut self, ended: bool) {
+        if ended || self.inner.is_end_stream() {
+            let sender = self
+                .sender
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(sender) = sender.take() {
+                upstream::release(self.in_flight.backend().addr(), sender);
+            }
         }
     }
 }
@@ -314,18 +342,23 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
         let timer = this.timer.get_mut().unwrap_or_else(PoisonError::into_inner);
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        match polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(timer) = timer {
                     timer
                         .as_mut()
                         .reset(tokio::time::Instant::now() + this.idle);
                 }
+                this.release_if_done(false);
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.release_if_done(true);
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 let idle = this.idle;
                 let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));

@@ -1,6 +1,7 @@
 //! Active health checks: one task per webserver sends `GET {health.path}` every
 //! interval and feeds the result to its health state. A task ends when its webserver
-//! has been removed and finished its requests, or on shutdown.
+//! has been removed and finished its requests, or on shutdown. The checks run on the
+//! caller's runtime, apart from the forwarding workers.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -11,8 +12,28 @@ use tokio::sync::watch;
 
 use crate::backend::Backend;
 use crate::body::ForwardBody;
+use crate::config::Config;
 use crate::config::HealthConfig;
-use crate::proxy::HttpClient;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+/// The health checks' pooled keep-alive client (forwarding uses each worker's own
+/// connections, see `upstream`).
+pub type HttpClient = Client<HttpConnector, ForwardBody>;
+
+/// Builds the health checks' client.
+pub fn build_client(config: &Config) -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(config.connect_timeout));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(config.pool_idle_timeout)
+        .pool_max_idle_per_host(config.pool_max_idle_per_host)
+        .build(connector)
+}
 
 /// Largest health answer read (the body is drained so the connection is reused).
 const MAX_HEALTH_BODY: usize = 64 * 1024;

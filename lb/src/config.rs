@@ -31,8 +31,11 @@ pub struct Config {
     /// webservers' header-read timeout (30 s) so the balancer closes them first and
     /// never sends a request on a connection the webserver is closing.
     pub pool_idle_timeout: Duration,
-    /// Idle upstream connections kept per webserver.
+    /// Idle upstream connections kept per webserver (by each worker).
     pub pool_max_idle_per_host: usize,
+    /// Worker threads serving requests, each with its own connections; 0 means one
+    /// per core.
+    pub workers: usize,
     /// The accept loop's limits.
     pub server: httpkit::ServerConfig,
     /// Active health checks.
@@ -126,6 +129,7 @@ impl Config {
             idle_timeout: Duration::from_secs(30),
             pool_idle_timeout: Duration::from_secs(20),
             pool_max_idle_per_host: 1024,
+            workers: 0,
             server: httpkit::ServerConfig::default(),
             health: HealthConfig::default(),
             ejection: EjectionConfig::default(),

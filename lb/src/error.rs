@@ -13,6 +13,11 @@ pub enum Error {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// A worker thread or its runtime could not be started.
+    Start {
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -29,6 +34,7 @@ impl std::fmt::Display for Error {
         match self {
             Error::Config { setting, message } => write!(f, "bad setting {setting}: {message}"),
             Error::Io { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            Error::Start { what, source } => write!(f, "cannot start {what}: {source}"),
         }
     }
 }
@@ -37,7 +43,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Config { .. } => None,
-            Error::Io { source, .. } => Some(source),
+            Error::Io { source, .. } | Error::Start { source, .. } => Some(source),
         }
     }
 }

@@ -126,6 +126,12 @@ impl HealthState {
     }
 
     /// A request was answered: the back-off starts again from `base` next time.
+    /// Up, not ejected and no ejection streak: available whatever the time, and a
+    /// success changes nothing (the balancer's lock-free fast path).
+    pub fn is_settled(&self) -> bool {
+        self.up && self.ejected.is_none() && self.ejections_in_a_row == 0
+    }
+
     pub fn record_success(&mut self) {
         self.ejections_in_a_row = 0;
     }

@@ -14,6 +14,8 @@ mod metrics;
 mod proxy;
 pub mod reload;
 pub mod select;
+mod server;
+mod upstream;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,11 +34,14 @@ pub use headers::usable_host;
 
 use crate::admin::Route;
 use crate::backend::Registry;
+use crate::checker::HttpClient;
 use crate::metrics::Totals;
-use crate::proxy::{HttpClient, Proxy};
+use crate::proxy::Proxy;
 
 /// Serves as the balancer on `listener` over `config.backends` until `shutdown`
-/// completes, then drains (see [`httpkit::ServerConfig::drain_timeout`]).
+/// completes, then drains (see [`httpkit::ServerConfig::drain_timeout`]). Requests
+/// are served by `config.workers` threads of their own (see `server`); health checks
+/// and reloads run on the caller's runtime.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -67,7 +72,7 @@ pub async fn run_with_reload(
         .map(|b| config::parse_authority(b))
         .collect::<Result<Vec<_>, _>>()?;
     let registry = Arc::new(Registry::new(authorities, &config.health));
-    let client = proxy::build_client(&config);
+    let client = checker::build_client(&config);
     let totals = Arc::new(Totals::default());
     let (stop_tx, stop) = watch::channel(false);
     for backend in registry.snapshot().iter() {
@@ -97,19 +102,19 @@ pub async fn run_with_reload(
     };
 
     let server_config = config.server.clone();
-    let lb = Arc::new(Lb {
+    let workers = server::worker_count(config.workers);
+    let lb = Lb {
         proxy: Proxy {
-            client,
             registry,
             config: Arc::new(config),
             totals,
         },
-    });
-    httpkit::serve(listener, lb, server_config, shutdown).await;
+    };
+    let served = server::serve(listener, lb, workers, server_config, shutdown).await;
     let _ = stop_tx.send(true);
     reloader.abort();
     tracing::info!("load balancer stopped");
-    Ok(())
+    served
 }
 
 fn apply_reload(
@@ -130,13 +135,20 @@ fn apply_reload(
     }
 }
 
-/// The balancer's request handler: its own endpoints, or forward.
+/// The balancer's request handler: its own endpoints, or forward. Each worker thread
+/// has its own copy.
+#[derive(Clone)]
 struct Lb {
     proxy: Proxy,
 }
 
-impl httpkit::Handler for Lb {
-    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<httpkit::Body> {
+impl Lb {
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        timer: &proxy::TimerSlot,
+    ) -> Response<httpkit::Body> {
         let proxy = &self.proxy;
         proxy.totals.requests.fetch_add(1, Ordering::Relaxed);
         match Route::parse(req.method(), req.uri().path()) {
@@ -145,7 +157,7 @@ impl httpkit::Handler for Lb {
         }
         let method = req.method().clone();
         let uri = req.uri().clone();
-        match proxy.forward(req, peer).await {
+        match proxy.forward(req, peer, timer).await {
             Ok(resp) => resp,
             Err(err) => {
                 proxy.totals.record_error(&err);

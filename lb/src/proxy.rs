@@ -1,54 +1,45 @@
 //! Forwarding one request: edge checks, header rewriting, the attempt loop with its
 //! retry rules and passive ejection, and the streamed response.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use http::{Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Sleep;
 
 use crate::backend::{Backend, Registry};
 use crate::body::{BodySource, ForwardBody, InFlight, ResponseBody};
 use crate::headers::{Origin, prepare_request, strip_hop_by_hop};
 use crate::metrics::Totals;
+use crate::upstream::{self, SendError, Sender};
 use crate::{Config, ProxyError};
-
-/// The one pooled keep-alive client of the process (proxying and health checks).
-pub type HttpClient = Client<HttpConnector, ForwardBody>;
-
-/// Builds the pooled client.
-pub fn build_client(config: &Config) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(config.connect_timeout));
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(config.pool_idle_timeout)
-        .pool_max_idle_per_host(config.pool_max_idle_per_host)
-        .build(connector)
-}
 
 /// How one attempt failed.
 enum Failure {
     /// The connection could not be opened: nothing was sent.
-    NotSent(hyper_util::client::legacy::Error),
+    NotSent(httpkit::BoxError),
     /// The connection failed after the request may have been (partly) sent.
-    Broken(hyper_util::client::legacy::Error),
+    Broken(hyper::Error),
     /// No response headers within the timeout while the webserver had the whole body
     /// (or was not reading it).
     Timeout,
 }
 
-/// What forwarding needs, shared by every request.
+/// A timer reused by the requests of one client connection for their response
+/// timeouts (they come one after another): moving a registered timer's deadline
+/// later costs an atomic store, registering a new one per request a trip through
+/// the timer wheel and an allocation. Taken out while a request uses it.
+pub type TimerSlot = Cell<Option<Pin<Box<Sleep>>>>;
+
+/// What forwarding needs; each worker thread has its own copy.
+#[derive(Clone)]
 pub struct Proxy {
-    pub client: HttpClient,
     pub registry: Arc<Registry>,
     pub config: Arc<Config>,
     pub totals: Arc<Totals>,
@@ -61,6 +52,7 @@ impl Proxy {
         &self,
         req: Request<Incoming>,
         peer: SocketAddr,
+        timer: &TimerSlot,
     ) -> Result<Response<httpkit::Body>, ProxyError> {
         let (parts, body) = req.into_parts();
         let limit = self.config.max_body_bytes;
@@ -84,6 +76,8 @@ impl Proxy {
         };
         prepare_request(&mut headers, &origin).map_err(|_| ProxyError::NoHost)?;
         let method = parts.method;
+        // The target as the webserver gets it: path and query only.
+        let origin_form = path_and_query.map_or_else(|| Uri::from_static("/"), Uri::from);
         let source = BodySource::new(body, limit, self.config.request_body_idle_timeout);
         let idempotent = method == Method::GET || method == Method::HEAD;
         let retry = &self.config.retry;
@@ -115,14 +109,18 @@ impl Proxy {
             let can_retry_more = retries < u64::from(retry.max_retries);
             let mut upstream = Request::new(body);
             *upstream.method_mut() = method.clone();
-            *upstream.uri_mut() = backend
-                .uri_for(path_and_query.as_ref())
-                .map_err(|_| ProxyError::BadTarget)?;
+            *upstream.uri_mut() = origin_form.clone();
             *upstream.headers_mut() = headers.clone();
+            if !headers.contains_key(header::HOST) {
+                // As an HTTP/1.1 client must; the client (HTTP/1.0) sent none.
+                if let Ok(host) = HeaderValue::from_str(backend.addr()) {
+                    upstream.headers_mut().insert(header::HOST, host);
+                }
+            }
 
             let timeout = self.config.response_timeout.min(remaining);
-            match self.send(&backend, upstream, &source, timeout).await {
-                Ok((resp, in_flight)) => {
+            match self.send(&backend, upstream, &source, timeout, timer).await {
+                Ok((resp, in_flight, sender)) => {
                     let status = resp.status();
                     let retry_status = status == StatusCode::BAD_GATEWAY
                         || status == StatusCode::SERVICE_UNAVAILABLE;
@@ -141,10 +139,10 @@ impl Proxy {
                         }
                     }
                     backend.record_success();
-                    return Ok(self.response(resp, in_flight));
+                    return Ok(self.response(resp, in_flight, sender));
                 }
                 Err(Failure::NotSent(err)) => {
-                    tracing::debug!(backend = backend.addr(), err = %httpkit::error_chain(&err), "connect failed");
+                    tracing::debug!(backend = backend.addr(), err = %httpkit::error_chain(&*err), "connect failed");
                     backend.stats.connect_errors.fetch_add(1, Ordering::Relaxed);
                     backend.eject(&self.config.ejection, "connect failed");
                     last_error = ProxyError::Unreachable;
@@ -189,41 +187,58 @@ impl Proxy {
         req: Request<ForwardBody>,
         source: &BodySource,
         timeout: Duration,
-    ) -> Result<(Response<Incoming>, InFlight), Failure> {
+        timer: &TimerSlot,
+    ) -> Result<(Response<Incoming>, InFlight, Sender), Failure> {
         backend.stats.requests.fetch_add(1, Ordering::Relaxed);
         let in_flight = InFlight::new(backend.clone());
         let started = tokio::time::Instant::now();
-        let request = self.client.request(req);
-        let expiry = tokio::time::sleep(timeout);
-        tokio::pin!(request, expiry);
+        let request = upstream::send(backend.addr(), req, self.config.connect_timeout);
+        let first_deadline = started + timeout;
+        let mut expiry = match timer.take() {
+            Some(mut sleep) => {
+                sleep.as_mut().reset(first_deadline);
+                sleep
+            }
+            None => Box::pin(tokio::time::sleep_until(first_deadline)),
+        };
+        tokio::pin!(request);
         let result = loop {
             tokio::select! {
-                result = &mut request => break result,
+                biased;
+                result = &mut request => break Ok(result),
                 () = &mut expiry => {
                     let deadline = source.headers_deadline(started, timeout);
                     if deadline <= tokio::time::Instant::now() {
-                        return Err(Failure::Timeout);
+                        break Err(Failure::Timeout);
                     }
                     expiry.as_mut().reset(deadline);
                 }
             }
         };
+        timer.set(Some(expiry));
+        let result = result?;
         match result {
-            Err(err) if err.is_connect() => Err(Failure::NotSent(err)),
-            Err(err) => Err(Failure::Broken(err)),
-            Ok(resp) => {
+            Err(SendError::NotSent(err)) => Err(Failure::NotSent(err)),
+            Err(SendError::Broken(err)) => Err(Failure::Broken(err)),
+            Ok((resp, sender)) => {
                 backend.stats.latency.observe(started.elapsed());
                 backend.stats.record_status(resp.status());
-                Ok((resp, in_flight))
+                Ok((resp, in_flight, sender))
             }
         }
     }
 
     /// The webserver's answer, hop-by-hop headers removed, body streamed.
-    fn response(&self, resp: Response<Incoming>, in_flight: InFlight) -> Response<httpkit::Body> {
+    /// Its connection goes back to this worker's pool once the body has been read.
+    fn response(
+        &self,
+        resp: Response<Incoming>,
+        in_flight: InFlight,
+        sender: Sender,
+    ) -> Response<httpkit::Body> {
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        let body = ResponseBody::new(body, self.config.idle_timeout, in_flight).boxed();
+        let body = ResponseBody::new(body, self.config.idle_timeout, in_flight, sender).boxed();
         Response::from_parts(parts, body)
     }
 }

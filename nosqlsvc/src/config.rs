@@ -12,6 +12,11 @@ pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:5005";
 /// (`\uXXXX` is 6 bytes per byte of text, plus slack).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
+/// Default bound on the embedded store's page cache and write buffer together
+/// (redb's own default is 1 GiB, which lets the process grow with the data). Pages
+/// it drops are read again through the operating system's file cache.
+pub const DEFAULT_EMBEDDED_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Everything `run` needs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -26,8 +31,9 @@ pub struct Config {
 /// Which store holds the texts.
 #[derive(Debug, Clone)]
 pub enum BackendConfig {
-    /// One redb file; its parent directories are created.
-    Embedded { path: PathBuf },
+    /// One redb file; its parent directories are created. `cache_bytes` bounds the
+    /// store's page cache and write buffer together, whatever the data size.
+    Embedded { path: PathBuf, cache_bytes: usize },
     /// A MongoDB server or replica set, through the official driver.
     MongoDb(MongoConfig),
 }
@@ -36,7 +42,10 @@ impl Config {
     /// The embedded backend at `path` with default limits.
     pub fn embedded(path: impl Into<PathBuf>) -> Self {
         Self {
-            backend: BackendConfig::Embedded { path: path.into() },
+            backend: BackendConfig::Embedded {
+                path: path.into(),
+                cache_bytes: DEFAULT_EMBEDDED_CACHE_BYTES,
+            },
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             server: httpkit::ServerConfig::default(),
         }
@@ -60,7 +69,7 @@ impl Config {
             });
         }
         match &self.backend {
-            BackendConfig::Embedded { path } => {
+            BackendConfig::Embedded { path, .. } => {
                 if path.as_os_str().is_empty() {
                     return Err(Error::InvalidConfig {
                         setting: "backend.path",

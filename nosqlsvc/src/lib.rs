@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-pub use config::{BackendConfig, Config, DEFAULT_LISTEN_ADDR, DEFAULT_MAX_BODY_BYTES};
+pub use config::{
+    BackendConfig, Config, DEFAULT_EMBEDDED_CACHE_BYTES, DEFAULT_LISTEN_ADDR,
+    DEFAULT_MAX_BODY_BYTES,
+};
 pub use error::Error;
 use handler::App;
 pub use mongo::{MongoConfig, MongoWriteConcern, WriteAck};
@@ -36,13 +39,17 @@ pub async fn run(
 ) -> Result<(), Error> {
     config.validate()?;
     match &config.backend {
-        BackendConfig::Embedded { path } => {
-            let store = embedded::RedbStore::open(path, embedded::GroupCommit::default())
-                .await
-                .map_err(|source| Error::OpenEmbedded {
-                    path: path.clone(),
-                    source,
-                })?;
+        BackendConfig::Embedded { path, cache_bytes } => {
+            let store = embedded::RedbStore::open_with_cache(
+                path,
+                embedded::GroupCommit::default(),
+                *cache_bytes,
+            )
+            .await
+            .map_err(|source| Error::OpenEmbedded {
+                path: path.clone(),
+                source,
+            })?;
             tracing::info!(path = %path.display(), "embedded store open");
             serve_store(listener, store, config, shutdown).await;
         }

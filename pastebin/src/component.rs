@@ -80,6 +80,7 @@ pub async fn run(
                     create_dir(&settings.data_dir)?;
                     nosqlsvc::BackendConfig::Embedded {
                         path: settings.text_store_path(),
+                        cache_bytes: settings.nosql_cache_bytes,
                     }
                 }
                 NosqlBackend::MongoDb(m) => {

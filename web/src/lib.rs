@@ -4,6 +4,7 @@
 mod error;
 mod handlers;
 mod inflight;
+mod negotiate;
 mod routes;
 mod time;
 

@@ -13,6 +13,8 @@ pub(crate) enum Route {
     ListPastes,
     GetPaste(PasteId),
     GetRaw(PasteId),
+    /// `/static/{name}`: the pages' stylesheet and script (unknown names are 404).
+    Static,
     Health,
     Ready,
 }
@@ -29,6 +31,7 @@ impl Route {
         let (route, allow) = match segments.as_slice() {
             [""] => (get_or_head(method).then_some(Route::Index), "GET, HEAD"),
             ["healthz"] => (get_or_head(method).then_some(Route::Health), "GET, HEAD"),
+            ["static", _] => (get_or_head(method).then_some(Route::Static), "GET, HEAD"),
             ["readyz"] => (get_or_head(method).then_some(Route::Ready), "GET, HEAD"),
             ["pastes"] => {
                 let route = if get_or_head(method) {

@@ -70,10 +70,21 @@ pub struct RedbStore {
 
 impl RedbStore {
     /// Opens (creating if needed, parent directories too) the database at `path` and
-    /// starts the writer thread.
+    /// starts the writer thread, with the default cache bound
+    /// ([`crate::DEFAULT_EMBEDDED_CACHE_BYTES`]).
     pub async fn open(path: &Path, group: GroupCommit) -> Result<Self, OpenError> {
+        Self::open_with_cache(path, group, crate::DEFAULT_EMBEDDED_CACHE_BYTES).await
+    }
+
+    /// Like [`RedbStore::open`], with the page cache and write buffer bounded by
+    /// `cache_bytes` together.
+    pub async fn open_with_cache(
+        path: &Path,
+        group: GroupCommit,
+        cache_bytes: usize,
+    ) -> Result<Self, OpenError> {
         let owned = path.to_path_buf();
-        let db = tokio::task::spawn_blocking(move || open_blocking(&owned))
+        let db = tokio::task::spawn_blocking(move || open_blocking(&owned, cache_bytes))
             .await
             .map_err(|err| OpenError::Join(err.to_string()))??;
         let db = Arc::new(db);
@@ -126,11 +137,14 @@ impl RedbStore {
     }
 }
 
-fn open_blocking(path: &Path) -> Result<Database, OpenError> {
+fn open_blocking(path: &Path, cache_bytes: usize) -> Result<Database, OpenError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(OpenError::CreateDir)?;
     }
-    let db = Database::create(path).map_err(|err| OpenError::Database(err.into()))?;
+    let db = redb::Builder::new()
+        .set_cache_size(cache_bytes)
+        .create(path)
+        .map_err(|err| OpenError::Database(err.into()))?;
     // Create the table up front so read transactions can always open it.
     let txn = db
         .begin_write()

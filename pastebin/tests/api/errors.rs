@@ -69,9 +69,25 @@ async fn bad_bodies_are_rejected_and_store_nothing() {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ),
         (
-            "application/x-www-form-urlencoded",
-            "text=x".into(),
+            "multipart/form-data; boundary=x",
+            "--x\r\n".into(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        // The home page's form without JavaScript: bad encoding, no text, bad expiry.
+        (
+            "application/x-www-form-urlencoded",
+            "text=%zz".into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            "expires_in=60".into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            "text=x&expires_in=0".into(),
+            StatusCode::BAD_REQUEST,
         ),
         (
             "text/plain",

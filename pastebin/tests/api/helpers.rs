@@ -198,6 +198,7 @@ fn text_backend(dir: &TempDir) -> nosqlsvc::BackendConfig {
         }
         Ok("embedded") | Err(_) => nosqlsvc::BackendConfig::Embedded {
             path: dir.path().join("texts.redb"),
+            cache_bytes: nosqlsvc::DEFAULT_EMBEDDED_CACHE_BYTES,
         },
         Ok(other) => panic!("PASTEBIN_TEST_NOSQL must be embedded or mongodb, not {other:?}"),
     }

@@ -98,3 +98,136 @@ async fn the_index_page_is_html() {
     assert!(resp.text().contains("<form"));
     stack.shutdown().await;
 }
+
+/// The paste's own URL: JSON to curl and scripts, a page to browsers (by `Accept`
+/// and its q-values), `Vary: Accept` on both, the same for `HEAD`; every answer
+/// carries the security headers, HTML the strict CSP.
+#[tokio::test]
+async fn a_paste_url_answers_json_or_a_page_by_accept() {
+    use bytes::Bytes;
+    use http::{Method, Request};
+    use http_body_util::Full;
+
+    const BROWSER: &str =
+        "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+    let stack = Stack::spawn().await;
+    let text = "<script>alert(1)</script>\n\u{202e}two & \"three\"";
+    let id = stack.create(text).await;
+    let url = stack.url(&format!("/pastes/{id}"));
+    let cases = [
+        (Some(BROWSER), true),
+        (Some("text/html"), true),
+        (Some("*/*"), false),
+        (Some("application/json"), false),
+        (Some("application/json, text/html;q=0.9"), false),
+        (Some("text/html;q=0, */*"), false),
+        (None, false),
+    ];
+    for (accept, html) in cases {
+        for method in [Method::GET, Method::HEAD] {
+            let mut req = Request::builder().method(method.clone()).uri(&url);
+            if let Some(accept) = accept {
+                req = req.header("accept", accept);
+            }
+            let resp = stack
+                .client
+                .request(req.body(Full::new(Bytes::new())).unwrap())
+                .await;
+            assert_eq!(resp.status, StatusCode::OK, "{method} {accept:?}");
+            let content_type = resp.header("content-type").unwrap();
+            let want = if html {
+                "text/html"
+            } else {
+                "application/json"
+            };
+            assert!(
+                content_type.starts_with(want),
+                "{method} {accept:?}: {content_type}"
+            );
+            assert_eq!(resp.header("vary"), Some("Accept"), "{method} {accept:?}");
+            assert_eq!(resp.header("x-content-type-options"), Some("nosniff"));
+            assert_eq!(resp.header("referrer-policy"), Some("no-referrer"));
+            let csp = resp.header("content-security-policy").unwrap();
+            assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+            if method == Method::HEAD {
+                assert!(resp.body.is_empty());
+                continue;
+            }
+            if html {
+                assert!(
+                    csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+                    "{csp}"
+                );
+                let page = resp.text();
+                assert!(
+                    page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+                    "{page}"
+                );
+                assert!(!page.contains("<script>alert"), "{page}");
+                assert!(page.contains("two &amp; &quot;three&quot;"), "{page}");
+                assert!(page.contains("id=\"L2\""), "{page}");
+                assert!(page.contains("<time datetime=\""), "{page}");
+                assert!(
+                    !page.contains("style=") && !page.contains("<style"),
+                    "{page}"
+                );
+                // Its stylesheet and script are served, cached for good.
+                for asset in page
+                    .split('"')
+                    .filter(|s| s.starts_with("/static/app."))
+                    .collect::<HashSet<_>>()
+                {
+                    let resp = stack.client.get(&stack.url(asset)).await;
+                    assert_eq!(resp.status, StatusCode::OK, "{asset}");
+                    assert_eq!(
+                        resp.header("cache-control"),
+                        Some("public, max-age=31536000, immutable")
+                    );
+                }
+            } else {
+                assert_eq!(resp.json()["text"], text);
+            }
+        }
+    }
+    // A browser asking for a paste that is not there gets a page with the status.
+    let req = Request::builder()
+        .uri(stack.url("/pastes/AAAAAAAAAA"))
+        .header("accept", BROWSER)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = stack.client.request(req).await;
+    assert_eq!(resp.status, StatusCode::NOT_FOUND);
+    assert!(
+        resp.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    stack
+        .client
+        .get(&stack.url("/static/app.0000000000000000.js"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    // The download, and the form without JavaScript (303 to the paste's page).
+    let resp = stack.client.get(&format!("{url}/raw?download=1")).await;
+    assert_eq!(
+        resp.header("content-disposition"),
+        Some(format!("attachment; filename=\"{id}.txt\"").as_str())
+    );
+    let resp = stack
+        .client
+        .send(
+            Method::POST,
+            &stack.url("/pastes/"),
+            Some((
+                "application/x-www-form-urlencoded",
+                Bytes::from_static(b"text=a%3Cb%3E%0D%0Ac+d&expires_in=600"),
+            )),
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::SEE_OTHER, "{}", resp.text());
+    let location = resp.header("location").unwrap().to_owned();
+    let created = stack.client.get(&location).await.json();
+    assert_eq!(created["text"], "a<b>\nc d");
+    assert!(created["expires_at"].is_string());
+    stack.shutdown().await;
+}

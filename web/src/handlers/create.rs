@@ -1,5 +1,7 @@
 //! `POST /pastes`: a JSON body `{"text": ..., "expires_in": seconds}` or a plain-text
-//! body (`curl --data-binary @file -H 'Content-Type: text/plain'`).
+//! body (`curl --data-binary @file -H 'Content-Type: text/plain'`), or the home page's
+//! form without JavaScript (`application/x-www-form-urlencoded`, answered with 303 to
+//! the paste's page).
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use httpkit::{Body, BodyError, full, json_response, read_body};
@@ -31,6 +33,7 @@ struct Created<'a> {
 enum Format {
     Json,
     Plain,
+    Form,
 }
 
 pub(super) async fn create(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
@@ -67,6 +70,15 @@ pub(super) async fn create(app: &App, req: Request<Incoming>) -> Result<Response
                 expires_at: meta.expires_at.map(rfc3339),
             },
         ),
+        Format::Form => {
+            let mut resp = Response::new(full(format!("{url}\n")));
+            *resp.status_mut() = StatusCode::SEE_OTHER;
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            resp
+        }
         Format::Plain => {
             let mut resp = Response::new(full(format!("{url}\n")));
             *resp.status_mut() = StatusCode::CREATED;
@@ -101,6 +113,7 @@ fn parse_body(
             String::from_utf8(body.to_vec()).map_err(|_| utf8_error())?,
             query_expiry,
         ),
+        Format::Form => parse_form(body, query_expiry)?,
     };
     if text.is_empty() {
         return Err(ApiError::BadRequest("text is empty".into()));
@@ -128,10 +141,63 @@ fn body_format(headers: &http::HeaderMap) -> Result<Format, ApiError> {
     match essence.as_str() {
         "application/json" => Ok(Format::Json),
         "text/plain" => Ok(Format::Plain),
+        "application/x-www-form-urlencoded" => Ok(Format::Form),
         _ => Err(ApiError::UnsupportedMediaType(
             raw.chars().take(100).collect(),
         )),
     }
+}
+
+/// `text` and `expires_in` (empty: never) from the home page's form. Browsers send a
+/// textarea's line breaks as CRLF whatever was typed; they become LF again, as the
+/// JavaScript path (which sends the textarea's value) has them.
+fn parse_form(body: &[u8], query_expiry: Option<u64>) -> Result<(String, Option<u64>), ApiError> {
+    let mut text = None;
+    let mut expires_in = query_expiry;
+    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let (key, value) = match pair.iter().position(|b| *b == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, &[][..]),
+        };
+        let value = percent_decode(value)?;
+        match key {
+            b"text" => text = Some(value.replace("\r\n", "\n")),
+            b"expires_in" if value.is_empty() => {}
+            b"expires_in" => {
+                expires_in = Some(value.parse().map_err(|_| {
+                    ApiError::BadRequest("expires_in must be a whole number of seconds".into())
+                })?);
+            }
+            _ => {}
+        }
+    }
+    let text = text.ok_or_else(|| ApiError::BadRequest("the form has no text field".into()))?;
+    Ok((text, expires_in))
+}
+
+/// `application/x-www-form-urlencoded` decoding of one value: `+` is a space, `%XX` a
+/// byte; the bytes must be UTF-8.
+fn percent_decode(raw: &[u8]) -> Result<String, ApiError> {
+    let bad = || ApiError::BadRequest("malformed form encoding".into());
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = raw
+                    .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                    .ok_or_else(bad)?;
+                let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| ApiError::BadRequest("body is not valid UTF-8".into()))
 }
 
 /// `expires_in=SECONDS` from a query string, for plain-text bodies.
@@ -157,14 +223,33 @@ mod tests {
         assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
     }
 
+    #[test]
+    fn forms_decode_as_browsers_encode() {
+        let (text, exp) = parse_form(
+            b"text=%3Cscript%3Ealert%281%29%3C%2Fscript%3E%0D%0Aa+b%E2%82%AC&expires_in=600",
+            None,
+        )
+        .unwrap();
+        assert_eq!(text, "<script>alert(1)</script>\na b\u{20ac}");
+        assert_eq!(exp, Some(600));
+        let (_, exp) = parse_form(b"expires_in=&text=x", None).unwrap();
+        assert_eq!(exp, None);
+        assert!(parse_form(b"text=%4", None).is_err());
+        assert!(parse_form(b"text=%zz", None).is_err());
+        assert!(parse_form(b"text=%+1", None).is_err());
+        assert!(parse_form(b"text=%FF", None).is_err());
+        assert!(parse_form(b"expires_in=60", None).is_err());
+        assert!(parse_form(b"text=x&expires_in=soon", None).is_err());
+    }
+
     proptest! {
         #[test]
         fn any_body_is_a_paste_or_a_4xx_json_error(
             body in proptest::collection::vec(any::<u8>(), 0..256),
-            json in any::<bool>(),
+            format in 0..3u8,
             query_expiry in proptest::option::of(any::<u64>()),
         ) {
-            let format = if json { Format::Json } else { Format::Plain };
+            let format = match format { 0 => Format::Json, 1 => Format::Plain, _ => Format::Form };
             match parse_body(&format, &body, query_expiry) {
                 Ok((text, expires_in)) => {
                     prop_assert!(!text.is_empty());

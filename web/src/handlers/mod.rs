@@ -15,21 +15,42 @@ use crate::{ApiError, App};
 
 /// Answers one public request.
 pub(crate) async fn dispatch(app: &App, req: Request<Incoming>) -> Response<Body> {
-    if too_many_headers(req.headers()) {
-        return ApiError::TooManyHeaders.into_response();
-    }
+    let mut resp = if too_many_headers(req.headers()) {
+        ApiError::TooManyHeaders.into_response()
+    } else {
+        answer(app, req).await
+    };
+    pages::security_headers(resp.headers_mut());
+    resp
+}
+
+async fn answer(app: &App, req: Request<Incoming>) -> Response<Body> {
     let route = match Route::parse(req.method(), req.uri().path()) {
         Ok(route) => route,
         Err(err) => return err.into_response(),
     };
+    if let Route::GetPaste(id) = &route {
+        // The paste's own URL answers JSON or a page by `Accept`, errors included.
+        let html = crate::negotiate::prefers_html(req.headers());
+        let result = pastes::get(app, &req, id).await;
+        let mut resp = match result {
+            Ok(resp) => resp,
+            Err(err) if html => pages::error_page(err),
+            Err(err) => err.into_response(),
+        };
+        resp.headers_mut()
+            .insert(header::VARY, http::HeaderValue::from_static("Accept"));
+        return resp;
+    }
     let result = match route {
-        Route::Index => Ok(pages::index()),
+        Route::Index => Ok(pages::index(app, req.headers())),
+        Route::Static => pages::asset(req.uri().path()),
         Route::Health => Ok(pages::health(app, req.headers())),
         Route::Ready => pages::ready(app).await,
         Route::CreatePaste => create::create(app, req).await,
         Route::ListPastes => pastes::list(app, &req).await,
         Route::GetPaste(id) => pastes::get(app, &req, &id).await,
-        Route::GetRaw(id) => pastes::raw(app, &id).await,
+        Route::GetRaw(id) => pastes::raw(app, &req, &id).await,
     };
     result.unwrap_or_else(ApiError::into_response)
 }

@@ -47,8 +47,18 @@ pub(super) async fn get(
     req: &Request<Incoming>,
     id: &PasteId,
 ) -> Result<Response<Body>, ApiError> {
+    let html = crate::negotiate::prefers_html(req.headers());
     let base = base_url(app, req.headers())?;
     let paste = within_store_timeout(app, app.read.get(id)).await?;
+    if html {
+        let page = super::pages::paste_page(&paste);
+        let mut resp = Response::new(app.in_flight.body(page.into_bytes()).await?);
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        return Ok(resp);
+    }
     let json = serde_json::to_vec(&PasteView::new(&paste, &base)).map_err(|err| {
         tracing::error!(%err, "could not serialize a paste");
         ApiError::Internal
@@ -66,8 +76,17 @@ async fn json_answer(app: &App, json: Vec<u8>) -> Result<Response<Body>, ApiErro
     Ok(resp)
 }
 
-/// The text alone, as plain text, never sniffed as HTML.
-pub(super) async fn raw(app: &App, id: &PasteId) -> Result<Response<Body>, ApiError> {
+/// The text alone, as plain text, never sniffed as HTML; with `download=1` in the
+/// query, as a file to save (`{id}.txt`).
+pub(super) async fn raw(
+    app: &App,
+    req: &Request<Incoming>,
+    id: &PasteId,
+) -> Result<Response<Body>, ApiError> {
+    let download = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|pair| pair == "download=1"));
     let paste = within_store_timeout(app, app.read.get(id)).await?;
     let mut resp = Response::new(
         app.in_flight
@@ -79,10 +98,12 @@ pub(super) async fn raw(app: &App, id: &PasteId) -> Result<Response<Body>, ApiEr
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    if download {
+        // The id is [0-9A-Za-z]{10}: always a valid header value.
+        if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{id}.txt\"")) {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+    }
     Ok(resp)
 }
 
