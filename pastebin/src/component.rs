@@ -72,6 +72,7 @@ pub async fn run(
             }
             let config = sqlsvc::Config {
                 db_path: settings.sqlite_path(),
+                readers: settings.sqlsvc_readers,
                 server,
             };
             announce();

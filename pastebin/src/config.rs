@@ -53,9 +53,12 @@ pub struct Overrides {
     /// Public base URL used in links (default: from the request's Host).
     #[arg(long, env = "PASTEBIN_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
-    /// Bytes of paste text each webserver caches.
+    /// Bytes of pastes (metadata and text) each webserver caches; 0 turns the cache off.
     #[arg(long, env = "PASTEBIN_CACHE_BYTES", global = true)]
     pub cache_bytes: Option<usize>,
+    /// Reader connections of sqlsvc (default: one per core, at least 2).
+    #[arg(long, env = "PASTEBIN_SQLSVC_READERS", global = true)]
+    pub sqlsvc_readers: Option<usize>,
     /// sqlsvc's address (where it listens, and where webservers find it).
     #[arg(long, env = "PASTEBIN_SQLSVC", global = true)]
     pub sqlsvc: Option<String>,
@@ -233,6 +236,7 @@ struct WebFile {
 #[serde(deny_unknown_fields)]
 struct ServiceFile {
     listen: Option<String>,
+    readers: Option<usize>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -306,6 +310,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     pub cache_bytes: usize,
     pub sqlsvc: String,
+    /// Reader connections of sqlsvc.
+    pub sqlsvc_readers: usize,
     pub nosqlsvc: String,
     pub nosql_backend: NosqlBackend,
     /// Bound on the embedded text store's cache and write buffer.
@@ -345,6 +351,9 @@ impl WebNumbering {
         port.map(|p| join_host_port(&self.host, p))
     }
 }
+
+/// The most reader connections sqlsvc opens (each is a thread).
+pub const MAX_SQLSVC_READERS: usize = 64;
 
 /// The most webservers one launcher runs.
 pub const MAX_WEBSERVERS: usize = 64;
@@ -476,6 +485,10 @@ impl Settings {
                 .cache_bytes
                 .or(file.web.cache_bytes)
                 .unwrap_or(64 * 1024 * 1024),
+            sqlsvc_readers: over
+                .sqlsvc_readers
+                .or(file.sqlsvc.readers)
+                .unwrap_or_else(sqlsvc::default_readers),
             sqlsvc: over
                 .sqlsvc
                 .clone()
@@ -585,6 +598,12 @@ impl Settings {
                 "load balancer (--lb-response-timeout-ms, --lb-total-timeout-ms, --lb-trusted-proxy, [lb]): {err}"
             ))
         })?;
+        if !(1..=MAX_SQLSVC_READERS).contains(&self.sqlsvc_readers) {
+            return Err(ConfigError(format!(
+                "sqlsvc readers (--sqlsvc-readers, PASTEBIN_SQLSVC_READERS, [sqlsvc] readers) must be from 1 to {MAX_SQLSVC_READERS}, not {}",
+                self.sqlsvc_readers
+            )));
+        }
         if let Some(url) = &self.public_url {
             let ok = (url.starts_with("http://") || url.starts_with("https://"))
                 && !url.contains(char::is_whitespace);
@@ -891,6 +910,29 @@ mod tests {
                 .0
                 .contains("--nosql-backend")
         );
+    }
+
+    #[test]
+    fn sqlsvc_readers_from_file_flag_and_default() {
+        assert!(
+            Settings::load(&Overrides::default())
+                .unwrap()
+                .sqlsvc_readers
+                >= 2
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "[sqlsvc]\nreaders = 3\n").unwrap();
+        let mut over = Overrides {
+            config: Some(path),
+            ..Overrides::default()
+        };
+        assert_eq!(Settings::load(&over).unwrap().sqlsvc_readers, 3);
+        over.sqlsvc_readers = Some(5);
+        assert_eq!(Settings::load(&over).unwrap().sqlsvc_readers, 5);
+        over.sqlsvc_readers = Some(0);
+        let err = Settings::load(&over).unwrap_err().0;
+        assert!(err.contains("--sqlsvc-readers"), "{err}");
     }
 
     #[test]

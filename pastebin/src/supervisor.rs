@@ -458,6 +458,8 @@ fn common_args(settings: &Settings) -> Vec<OsString> {
         settings.max_body_bytes.to_string().into(),
         "--cache-bytes".into(),
         settings.cache_bytes.to_string().into(),
+        "--sqlsvc-readers".into(),
+        settings.sqlsvc_readers.to_string().into(),
         "--nosql-cache-bytes".into(),
         settings.nosql_cache_bytes.to_string().into(),
         "--web-store-timeout-ms".into(),

@@ -1,16 +1,26 @@
 //! The Read API: get one paste, or list a page of pastes, by asking sqlsvc for the
-//! metadata and nosqlsvc for the texts. Texts never change once written, so they are
-//! cached by path; metadata is always asked for, so deletion and expiry act at once.
+//! metadata and nosqlsvc for the texts. Each webserver keeps the pastes it read in a
+//! cache bounded in bytes (`cache`), so repeated reads stop here; expiry is checked
+//! on every hit, and deletions arrive by polling sqlsvc's deletion log
+//! (`invalidation`). Concurrent reads of one uncached paste share one fetch
+//! (`flight`).
 
-mod cache;
+pub mod cache;
+pub mod flight;
+pub mod invalidation;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use httpkit::{ClientError, JsonClient};
 use nosqlsvc::api::{GetMany, TextDoc, Texts};
+use serde::Serialize;
 use sqlsvc::api::{Meta, MetaPage, PasteId};
 
-pub use cache::TextCache;
+pub use cache::{Lookup, PasteCache};
+use flight::Flights;
+pub use invalidation::SqlsvcHealth;
 
 /// A paste as the Read API returns it: its metadata and its text.
 #[derive(Debug, Clone)]
@@ -52,6 +62,29 @@ impl std::fmt::Display for ReadError {
 
 impl std::error::Error for ReadError {}
 
+/// By hand, because `ClientError` is not `Clone`: one fetch's error goes to every
+/// reader that waited on it.
+impl Clone for ReadError {
+    fn clone(&self) -> Self {
+        match self {
+            ReadError::NotFound => ReadError::NotFound,
+            ReadError::BadCursor(msg) => ReadError::BadCursor(msg.clone()),
+            ReadError::Upstream(err) => ReadError::Upstream(match err {
+                ClientError::Unavailable(msg) => ClientError::Unavailable(msg.clone()),
+                ClientError::Timeout => ClientError::Timeout,
+                ClientError::Status { status, message } => ClientError::Status {
+                    status: *status,
+                    message: message.clone(),
+                },
+                ClientError::BadResponse(msg) => ClientError::BadResponse(msg.clone()),
+            }),
+        }
+    }
+}
+
+/// What one fetch gives every reader that waited on it.
+type Fetched = Result<Arc<Paste>, ReadError>;
+
 /// Where the Read API finds its services: base URLs such as `http://127.0.0.1:5004`.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
@@ -59,50 +92,146 @@ pub struct Upstreams {
     pub nosqlsvc: String,
 }
 
-/// The Read API. Cheap to clone; clones share the client pool and the cache.
+/// The Read API. Cheap to clone; clones share the client pool, the cache, the
+/// fetches under way and what is known of sqlsvc's health.
 #[derive(Clone)]
 pub struct ReadApi {
     client: JsonClient,
     upstreams: Arc<Upstreams>,
-    cache: Arc<TextCache>,
+    cache: Arc<PasteCache>,
+    flights: Arc<Flights<PasteId, Fetched>>,
+    health: Arc<SqlsvcHealth>,
+    /// Fetches of one paste from the stores (each shared by its concurrent readers).
+    fetches: Arc<AtomicU64>,
+}
+
+/// Figures of a webserver's cache, for `/healthz`, operators and tests.
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheStats {
+    pub entries: usize,
+    pub bytes: u64,
+    pub capacity_bytes: usize,
+    /// Fetches of one paste from the stores since start (cache misses, after the
+    /// single flight merged concurrent ones).
+    pub fetches: u64,
+    /// The deletion-log position applied; None until the first poll answered.
+    pub deletion_log_position: Option<u64>,
+    /// Whether the deletion-log polls say sqlsvc is down.
+    pub sqlsvc_down: bool,
 }
 
 impl ReadApi {
-    pub fn new(client: JsonClient, upstreams: Upstreams, cache: Arc<TextCache>) -> Self {
+    /// A Read API with a cache of `cache_bytes` (0: no cache). Caching is safe only
+    /// while `follow_deletions` runs beside it.
+    pub fn new(client: JsonClient, upstreams: Upstreams, cache_bytes: usize) -> Self {
         Self {
             client,
             upstreams: Arc::new(upstreams),
-            cache,
+            cache: Arc::new(PasteCache::new(cache_bytes)),
+            flights: Arc::default(),
+            health: Arc::default(),
+            fetches: Arc::default(),
         }
     }
 
-    /// One paste by id: metadata from sqlsvc, then the text (from the cache when it
-    /// holds it).
-    pub async fn get(&self, id: &PasteId) -> Result<Paste, ReadError> {
+    /// The cache's figures now.
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            entries: self.cache.len(),
+            bytes: self.cache.bytes(),
+            capacity_bytes: self.cache.capacity_bytes(),
+            fetches: self.fetches.load(Ordering::Relaxed),
+            deletion_log_position: self.health.position(),
+            sqlsvc_down: self.health.is_down(),
+        }
+    }
+
+    /// Follows sqlsvc's deletion log until dropped: the webserver runs it as a task
+    /// for as long as it serves.
+    pub fn follow_deletions(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        invalidation::follow(
+            self.client.clone(),
+            self.upstreams.sqlsvc.clone(),
+            self.cache.clone(),
+            self.health.clone(),
+        )
+    }
+
+    /// The cache, for its figures and for tests.
+    pub fn cache(&self) -> &PasteCache {
+        &self.cache
+    }
+
+    /// Whether the deletion-log polls say sqlsvc is down.
+    pub fn sqlsvc_down(&self) -> bool {
+        self.health.is_down()
+    }
+
+    /// Drops a paste this webserver has just deleted (or burnt) from its cache, and
+    /// keeps fetches under way from putting it back. The delete handler calls this
+    /// before answering, so the webserver that deleted a paste never serves it again.
+    pub fn forget(&self, id: &PasteId) {
+        self.cache.forget([id], Instant::now());
+    }
+
+    /// One paste by id: from the cache when it holds it (and it has not expired),
+    /// else fetched once for all concurrent readers and cached.
+    pub async fn get(&self, id: &PasteId) -> Result<Arc<Paste>, ReadError> {
+        match self.cache.lookup(id, now_unix()) {
+            Lookup::Live(paste) => return Ok(paste),
+            Lookup::Expired => return Err(ReadError::NotFound),
+            Lookup::Miss => {}
+        }
+        let this = self.clone();
+        let key = id.clone();
+        self.flights
+            .run(
+                id,
+                move || async move { this.fetch_and_cache(&key).await },
+                || {
+                    Err(ReadError::Upstream(ClientError::Unavailable(
+                        "the fetch was abandoned".into(),
+                    )))
+                },
+            )
+            .await
+    }
+
+    /// Metadata from sqlsvc, then the text from nosqlsvc; kept in the cache unless a
+    /// delete (or a reset) came in meanwhile.
+    async fn fetch_and_cache(&self, id: &PasteId) -> Fetched {
+        if self.health.is_down() {
+            return Err(sqlsvc_down());
+        }
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let ticket = self.cache.ticket(Instant::now());
         let url = format!("{}/pastes/{}", self.upstreams.sqlsvc, id);
         let meta: Meta = self.client.get_json(&url).await.map_err(not_found_or)?;
-        let text = match self.cache.get(&meta.paste_path) {
-            Some(text) => text,
-            None => {
-                let url = format!("{}/texts/{}", self.upstreams.nosqlsvc, meta.paste_path);
-                let doc: TextDoc = match self.client.get_json(&url).await {
-                    Ok(doc) => doc,
-                    Err(ClientError::Status { status, .. }) if status.as_u16() == 404 => {
-                        // Text first, then metadata, so this only happens if a text was
-                        // lost or deleted under a live row.
-                        tracing::warn!(paste_id = %id, path = %meta.paste_path, "metadata points at a missing text");
-                        return Err(ReadError::NotFound);
-                    }
-                    Err(err) => return Err(ReadError::Upstream(err)),
-                };
-                self.cache.insert(&meta.paste_path, doc.text)
+        let url = format!("{}/texts/{}", self.upstreams.nosqlsvc, meta.paste_path);
+        let doc: TextDoc = match self.client.get_json(&url).await {
+            Ok(doc) => doc,
+            Err(ClientError::Status { status, .. }) if status.as_u16() == 404 => {
+                // Text first, then metadata, so this only happens if a text was
+                // lost or deleted under a live row.
+                tracing::warn!(paste_id = %id, path = %meta.paste_path, "metadata points at a missing text");
+                return Err(ReadError::NotFound);
             }
+            Err(err) => return Err(ReadError::Upstream(err)),
         };
-        Ok(Paste { meta, text })
+        let paste = Arc::new(Paste {
+            meta,
+            text: Arc::from(doc.text),
+        });
+        self.cache.insert(paste.clone(), ticket, Instant::now());
+        Ok(paste)
     }
 
     /// A page of pastes, newest first. The texts of the page come in one batch call.
     pub async fn list(&self, limit: u32, cursor: Option<&str>) -> Result<Page, ReadError> {
+        if self.health.is_down() {
+            return Err(sqlsvc_down());
+        }
+        let ticket = self.cache.ticket(Instant::now());
         let mut url = format!("{}/pastes?limit={limit}", self.upstreams.sqlsvc);
         if let Some(cursor) = cursor {
             url.push_str("&cursor=");
@@ -115,10 +244,14 @@ impl ReadApi {
             other => ReadError::Upstream(other),
         })?;
 
+        let now = now_unix();
         let mut texts: Vec<Option<Arc<str>>> = page
             .pastes
             .iter()
-            .map(|m| self.cache.get(&m.paste_path))
+            .map(|m| match self.cache.lookup(&m.paste_id, now) {
+                Lookup::Live(p) => Some(p.text.clone()),
+                Lookup::Expired | Lookup::Miss => None,
+            })
             .collect();
         let missing: Vec<String> = page
             .pastes
@@ -137,10 +270,14 @@ impl ReadApi {
             let mut fetched = fetched.texts.into_iter();
             for (meta, slot) in page.pastes.iter().zip(texts.iter_mut()) {
                 if slot.is_none() {
-                    *slot = fetched
-                        .next()
-                        .flatten()
-                        .map(|text| self.cache.insert(&meta.paste_path, text));
+                    *slot = fetched.next().flatten().map(|text| {
+                        let paste = Arc::new(Paste {
+                            meta: meta.clone(),
+                            text: Arc::from(text),
+                        });
+                        self.cache.insert(paste.clone(), ticket, Instant::now());
+                        paste.text.clone()
+                    });
                 }
             }
         }
@@ -190,6 +327,21 @@ impl ReadApi {
         }
         Ok(())
     }
+}
+
+/// The clock of expiry, in unix seconds, as sqlsvc counts it.
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The answer while the deletion-log polls say sqlsvc is not answering.
+fn sqlsvc_down() -> ReadError {
+    ReadError::Upstream(ClientError::Unavailable(
+        "sqlsvc is not answering (deletion-log polls fail)".into(),
+    ))
 }
 
 fn not_found_or(err: ClientError) -> ReadError {

@@ -21,6 +21,7 @@ async fn main() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let config = sqlsvc::Config {
         db_path: dir.path().join("bench.db"),
+        readers: sqlsvc::default_readers(),
         server: httpkit::ServerConfig::default(),
     };
     let server = tokio::spawn(sqlsvc::run(listener, config, async {

@@ -155,6 +155,24 @@ pub struct MetaPage {
     pub next_cursor: Option<String>,
 }
 
+/// Answer of `GET /deletions?since=N`: the pastes deleted after position `since` of
+/// the deletion log, which each webserver polls to drop what it cached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionPage {
+    /// Names the log (drawn once per database). A caller that sees it change must
+    /// forget everything it cached: the log it followed is not this one.
+    pub epoch: u64,
+    /// The deletions after `since` cannot be listed (`since` absent, pruned, or ahead
+    /// of the log): the caller must forget everything it cached, then follow from `next`.
+    pub reset: bool,
+    /// The pastes deleted after `since`, oldest first.
+    pub ids: Vec<PasteId>,
+    /// The log position these ids bring the caller to; its next `since`.
+    pub next: u64,
+    /// More deletions follow `next`: ask again at once.
+    pub more: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

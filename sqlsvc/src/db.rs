@@ -8,29 +8,55 @@ use rusqlite::types::Type;
 use rusqlite::{OptionalExtension, Row, params};
 use tokio_rusqlite::Connection;
 
-use crate::api::{Meta, PasteId};
+use crate::api::{DeletionPage, Meta, PasteId};
 use crate::error::Error;
 use crate::migrations;
 
 /// How long a connection waits for a lock held by another before failing.
 const BUSY_TIMEOUT_MS: i64 = 5_000;
 
-/// Reader connections, used round robin, so reads are not queued behind fsyncs.
-const READERS: usize = 2;
+/// Deletion-log rows kept; older ones are pruned, and a webserver that fell further
+/// behind than this is told to forget its whole cache (`reset`).
+pub(crate) const DELETION_LOG_KEEP: i64 = 100_000;
+
+/// Reader connections by default: one per core (each is a thread that runs queries),
+/// at least two so one slow query does not hold up the rest.
+pub fn default_readers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 16)
+}
 
 /// The columns of `Meta`, in the order `meta_from_row` reads them.
 pub(crate) const META_COLUMNS: &str = "paste_id, paste_path, created_at, expires_at, size";
 
-/// The database handles: one writer (creates and deletes) and a few readers.
+/// The database handles: one writer (creates and deletes) and `readers` readers. In
+/// WAL mode readers never wait for the writer, so reads run in parallel with each
+/// other and with the group commit's fsyncs.
 pub(crate) struct Db {
     pub(crate) writer: Connection,
-    readers: Vec<Connection>,
-    next_reader: AtomicUsize,
+    readers: Vec<Reader>,
+}
+
+/// A reader connection and the number of calls queued on it.
+struct Reader {
+    conn: Connection,
+    in_flight: AtomicUsize,
+}
+
+/// Counts a call on a reader until it is answered or abandoned.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Db {
-    /// Opens the writer (WAL, `synchronous=FULL`), migrates, then opens the readers.
-    pub(crate) async fn open(path: &Path) -> Result<Self, Error> {
+    /// Opens the writer (WAL, `synchronous=FULL`), migrates, then opens `readers`
+    /// reader connections (at least one).
+    pub(crate) async fn open(path: &Path, readers: usize) -> Result<Self, Error> {
         let open_err = |source| Error::Open {
             path: path.to_owned(),
             source,
@@ -61,8 +87,9 @@ impl Db {
                 other => Error::Migration(other.to_string()),
             })?;
 
-        let mut readers = Vec::with_capacity(READERS);
-        for _ in 0..READERS {
+        let count = readers.max(1);
+        let mut readers = Vec::with_capacity(count);
+        for _ in 0..count {
             let reader = Connection::open(path).await.map_err(open_err)?;
             reader
                 .call(|conn| {
@@ -72,27 +99,44 @@ impl Db {
                 })
                 .await
                 .map_err(|err| open_err(flatten(err)))?;
-            readers.push(reader);
+            readers.push(Reader {
+                conn: reader,
+                in_flight: AtomicUsize::new(0),
+            });
         }
-        Ok(Self {
-            writer,
-            readers,
-            next_reader: AtomicUsize::new(0),
-        })
+        Ok(Self { writer, readers })
     }
 
-    /// The next reader connection, round robin.
-    pub(crate) fn reader(&self) -> &Connection {
-        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len().max(1);
-        // `readers` is never empty (READERS > 0); fall back to the writer regardless.
-        self.readers.get(i).unwrap_or(&self.writer)
+    /// Runs `f` on the reader with the fewest calls queued, so a slow query holds up
+    /// only its own connection.
+    pub(crate) async fn read<F, R>(&self, f: F) -> Result<R, tokio_rusqlite::Error>
+    where
+        F: FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let reader = self
+            .readers
+            .iter()
+            .min_by_key(|r| r.in_flight.load(Ordering::Relaxed));
+        let Some(reader) = reader else {
+            // `open` always makes at least one reader; the writer serves regardless.
+            return self.writer.call(f).await;
+        };
+        reader.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _guard = InFlight(&reader.in_flight);
+        reader.conn.call(f).await
+    }
+
+    /// How many reader connections there are.
+    pub(crate) fn readers(&self) -> usize {
+        self.readers.len()
     }
 
     /// Closes the readers, then the writer last, so that its close checkpoints the WAL
     /// into the main file and removes it.
     pub(crate) async fn close(&self) -> Result<(), Error> {
         let mut failures = Vec::new();
-        for reader in self.readers.iter().cloned() {
+        for reader in self.readers.iter().map(|r| r.conn.clone()) {
             if let Err(err) = reader.close().await {
                 failures.push(format!("reader: {err}"));
             }
@@ -217,20 +261,102 @@ pub(crate) fn list_with_seqs(
     Ok((pastes, if more { last_seq } else { None }))
 }
 
-/// Deletes the live paste with this id and returns it. An expired row is left for a
-/// sweeper that also removes its text, and reported as absent like in `get`.
+/// Deletes the live paste with this id and returns it, appending the id to the
+/// deletion log in the same transaction (so a webserver that polls the log after the
+/// delete answered sees it). An expired row is left for a sweeper that also removes
+/// its text, and reported as absent like in `get`.
 pub(crate) fn delete(
     conn: &rusqlite::Connection,
     id: &PasteId,
     now: i64,
 ) -> rusqlite::Result<Option<Meta>> {
-    conn.prepare_cached(&format!(
-        "DELETE FROM pastes \
-         WHERE paste_id = ?1 AND (expires_at IS NULL OR expires_at > ?2) \
-         RETURNING {META_COLUMNS}"
-    ))?
-    .query_row(params![id.as_str(), now], meta_from_row)
-    .optional()
+    let tx = conn.unchecked_transaction()?;
+    let deleted = tx
+        .prepare_cached(&format!(
+            "DELETE FROM pastes \
+             WHERE paste_id = ?1 AND (expires_at IS NULL OR expires_at > ?2) \
+             RETURNING {META_COLUMNS}"
+        ))?
+        .query_row(params![id.as_str(), now], meta_from_row)
+        .optional()?;
+    if deleted.is_some() {
+        tx.prepare_cached("INSERT INTO deletions (paste_id, deleted_at) VALUES (?1, ?2)")?
+            .execute(params![id.as_str(), now])?;
+        let seq = tx.last_insert_rowid();
+        tx.prepare_cached("DELETE FROM deletions WHERE seq <= ?1")?
+            .execute(params![seq - DELETION_LOG_KEEP])?;
+    }
+    tx.commit()?;
+    Ok(deleted)
+}
+
+/// The deletions after log position `since` (at most `limit`), read in one snapshot.
+pub(crate) fn deletions(
+    conn: &rusqlite::Connection,
+    since: Option<u64>,
+    limit: u32,
+) -> rusqlite::Result<DeletionPage> {
+    let tx = conn.unchecked_transaction()?;
+    let epoch: i64 = tx
+        .prepare_cached("SELECT epoch FROM log_epoch LIMIT 1")?
+        .query_row([], |r| r.get(0))?;
+    let head: i64 = tx
+        .prepare_cached(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'deletions'), 0)",
+        )?
+        .query_row([], |r| r.get(0))?;
+    let oldest: Option<i64> = tx
+        .prepare_cached("SELECT MIN(seq) FROM deletions")?
+        .query_row([], |r| r.get(0))?;
+    let to_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
+    let epoch = to_u64(epoch);
+    let head_u = to_u64(head);
+    let reset_page = DeletionPage {
+        epoch,
+        reset: true,
+        ids: Vec::new(),
+        next: head_u,
+        more: false,
+    };
+    let Some(since) = since else {
+        return Ok(reset_page);
+    };
+    if since > head_u {
+        return Ok(reset_page);
+    }
+    if since < head_u && oldest.is_none_or(|o| to_u64(o) > since + 1) {
+        // Rows the caller has not seen were pruned.
+        return Ok(reset_page);
+    }
+    let since_i = i64::try_from(since).unwrap_or(i64::MAX);
+    let mut stmt = tx.prepare_cached(
+        "SELECT seq, paste_id FROM deletions WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![since_i, i64::from(limit) + 1], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut ids = Vec::new();
+    let mut next = since;
+    let mut more = false;
+    for row in rows {
+        let (seq, id) = row?;
+        if ids.len() == limit as usize {
+            more = true;
+            break;
+        }
+        next = to_u64(seq);
+        // Only valid ids are ever logged; a bad one would be skipped, not fatal.
+        if let Ok(id) = PasteId::try_from(id) {
+            ids.push(id);
+        }
+    }
+    Ok(DeletionPage {
+        epoch,
+        reset: false,
+        ids,
+        next,
+        more,
+    })
 }
 
 /// A trivial query that touches the table, for the health check.
@@ -315,6 +441,56 @@ mod tests {
         let plan = plan.join("\n");
         assert!(plan.contains("pastes_seq"), "{plan}");
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+
+    #[test]
+    fn deletions_are_logged_in_order_and_paged() {
+        let conn = db();
+        for (seq, id) in ["ccccccccc1", "ccccccccc2", "ccccccccc3"]
+            .iter()
+            .enumerate()
+        {
+            insert(&conn, id, seq as i64 + 1, None);
+        }
+        let first = deletions(&conn, None, 10).unwrap();
+        assert!(first.reset);
+        assert_eq!(first.next, 0);
+        for id in ["ccccccccc2", "ccccccccc1", "ccccccccc3"] {
+            assert!(delete(&conn, &id.parse().unwrap(), 0).unwrap().is_some());
+        }
+        // Deleting again logs nothing.
+        assert!(
+            delete(&conn, &"ccccccccc2".parse().unwrap(), 0)
+                .unwrap()
+                .is_none()
+        );
+        let page = deletions(&conn, Some(0), 2).unwrap();
+        let ids: Vec<_> = page.ids.iter().map(|i| i.to_string()).collect();
+        assert_eq!(ids, ["ccccccccc2", "ccccccccc1"]);
+        assert_eq!((page.next, page.more, page.reset), (2, true, false));
+        assert_eq!(page.epoch, first.epoch);
+        let page = deletions(&conn, Some(2), 2).unwrap();
+        assert_eq!(page.ids.len(), 1);
+        assert_eq!((page.next, page.more), (3, false));
+        let page = deletions(&conn, Some(3), 2).unwrap();
+        assert!(page.ids.is_empty() && !page.reset && page.next == 3);
+        // A position ahead of the log (another database) means: forget everything.
+        let page = deletions(&conn, Some(9), 2).unwrap();
+        assert!(page.reset && page.next == 3);
+    }
+
+    #[test]
+    fn a_caller_behind_the_pruned_log_is_told_to_reset() {
+        let conn = db();
+        insert(&conn, "ddddddddd1", 1, None);
+        insert(&conn, "ddddddddd2", 2, None);
+        delete(&conn, &"ddddddddd1".parse().unwrap(), 0).unwrap();
+        delete(&conn, &"ddddddddd2".parse().unwrap(), 0).unwrap();
+        conn.execute("DELETE FROM deletions WHERE seq = 1", [])
+            .unwrap();
+        assert!(deletions(&conn, Some(0), 10).unwrap().reset);
+        let page = deletions(&conn, Some(1), 10).unwrap();
+        assert!(!page.reset && page.ids.len() == 1);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
+pub use db::default_readers;
 pub use error::Error;
 
 /// Address the binary listens on by default.
@@ -32,8 +33,22 @@ const QUEUE_CAPACITY: usize = 4 * writer::MAX_BATCH;
 pub struct Config {
     /// The SQLite file; parent directories are created if missing.
     pub db_path: PathBuf,
+    /// Reader connections (each its own thread), beside the one writer; see
+    /// [`default_readers`].
+    pub readers: usize,
     /// Limits of the accept loop.
     pub server: httpkit::ServerConfig,
+}
+
+impl Config {
+    /// A config with the default readers and server limits.
+    pub fn new(db_path: impl Into<PathBuf>) -> Self {
+        Self {
+            db_path: db_path.into(),
+            readers: default_readers(),
+            server: httpkit::ServerConfig::default(),
+        }
+    }
 }
 
 /// Opens and migrates the database, serves on `listener` until `shutdown` completes,
@@ -62,7 +77,7 @@ pub async fn run(
         path: key_path.clone(),
         source,
     })?;
-    let db = Arc::new(db::Db::open(&config.db_path).await?);
+    let db = Arc::new(db::Db::open(&config.db_path, config.readers).await?);
     let stats = Arc::new(stats::Stats::default());
     let (jobs_tx, jobs_rx) = mpsc::channel(QUEUE_CAPACITY);
     let (stop_tx, stop_rx) = oneshot::channel();
@@ -80,6 +95,7 @@ pub async fn run(
     tracing::info!(
         addr = ?listener.local_addr().ok(),
         db = %config.db_path.display(),
+        readers = db.readers(),
         "sqlsvc listening"
     );
 

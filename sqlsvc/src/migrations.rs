@@ -4,7 +4,10 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 /// Every migration, in order; a new one is appended, never edited once released.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_create_pastes.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_create_pastes.sql"),
+    include_str!("../migrations/0002_deletion_log.sql"),
+];
 
 /// Brings the schema up to date, each migration in its own transaction together with
 /// the version bump, so a crash leaves the database at a known version.

@@ -19,6 +19,8 @@ pub(crate) enum Route {
     ListPastes(ListQuery),
     GetPaste(PasteId),
     DeletePaste(PasteId),
+    /// `GET /deletions?since=N&limit=M`: the deletion log after position N.
+    Deletions(DeletionsQuery),
     Health,
     Stats,
 }
@@ -31,6 +33,18 @@ pub(crate) struct ListQuery {
     pub(crate) before: Option<i64>,
 }
 
+/// Deletions per page when `limit` is absent, and the most accepted.
+pub(crate) const DEFAULT_DELETIONS_LIMIT: u32 = 1000;
+pub(crate) const MAX_DELETIONS_LIMIT: u32 = 10_000;
+
+/// The query of `GET /deletions`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct DeletionsQuery {
+    /// The caller's log position; None = it has none yet.
+    pub(crate) since: Option<u64>,
+    pub(crate) limit: u32,
+}
+
 /// Parses a request line into a `Route`; unknown paths are 404, known paths with
 /// another method 405.
 pub(crate) fn route(method: &Method, uri: &Uri) -> Result<Route, ApiError> {
@@ -40,6 +54,10 @@ pub(crate) fn route(method: &Method, uri: &Uri) -> Result<Route, ApiError> {
             Method::POST => Ok(Route::CreatePaste),
             Method::GET => Ok(Route::ListPastes(list_query(uri.query())?)),
             _ => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
+        },
+        "/deletions" => match *method {
+            Method::GET => Ok(Route::Deletions(deletions_query(uri.query())?)),
+            _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         },
         "/healthz" => match *method {
             Method::GET => Ok(Route::Health),
@@ -103,6 +121,37 @@ fn list_query(query: Option<&str>) -> Result<ListQuery, ApiError> {
     Ok(ListQuery { limit, before })
 }
 
+/// Parses `since` and `limit` of `GET /deletions`; other parameters are ignored.
+fn deletions_query(query: Option<&str>) -> Result<DeletionsQuery, ApiError> {
+    let mut out = DeletionsQuery {
+        since: None,
+        limit: DEFAULT_DELETIONS_LIMIT,
+    };
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "since" => {
+                out.since = Some(value.parse::<u64>().map_err(|_| {
+                    ApiError::BadRequest("since must be a non-negative integer".into())
+                })?);
+            }
+            "limit" => {
+                out.limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_DELETIONS_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!(
+                            "limit must be an integer in 1..={MAX_DELETIONS_LIMIT}"
+                        ))
+                    })?;
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +191,20 @@ mod tests {
             Route::DeletePaste(id)
         );
         assert_eq!(r(Method::GET, "/healthz").unwrap(), Route::Health);
+        assert_eq!(
+            r(Method::GET, "/deletions?since=7&limit=3").unwrap(),
+            Route::Deletions(DeletionsQuery {
+                since: Some(7),
+                limit: 3
+            })
+        );
+        assert_eq!(
+            r(Method::GET, "/deletions").unwrap(),
+            Route::Deletions(DeletionsQuery {
+                since: None,
+                limit: DEFAULT_DELETIONS_LIMIT
+            })
+        );
     }
 
     #[test]
@@ -157,6 +220,9 @@ mod tests {
         assert_eq!(status(Method::GET, "/pastes?limit=x"), 400);
         assert_eq!(status(Method::GET, "/pastes?cursor=zz"), 400);
         assert_eq!(status(Method::GET, "/pastes?cursor="), 400);
+        assert_eq!(status(Method::GET, "/deletions?since=-1"), 400);
+        assert_eq!(status(Method::GET, "/deletions?limit=0"), 400);
+        assert_eq!(status(Method::POST, "/deletions"), 405);
     }
 
     proptest::proptest! {

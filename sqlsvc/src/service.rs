@@ -15,7 +15,7 @@ use crate::clock::now_unix;
 use crate::cursor;
 use crate::db::{self, Db};
 use crate::error::ApiError;
-use crate::routes::{ListQuery, Route, route};
+use crate::routes::{DeletionsQuery, ListQuery, Route, route};
 use crate::stats::Stats;
 use crate::writer::CreateJob;
 
@@ -51,6 +51,7 @@ impl Service {
             Route::ListPastes(query) => self.list(query).await,
             Route::GetPaste(id) => self.get(id).await,
             Route::DeletePaste(id) => self.delete(id).await,
+            Route::Deletions(query) => self.deletions(query).await,
             Route::Health => self.health().await,
             Route::Stats => Ok(json_response(StatusCode::OK, &self.stats.snapshot())),
         }
@@ -80,8 +81,7 @@ impl Service {
         let now = now_unix();
         let (rows, next) = self
             .db
-            .reader()
-            .call(move |conn| db::list_with_seqs(conn, query.before, query.limit, now))
+            .read(move |conn| db::list_with_seqs(conn, query.before, query.limit, now))
             .await?;
         let (pastes, cursors) = rows
             .into_iter()
@@ -97,11 +97,7 @@ impl Service {
 
     async fn get(&self, id: PasteId) -> Result<Response<Body>, ApiError> {
         let now = now_unix();
-        let found = self
-            .db
-            .reader()
-            .call(move |conn| db::get(conn, &id, now))
-            .await?;
+        let found = self.db.read(move |conn| db::get(conn, &id, now)).await?;
         found_or_404(found)
     }
 
@@ -116,8 +112,16 @@ impl Service {
         found_or_404(deleted)
     }
 
+    async fn deletions(&self, query: DeletionsQuery) -> Result<Response<Body>, ApiError> {
+        let page = self
+            .db
+            .read(move |conn| db::deletions(conn, query.since, query.limit))
+            .await?;
+        Ok(json_response(StatusCode::OK, &page))
+    }
+
     async fn health(&self) -> Result<Response<Body>, ApiError> {
-        let ping = self.db.reader().call(|conn| db::ping(conn));
+        let ping = self.db.read(|conn| db::ping(conn));
         match tokio::time::timeout(HEALTH_TIMEOUT, ping).await {
             Ok(Ok(())) => Ok(json_response(
                 StatusCode::OK,

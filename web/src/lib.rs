@@ -17,7 +17,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use httpkit::{Body, ClientConfig, Handler, JsonClient, ServerConfig};
 use hyper::body::Incoming;
-use read::{ReadApi, TextCache};
+use read::ReadApi;
 use tokio::net::TcpListener;
 use write::WriteApi;
 
@@ -35,7 +35,7 @@ pub struct Config {
     /// The public base URL of the service (`http://paste.example`) used in the links
     /// it hands out; when unset, taken from the request (`X-Forwarded-*` or `Host`).
     pub public_url: Option<String>,
-    /// Bytes of paste text kept in the in-process cache.
+    /// Bytes of pastes (metadata and text) kept in the in-process cache; 0: none.
     pub cache_bytes: usize,
     /// The time one request may spend on store calls in all; then 504. Must be
     /// clearly shorter than the balancer's wait for a webserver, so the webserver
@@ -119,15 +119,18 @@ pub async fn run(
         .saturating_add(httpkit::framing::FORWARDING_HEADERS);
     let sqlsvc = format!("http://{}", config.sqlsvc);
     let nosqlsvc = format!("http://{}", config.nosqlsvc);
+    let read = ReadApi::new(
+        client.clone(),
+        read::Upstreams {
+            sqlsvc: sqlsvc.clone(),
+            nosqlsvc: nosqlsvc.clone(),
+        },
+        config.cache_bytes,
+    );
+    // Drops cached pastes that were deleted; stopped when this server stops.
+    let follower = AbortOnDrop(tokio::spawn(read.follow_deletions()));
     let app = App {
-        read: ReadApi::new(
-            client.clone(),
-            read::Upstreams {
-                sqlsvc: sqlsvc.clone(),
-                nosqlsvc: nosqlsvc.clone(),
-            },
-            Arc::new(TextCache::new(config.cache_bytes)),
-        ),
+        read,
         write: WriteApi::new(client, write::Upstreams { sqlsvc, nosqlsvc }),
         max_body_bytes: config.max_body_bytes,
         public_url: config
@@ -140,7 +143,17 @@ pub async fn run(
     };
     tracing::info!(addr = %app.local_addr, "webserver listening");
     httpkit::serve(listener, Arc::new(app), server, shutdown).await;
+    drop(follower);
     Ok(())
+}
+
+/// Aborts a background task when the server that needs it stops, however it stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// 16 hex digits from the process id and the clock, hashed with a random key: unique

@@ -77,6 +77,11 @@ impl Stack {
     }
 
     pub async fn spawn_with(webservers: usize) -> Stack {
+        Self::spawn_tuned(webservers, |_| {}).await
+    }
+
+    /// Like `spawn_with`, with each webserver's config passed through `tune` first.
+    pub async fn spawn_tuned(webservers: usize, tune: impl Fn(&mut web::Config)) -> Stack {
         let dir = tempfile::tempdir().unwrap();
         let sqlsvc = start_sqlsvc(&dir, "127.0.0.1:0").await;
         let nosqlsvc = start_nosqlsvc(&dir, "127.0.0.1:0").await;
@@ -86,6 +91,7 @@ impl Stack {
             let mut config = web::Config::new(sqlsvc.addr.to_string(), nosqlsvc.addr.to_string());
             config.max_body_bytes = MAX_BODY;
             config.client.request_timeout = Duration::from_secs(5);
+            tune(&mut config);
             webs.push(spawn_service(addr, move |rx| async move {
                 web::run(listener, config, signal(rx)).await.unwrap();
             }));
@@ -165,6 +171,7 @@ async fn start_sqlsvc(dir: &TempDir, addr: &str) -> Service {
     let (listener, addr) = bind(addr).await;
     let config = sqlsvc::Config {
         db_path: dir.path().join("meta.sqlite3"),
+        readers: sqlsvc::default_readers(),
         server: httpkit::ServerConfig::default(),
     };
     spawn_service(addr, move |rx| async move {

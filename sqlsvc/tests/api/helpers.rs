@@ -41,6 +41,7 @@ pub async fn spawn_app_in(dir: TempDir) -> TestApp {
     let (tx, rx) = oneshot::channel::<()>();
     let config = sqlsvc::Config {
         db_path: db_path.clone(),
+        readers: sqlsvc::default_readers(),
         server: httpkit::ServerConfig {
             drain_timeout: Duration::from_secs(2),
             ..httpkit::ServerConfig::default()

@@ -38,6 +38,7 @@ async fn startup_failures_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let config = |db_path| sqlsvc::Config {
         db_path,
+        readers: sqlsvc::default_readers(),
         server: httpkit::ServerConfig::default(),
     };
 

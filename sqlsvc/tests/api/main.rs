@@ -7,6 +7,7 @@ mod helpers;
 
 mod concurrency;
 mod create;
+mod deletions;
 mod lifecycle;
 mod list;
 mod read_delete;

@@ -297,7 +297,8 @@ fn escape_into(out: &mut String, s: &str) {
 /// Liveness: this process answers. Asked directly (an operator, the launcher), it
 /// says which webserver answered (address and pid); through the balancer, which
 /// always sets `X-Forwarded-For`, it shows only an opaque per-process `instance`, so
-/// no internal address or pid leaks to the public.
+/// no internal address or pid leaks to the public. Asked directly, it also gives the
+/// paste cache's figures.
 pub(super) fn health(app: &App, headers: &http::HeaderMap) -> Response<Body> {
     if headers.contains_key("x-forwarded-for") {
         return json_response(
@@ -307,7 +308,14 @@ pub(super) fn health(app: &App, headers: &http::HeaderMap) -> Response<Body> {
     }
     json_response(
         StatusCode::OK,
-        &json!({"status": "ok", "service": "web", "instance": app.instance, "addr": app.local_addr, "pid": std::process::id()}),
+        &json!({
+            "status": "ok",
+            "service": "web",
+            "instance": app.instance,
+            "addr": app.local_addr,
+            "pid": std::process::id(),
+            "cache": app.read.cache_stats(),
+        }),
     )
 }
 

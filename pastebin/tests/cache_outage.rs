@@ -1,0 +1,149 @@
+//! sqlsvc frozen with SIGSTOP (it accepts connections but never answers), each
+//! component its own process: a webserver keeps serving the pastes it has cached,
+//! answers uncached ones with a JSON 503 once its deletion-log polls have failed
+//! (and a JSON 5xx within its timeout before that), and serves everything again once
+//! sqlsvc is continued.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::process::Child;
+
+use common::{announced, curlish, spawn_pastebin};
+
+struct Proc {
+    child: Child,
+    addr: String,
+}
+
+async fn spawn(kind: &str, data_dir: &Path, extra: &[&str]) -> Proc {
+    let mut args: Vec<&std::ffi::OsStr> =
+        vec![kind.as_ref(), "--listen".as_ref(), "127.0.0.1:0".as_ref()];
+    args.extend(["--data-dir".as_ref(), data_dir.as_os_str()]);
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    let mut child = spawn_pastebin(args);
+    let line = announced(&mut child, |line| line.starts_with("LISTENING ")).await;
+    let addr = line["LISTENING ".len()..].to_owned();
+    Proc { child, addr }
+}
+
+fn signal(proc: &Proc, sig: Signal) {
+    let pid = proc.child.id().expect("running") as i32;
+    kill(Pid::from_raw(pid), sig).unwrap();
+}
+
+/// Continues a stopped process when the test ends, however it ends, so that it can
+/// be killed and reaped.
+struct Continue<'a>(&'a Proc);
+
+impl Drop for Continue<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .child
+            .id()
+            .map(|pid| kill(Pid::from_raw(pid as i32), Signal::SIGCONT));
+    }
+}
+
+async fn create(web: &str, text: &str) -> String {
+    let body = serde_json::json!({ "text": text }).to_string();
+    let (status, answer) = curlish("POST", &format!("http://{web}/pastes"), Some(&body)).await;
+    assert_eq!(status, 201, "{answer}");
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    v["paste_id"].as_str().unwrap().to_owned()
+}
+
+async fn read(web: &str, id: &str) -> (u16, serde_json::Value) {
+    let (status, body) = curlish("GET", &format!("http://{web}/pastes/{id}"), None).await;
+    let v = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}), status {status}: {body:?}"));
+    (status, v)
+}
+
+#[tokio::test]
+async fn cached_pastes_are_served_while_sqlsvc_is_stopped_and_others_get_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sql = spawn("sqlsvc", &data, &[]).await;
+    let nosql = spawn("nosqlsvc", &data, &[]).await;
+    let web = spawn(
+        "web",
+        &data,
+        &["--sqlsvc", &sql.addr, "--nosqlsvc", &nosql.addr],
+    )
+    .await;
+
+    // Every webserver starts by asking for the deletion log; until it has an answer
+    // a fetch is not cached (the first answer resets the cache).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, health) = curlish("GET", &format!("http://{}/healthz", web.addr), None).await;
+        let v: serde_json::Value = serde_json::from_str(&health).unwrap();
+        if !v["cache"]["deletion_log_position"].is_null() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the webserver never polled sqlsvc"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let hot = create(&web.addr, "hot").await;
+    let cold = create(&web.addr, "cold").await;
+    let (status, v) = read(&web.addr, &hot).await;
+    assert_eq!((status, v["text"].as_str()), (200, Some("hot")));
+
+    signal(&sql, Signal::SIGSTOP);
+    let _continue = Continue(&sql);
+
+    // The cached paste is served throughout, without waiting for sqlsvc.
+    for _ in 0..3 {
+        let (status, v) = read(&web.addr, &hot).await;
+        assert_eq!((status, v["text"].as_str()), (200, Some("hot")));
+    }
+    // The uncached one: a JSON 5xx within the client timeout (504) until the polls
+    // have failed enough, then a JSON 503 at once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, v) = read(&web.addr, &cold).await;
+        assert!(v["error"].is_string(), "{status}: {v}");
+        match status {
+            503 => break,
+            504 => {}
+            other => panic!("unexpected {other}: {v}"),
+        }
+        assert!(Instant::now() < deadline, "never answered 503");
+    }
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (status, _) = read(&web.addr, &cold).await;
+        assert_eq!(status, 503);
+        // A figure, not an assertion: the 503 does not wait for sqlsvc.
+        eprintln!(
+            "uncached read while sqlsvc is stopped: 503 in {:?}",
+            started.elapsed()
+        );
+        let (status, v) = read(&web.addr, &hot).await;
+        assert_eq!((status, v["text"].as_str()), (200, Some("hot")));
+    }
+
+    signal(&sql, Signal::SIGCONT);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, v) = read(&web.addr, &cold).await;
+        if status == 200 {
+            assert_eq!(v["text"], "cold");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recovered: {status} {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop((web, nosql));
+}
