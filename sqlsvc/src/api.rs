@@ -123,7 +123,8 @@ impl AsRef<str> for PasteId {
 pub struct CreateMeta {
     /// Location of the text in nosqlsvc: 1..=128 characters of `[0-9A-Za-z_-]`.
     pub paste_path: String,
-    /// Unix seconds after which the paste is gone; must be in the future. None = never.
+    /// Unix seconds after which the paste is gone; at most 60 s in the past (a create
+    /// that took long is stored already expired). None = never.
     #[serde(default)]
     pub expires_at: Option<i64>,
     /// Size of the text in bytes, if the caller knows it.

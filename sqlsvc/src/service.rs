@@ -140,6 +140,10 @@ fn found_or_404(meta: Option<Meta>) -> Result<Response<Body>, ApiError> {
     }
 }
 
+/// How far in the past a create's `expires_at` may be (the caller's delay and clock
+/// skew) before it is refused.
+const MAX_EXPIRY_LAG_SECS: i64 = 60;
+
 /// Checks the fields of a create against the contract.
 fn validate(meta: &CreateMeta, now: i64) -> Result<(), ApiError> {
     let path = &meta.paste_path;
@@ -152,10 +156,17 @@ fn validate(meta: &CreateMeta, now: i64) -> Result<(), ApiError> {
             "paste_path must be 1..={MAX_PATH_LEN} characters of [0-9A-Za-z_-]"
         )));
     }
-    if meta.expires_at.is_some_and(|t| t <= now) {
-        return Err(ApiError::BadRequest(
-            "expires_at must be in the future".into(),
-        ));
+    // The caller computed `expires_at` from its own clock a moment ago; on a busy
+    // machine (or across hosts) that moment may already be past here, which made a
+    // valid `expires_in=1` create fail. Such a row is stored and is simply expired;
+    // only a time further back than any plausible delay or skew is a caller's bug.
+    if meta
+        .expires_at
+        .is_some_and(|t| t < now - MAX_EXPIRY_LAG_SECS)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "expires_at is more than {MAX_EXPIRY_LAG_SECS} s in the past"
+        )));
     }
     if meta.size.is_some_and(|s| i64::try_from(s).is_err()) {
         return Err(ApiError::BadRequest("size is too large".into()));
@@ -183,7 +194,10 @@ mod tests {
         assert!(validate(&meta(&"a".repeat(129), None, None), 100).is_err());
         assert!(validate(&meta("a/b", None, None), 100).is_err());
         assert!(validate(&meta("a.b", None, None), 100).is_err());
-        assert!(validate(&meta("a", Some(100), None), 100).is_err());
+        // Already past by a moment (a slow create): stored, and simply expired.
+        assert!(validate(&meta("a", Some(100), None), 100).is_ok());
+        assert!(validate(&meta("a", Some(40), None), 100).is_ok());
+        assert!(validate(&meta("a", Some(39), None), 100).is_err());
         assert!(validate(&meta("a", None, Some(u64::MAX)), 100).is_err());
     }
 }
