@@ -3,8 +3,12 @@
 # tests and the end-to-end API tests again with nosqlsvc on a real MongoDB
 # wire-protocol server (FerretDB, built by scripts/ferretdb.sh when missing).
 #
-# Outside CI, a FerretDB that cannot be built or started makes the MongoDB part skip
-# loudly; under CI=true it is a failure.
+# The tests that need FerretDB are #[ignore]d with the reason, so a plain `cargo test`
+# lists them as ignored, never as passed; this script runs them with `--ignored` once
+# FerretDB is up. Outside CI, a FerretDB that cannot be built or started makes that
+# part skip loudly (and counted); under CI=true it is a failure.
+#
+# Arguments go to every test binary, e.g. `scripts/test.sh --test-threads=1`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,13 +34,17 @@ else
     echo "test.sh: ******** FerretDB unavailable: MongoDB tests will be SKIPPED ********" >&2
 fi
 
-echo "test.sh: cargo test --workspace (embedded store; MongoDB suites use FerretDB if up)"
-cargo test --workspace --all-targets
+echo "test.sh: cargo test --workspace (embedded store; tests needing FerretDB are ignored here)"
+cargo test --workspace --all-targets -- "$@"
 
 if [ "$mongo_ready" = "true" ]; then
+    echo "test.sh: the ignored tests that need FerretDB (MongoDB backend, FerretDB restart)"
+    cargo test --workspace --all-targets -- --ignored "$@"
     echo "test.sh: end-to-end API tests again, nosqlsvc on MongoDB (FerretDB)"
-    PASTEBIN_TEST_NOSQL=mongodb cargo test -p pastebin --test api
+    PASTEBIN_TEST_NOSQL=mongodb cargo test -p pastebin --test api -- "$@"
+    echo "test.sh: all tests passed, none skipped"
 else
-    echo "test.sh: ******** SKIPPED: API tests on MongoDB (no FerretDB) ********" >&2
+    skipped="$(cargo test --workspace --all-targets -- --list --ignored 2>/dev/null | grep -c ': test$' || true)"
+    echo "test.sh: ******** SKIPPED: $skipped tests that need FerretDB, and the API tests on MongoDB ********" >&2
+    echo "test.sh: all tests that ran passed; $skipped SKIPPED (no FerretDB)"
 fi
-echo "test.sh: all tests passed"

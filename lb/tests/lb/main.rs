@@ -5,5 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod balancing;
+mod defaults;
 mod proxy;
 mod support;

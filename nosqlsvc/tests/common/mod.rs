@@ -105,20 +105,22 @@ impl TestApp {
 }
 
 /// The conformance suite over a `TextStore`, one `#[tokio::test]` per case.
-/// `$make` is an async expression giving `Option<StoreFixture<_>>` (None = skipped).
+/// `$make` is an async expression giving a `StoreFixture<_>`; attributes given after
+/// it (such as `#[ignore = "why"]` for a backend that needs a server) go on every case.
 #[macro_export]
 macro_rules! store_conformance {
-    ($make:expr) => {
-        $crate::store_conformance!(@case $make,
+    ($make:expr $(, #[$attr:meta])*) => {
+        $crate::store_conformance!(@case [$(#[$attr])*] $make,
             insert_then_get, get_many_keeps_order_and_missing, delete_removes,
             large_texts, unicode_texts, concurrent_inserts, ready_when_open,
             get_many_full_batch_with_missing);
     };
-    (@case $make:expr, $($name:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let Some(fixture) = $make.await else { return };
+    (@case [$($attr:tt)*] $make:expr $(,)?) => {};
+    (@case [$($attr:tt)*] $make:expr, $name:ident $(, $rest:ident)*) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $($attr)*
+        async fn $name() {
+                let fixture = $make.await;
                 let store = std::sync::Arc::new(fixture.store);
                 tokio::time::timeout(
                     $crate::common::STEP,
@@ -130,27 +132,29 @@ macro_rules! store_conformance {
                     nosqlsvc::store::TextStore::close(store).await;
                 }
                 drop(fixture.keep);
-            }
-        )*
+        }
+        $crate::store_conformance!(@case [$($attr)*] $make $(, $rest)*);
     };
 }
 
 /// The HTTP suite against a running nosqlsvc, one `#[tokio::test]` per case.
-/// `$make` is an async expression giving `Option<ConfigFixture>` (None = skipped).
+/// `$make` is an async expression giving a `ConfigFixture`; attributes as for
+/// [`store_conformance`].
 #[macro_export]
 macro_rules! http_conformance {
-    ($make:expr) => {
-        $crate::http_conformance!(@case $make,
+    ($make:expr $(, #[$attr:meta])*) => {
+        $crate::http_conformance!(@case [$(#[$attr])*] $make,
             insert_get_delete, batch_get, bad_inserts, body_over_limit, routing_errors,
             health_ok, unicode_over_http, escaped_large_text, text_at_body_limit,
             concurrent_http_inserts,
             persists_across_restart, survives_clients_hanging_up, survives_truncated_bodies);
     };
-    (@case $make:expr, $($name:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let Some(fixture) = $make.await else { return };
+    (@case [$($attr:tt)*] $make:expr $(,)?) => {};
+    (@case [$($attr:tt)*] $make:expr, $name:ident $(, $rest:ident)*) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $($attr)*
+        async fn $name() {
+                let fixture = $make.await;
                 tokio::time::timeout(
                     std::time::Duration::from_secs(120),
                     $crate::common::http_suite::$name(fixture.config.clone()),
@@ -158,7 +162,7 @@ macro_rules! http_conformance {
                 .await
                 .expect("http case timed out");
                 drop(fixture.keep);
-            }
-        )*
+        }
+        $crate::http_conformance!(@case [$($attr)*] $make $(, $rest)*);
     };
 }
