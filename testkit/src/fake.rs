@@ -261,3 +261,117 @@ fn text(status: StatusCode, body: &str) -> Response<TestBody> {
         .insert("content-type", HeaderValue::from_static("application/json"));
     resp
 }
+
+/// What a [`FakeService`] does with one request.
+pub enum Reply {
+    /// This status and JSON body.
+    Json(StatusCode, serde_json::Value),
+    /// This status and these bytes as the body, whatever they are.
+    Raw(StatusCode, &'static str),
+    /// Never answers.
+    Hang,
+    /// Closes the connection without answering.
+    Close,
+}
+
+/// One request a [`FakeService`] received, body read whole.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: Method,
+    pub path: String,
+    pub body: Bytes,
+}
+
+type Script = Arc<
+    dyn Fn(Received) -> std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A fake internal service (a store) on a port-0 loopback listener, answering each
+/// request as `script` says, and recording every request.
+pub struct FakeService {
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeService {
+    /// `script` may be async (it can call other services before answering).
+    pub fn start<F, Fut>(script: F) -> FakeService
+    where
+        F: Fn(Received) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Reply> + Send + 'static,
+    {
+        let script: Script = Arc::new(move |r| Box::pin(script(r)));
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let listener = TcpListener::from_std(std_listener).unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let script = script.clone();
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let script = script.clone();
+                        let log = log.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|c| c.to_bytes())
+                                .unwrap_or_default();
+                            let received = Received {
+                                method: parts.method,
+                                path: parts
+                                    .uri
+                                    .path_and_query()
+                                    .map(|p| p.to_string())
+                                    .unwrap_or_default(),
+                                body,
+                            };
+                            log.lock().unwrap().push(received.clone());
+                            match script(received).await {
+                                Reply::Json(status, value) => Ok(text(status, &value.to_string())),
+                                Reply::Raw(status, body) => Ok(text(status, body)),
+                                Reply::Hang => std::future::pending().await,
+                                Reply::Close => Err(std::io::Error::other("closing")),
+                            }
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FakeService {
+            addr,
+            received,
+            task,
+        }
+    }
+
+    pub fn authority(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Every request received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FakeService {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

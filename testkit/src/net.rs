@@ -39,6 +39,34 @@ impl Default for Refusing {
     }
 }
 
+/// A loopback port outside the kernel's ephemeral range (never handed out for port 0
+/// or outgoing connections, so no parallel test takes it by chance) and free now:
+/// for a *process* that must come back on the address it had after being killed.
+/// Avoids the ports people use for manual runs (3000-5999).
+pub fn port_outside_ephemeral_range() -> u16 {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .unwrap_or_else(|_| "32768 60999".into());
+    let low: u16 = range
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(32768);
+    let (from, to) = (10_000u16, low.max(10_001));
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+    let span = u64::from(to - from);
+    for i in 0..span {
+        let port = from + ((seed.wrapping_mul(2654435761).wrapping_add(i * 7919)) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {from}..{to}");
+}
+
 /// TCP states, as the kernel numbers them in `/proc/net/tcp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TcpState {

@@ -122,16 +122,16 @@ pub async fn exchange_within(addr: SocketAddr, request: &[u8], limit: Duration) 
 }
 
 /// `METHOD path` with `Connection: close`, the given headers and body, as bytes; a
-/// `Content-Length` is added for a body unless the headers say `Transfer-Encoding`.
+/// `Content-Length` is added unless the headers already frame the body.
 pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
-    let chunked = headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding"));
-    if !chunked && (!body.is_empty() || method == "POST" || method == "PUT") {
+    let framed = headers.iter().any(|(k, _)| {
+        k.eq_ignore_ascii_case("transfer-encoding") || k.eq_ignore_ascii_case("content-length")
+    });
+    if !framed && (!body.is_empty() || method == "POST" || method == "PUT") {
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     head.push_str("\r\n");

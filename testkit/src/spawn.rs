@@ -4,7 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -17,6 +17,19 @@ pub struct Spawned<T: Send + 'static = ()> {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<T>>,
+    /// A second socket on the port (SO_REUSEPORT, never listening): while the server
+    /// is stopped its port refuses connections and no other test can take it, so a
+    /// restart on the same address never races.
+    reserve: Option<TcpSocket>,
+}
+
+fn reuseport_socket(addr: SocketAddr) -> TcpSocket {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_reuseport(true).unwrap();
+    socket
+        .bind(addr)
+        .unwrap_or_else(|err| panic!("cannot bind {addr}: {err}"));
+    socket
 }
 
 /// The shutdown future handed to a server: completes when the test stops it (or
@@ -37,23 +50,19 @@ fn shutdown_future(rx: oneshot::Receiver<()>) -> Shutdown {
     Shutdown(rx)
 }
 
-/// Binds `127.0.0.1:0` and spawns `run(listener, shutdown)`.
-pub async fn spawn<T, F>(run: impl FnOnce(TcpListener, Shutdown) -> F) -> Spawned<T>
+/// Binds `127.0.0.1:0` (the port reserved until the [`Spawned`] is dropped) and
+/// spawns `run(listener, shutdown)`.
+pub fn spawn<T, F>(run: impl FnOnce(TcpListener, Shutdown) -> F) -> Spawned<T>
 where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
-    spawn_on("127.0.0.1:0", run).await
-}
-
-/// Binds `addr` (e.g. to restart a server on the address it had) and spawns `run`.
-pub async fn spawn_on<T, F>(addr: &str, run: impl FnOnce(TcpListener, Shutdown) -> F) -> Spawned<T>
-where
-    F: Future<Output = T> + Send + 'static,
-    T: Send + 'static,
-{
-    let listener = bind_retrying(addr).await;
-    spawn_listener(listener, run)
+    let socket = reuseport_socket("127.0.0.1:0".parse().unwrap());
+    let addr = socket.local_addr().unwrap();
+    let reserve = reuseport_socket(addr);
+    let mut spawned = spawn_listener(socket.listen(1024).unwrap(), run);
+    spawned.reserve = Some(reserve);
+    spawned
 }
 
 /// Spawns `run` on a listener bound by the caller.
@@ -71,6 +80,7 @@ where
         addr,
         stop: Some(tx),
         task: Some(tokio::spawn(run(listener, shutdown_future(rx)))),
+        reserve: None,
     }
 }
 
@@ -91,6 +101,23 @@ pub async fn bind_retrying(addr: &str) -> TcpListener {
 }
 
 impl<T: Send + 'static> Spawned<T> {
+    /// Stops the server if it runs, then serves `run` again on the same address (kept
+    /// reserved in between).
+    pub async fn respawn<F>(&mut self, run: impl FnOnce(TcpListener, Shutdown) -> F)
+    where
+        F: Future<Output = T> + Send + 'static,
+    {
+        self.stop().await;
+        assert!(
+            self.reserve.is_some(),
+            "respawn needs a server started by spawn()"
+        );
+        let listener = reuseport_socket(self.addr).listen(1024).unwrap();
+        let (tx, rx) = oneshot::channel();
+        self.stop = Some(tx);
+        self.task = Some(tokio::spawn(run(listener, shutdown_future(rx))));
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

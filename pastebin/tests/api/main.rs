@@ -9,4 +9,5 @@ mod errors;
 mod faults;
 mod helpers;
 mod list;
+mod mapping;
 mod read;
