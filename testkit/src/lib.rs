@@ -12,6 +12,7 @@ pub mod announce;
 pub mod client;
 pub mod fake;
 pub mod net;
+pub mod procs;
 pub mod raw;
 pub mod spawn;
 pub mod wait;
