@@ -56,6 +56,31 @@ pub fn signal(pid: u32, signal: &str) {
     assert!(status.success(), "kill -{signal} {pid} failed");
 }
 
+/// Sends `signal` to every process of process group `pgid` with kill(1); a group
+/// already gone is not an error.
+pub fn signal_group(pgid: u32, signal: &str) {
+    let _ = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg("--")
+        .arg(format!("-{pgid}"))
+        .status();
+}
+
+/// Kills `pid` and, first, every process group its children lead (a child started
+/// in a group of its own, such as a launcher, takes its whole tree with it): for a
+/// test that gives up on a process, so nothing it started outlives the test.
+pub fn kill_tree(pid: u32) {
+    for (child, _) in children(pid) {
+        signal_group(child, "KILL");
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &child.to_string()])
+            .status();
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

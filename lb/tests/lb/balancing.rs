@@ -410,8 +410,7 @@ async fn a_stalled_response_body_is_cut_by_the_idle_timeout() {
     let err = client
         .request_within(req, Duration::from_secs(60))
         .await
-        .err()
-        .expect("a truncated body must not look complete");
+        .expect_err("a truncated body must not look complete");
     assert!(
         !err.to_string().contains("no whole answer within"),
         "the balancer never cut the stalled body: {err}"
