@@ -10,9 +10,9 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use httpkit::{Body, Handler, ServerConfig, full, serve};
 use hyper::body::Incoming;
+use testkit::spawn::Spawned;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::net::TcpStream;
 
 #[derive(Default)]
 struct Hello {
@@ -37,23 +37,18 @@ impl Handler for Hello {
 
 struct Running {
     addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    server: Spawned,
     handler: Arc<Hello>,
 }
 
 async fn start(config: ServerConfig) -> Running {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, rx) = oneshot::channel::<()>();
     let handler = Arc::new(Hello::default());
-    let task = tokio::spawn(serve(listener, handler.clone(), config, async move {
-        let _ = rx.await;
-    }));
+    let served = handler.clone();
+    let server =
+        testkit::spawn::spawn(move |listener, shutdown| serve(listener, served, config, shutdown));
     Running {
-        addr,
-        stop,
-        task,
+        addr: server.addr,
+        server,
         handler,
     }
 }
@@ -145,8 +140,7 @@ async fn the_connection_cap_makes_extra_clients_wait_not_fail() {
 async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
     let Running {
         addr,
-        stop,
-        task,
+        mut server,
         handler,
     } = start(ServerConfig::default()).await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
@@ -158,16 +152,17 @@ async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
     tokio::time::timeout(Duration::from_secs(5), handler.slow_arrived.notified())
         .await
         .unwrap();
-    stop.send(()).unwrap();
+    let stopping = tokio::spawn(async move {
+        server.stop().await;
+        server
+    });
     let answer = read_until_closed(&mut stream).await;
     assert!(
         answer.starts_with("HTTP/1.1 200"),
         "in-flight request lost: {answer:?}"
     );
-    tokio::time::timeout(CLOSE_LIMIT, task)
-        .await
-        .unwrap()
-        .unwrap();
+    // `stop` waits for the server to end (bounded).
+    let _server = stopping.await.unwrap();
     assert!(
         TcpStream::connect(addr).await.is_err(),
         "still accepting after shutdown"

@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use nosqlsvc::Config;
 use nosqlsvc::store::TextStore;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use testkit::spawn::Spawned;
 
 /// Upper bound for any single test step that waits on the server.
 pub const STEP: Duration = Duration::from_secs(30);
@@ -44,63 +43,47 @@ pub struct ConfigFixture {
 /// A nosqlsvc running in this process on a port-0 listener.
 pub struct TestApp {
     pub addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    handle: JoinHandle<Result<(), nosqlsvc::Error>>,
+    server: Spawned<Result<(), nosqlsvc::Error>>,
 }
 
 impl TestApp {
     /// Starts `nosqlsvc::run` with `config`; stops when `stop`ped or dropped.
     pub async fn spawn(config: Config) -> TestApp {
         init_tracing();
-        let (listener, addr) = httpkit::server::bind_ephemeral().await.unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(nosqlsvc::run(listener, config, async move {
-            let _ = rx.await;
-        }));
+        let server = testkit::spawn::spawn(move |listener, shutdown| {
+            nosqlsvc::run(listener, config, shutdown)
+        });
         TestApp {
-            addr,
-            shutdown: Some(tx),
-            handle,
+            addr: server.addr,
+            server,
         }
     }
 
     /// Starts the server over an already opened store.
     pub async fn spawn_store<S: TextStore>(store: S, config: Config) -> TestApp {
         init_tracing();
-        let (listener, addr) = httpkit::server::bind_ephemeral().await.unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(async move {
-            nosqlsvc::serve_store(listener, store, config, async move {
-                let _ = rx.await;
-            })
-            .await;
+        let server = testkit::spawn::spawn(move |listener, shutdown| async move {
+            nosqlsvc::serve_store(listener, store, config, shutdown).await;
             Ok(())
         });
         TestApp {
-            addr,
-            shutdown: Some(tx),
-            handle,
+            addr: server.addr,
+            server,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        self.server.url(path)
     }
 
     /// Shuts down and waits for `run` to return (the store closed).
     pub async fn stop(mut self) -> Result<(), nosqlsvc::Error> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        tokio::time::timeout(STEP, &mut self.handle)
-            .await
-            .expect("server did not stop in time")
-            .expect("server task panicked")
+        self.server.stop().await.expect("stopped twice")
     }
 
     /// Whether `run` has returned (e.g. failed at startup).
     pub fn is_finished(&self) -> bool {
-        self.handle.is_finished()
+        self.server.is_finished()
     }
 }
 
