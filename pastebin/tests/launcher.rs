@@ -30,11 +30,10 @@ async fn a_crashed_store_is_restarted_with_back_off_and_children_die_with_the_la
     // Only lower bounds are asserted: a timer never fires early, whatever the load.
     let mut gaps = Vec::new();
     for _ in 0..3 {
-        let pid = up.child_pid("sqlsvc").await;
-        testkit::procs::signal(pid, "KILL");
+        let pid = up.child_pid("sqlsvc", None).await;
         let killed = Instant::now();
-        let new_pid = up.child_pid("sqlsvc").await;
-        assert_ne!(new_pid, pid);
+        testkit::procs::signal(pid, "KILL");
+        up.child_pid("sqlsvc", Some(pid)).await;
         gaps.push(killed.elapsed());
     }
     for (gap, at_least) in gaps.iter().zip([250u64, 500, 1000]) {
@@ -60,6 +59,53 @@ async fn a_crashed_store_is_restarted_with_back_off_and_children_die_with_the_la
         children.iter().all(|(pid, _)| !testkit::procs::alive(*pid))
     })
     .await;
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_balancer_then_the_webservers_then_the_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path(), 2).await;
+    let tier = |cmd: &str| match cmd.split(' ').nth(1) {
+        Some("lb") => 0,
+        Some("web") => 1,
+        Some("sqlsvc" | "nosqlsvc") => 2,
+        other => panic!("unexpected child {other:?}"),
+    };
+    let children: Vec<(u32, usize)> = up
+        .children()
+        .iter()
+        .map(|(pid, cmd)| (*pid, tier(cmd)))
+        .collect();
+    assert_eq!(children.len(), 5, "{children:?}");
+    testkit::procs::signal(up.pid(), "TERM");
+    // Watch the children die. Whenever a process of a tier is seen gone, every
+    // process of the tiers before it must be gone already. (Two that die between
+    // two looks are seen together, which never fails the check wrongly.)
+    let mut up = up;
+    // Looked at every millisecond or so, to see the tiers apart.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let alive: Vec<(u32, usize)> = children
+            .iter()
+            .copied()
+            .filter(|(pid, _)| testkit::procs::alive(*pid))
+            .collect();
+        for (pid, tier) in &children {
+            if !alive.iter().any(|(p, _)| p == pid) {
+                assert!(
+                    alive.iter().all(|(_, t)| t >= tier),
+                    "tier {tier} ({pid}) stopped before an earlier tier: alive {alive:?}"
+                );
+            }
+        }
+        if alive.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "children still alive: {alive:?}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let status = up.child.wait().await.unwrap();
+    assert!(status.success(), "{status}");
 }
 
 #[tokio::test]

@@ -104,9 +104,9 @@ impl Up {
         testkit::procs::children(self.pid())
     }
 
-    /// The pid of the launcher's `kind` child (`sqlsvc`, `nosqlsvc`, `lb`), waiting
-    /// for one to run (after a restart).
-    pub async fn child_pid(&self, kind: &str) -> u32 {
+    /// The pid of the launcher's `kind` child (`sqlsvc`, `nosqlsvc`, `lb`), other than
+    /// `not` (one just killed), waiting for one to run (after a restart).
+    pub async fn child_pid(&self, kind: &str, not: Option<u32>) -> u32 {
         testkit::wait::eventually_within(
             &format!("a {kind} child runs"),
             testkit::wait::DEADLINE,
@@ -114,7 +114,9 @@ impl Up {
                 self.children()
                     .into_iter()
                     .find(|(pid, cmd)| {
-                        cmd.split(' ').nth(1) == Some(kind) && testkit::procs::alive(*pid)
+                        cmd.split(' ').nth(1) == Some(kind)
+                            && Some(*pid) != not
+                            && testkit::procs::alive(*pid)
                     })
                     .map(|(pid, _)| pid)
             },
