@@ -92,13 +92,19 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id();
-        assert!(
-            children(std::process::id())
-                .iter()
-                .any(|(p, cmd)| *p == pid && cmd.starts_with("sleep")),
-            "{:?}",
-            children(std::process::id())
-        );
+        // Until it has exec'd, the child's command line is its parent's or empty.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !children(std::process::id())
+            .iter()
+            .any(|(p, cmd)| *p == pid && cmd.starts_with("sleep"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                children(std::process::id())
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert!(alive(pid));
         signal(pid, "KILL");
         child.wait().unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use testkit::client::{Answer, BoxError, body};
@@ -35,12 +35,11 @@ pub fn test_config(backends: &[&FakeBackend]) -> lb::Config {
     config
 }
 
-/// A balancer on a loopback port 0, stopped when dropped.
+/// A balancer on a loopback port 0 (testkit's spawner), stopped when dropped.
 pub struct TestLb {
     pub addr: SocketAddr,
     pub reload: watch::Sender<Vec<String>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), lb::Error>>,
+    server: testkit::Spawned<Result<(), lb::Error>>,
 }
 
 impl TestLb {
@@ -55,40 +54,23 @@ impl TestLb {
         reload: watch::Sender<Vec<String>>,
         reload_rx: watch::Receiver<Vec<String>>,
     ) -> TestLb {
-        let (listener, addr) = httpkit::server::bind_ephemeral().await.unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(lb::run_with_reload(listener, config, reload_rx, async {
-            let _ = rx.await;
-        }));
+        let server = testkit::spawn::spawn(move |listener, shutdown| {
+            lb::run_with_reload(listener, config, reload_rx, shutdown)
+        });
         TestLb {
-            addr,
+            addr: server.addr,
             reload,
-            shutdown: Some(tx),
-            task,
+            server,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        self.server.url(path)
     }
 
-    /// Shuts down gracefully and waits for `run` to return.
+    /// Shuts down gracefully and waits (bounded) for `run` to return cleanly.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        let task = &mut self.task;
-        tokio::time::timeout(Duration::from_secs(30), task)
-            .await
-            .expect("lb did not stop in time")
-            .unwrap()
-            .unwrap();
-    }
-}
-
-impl Drop for TestLb {
-    fn drop(&mut self) {
-        self.task.abort();
+        self.server.stop().await.expect("stopped twice").unwrap();
     }
 }
 
