@@ -43,6 +43,8 @@ if [ "$mongo_ready" = "true" ]; then
     cargo test --workspace --all-targets -- --ignored --skip bench_ "$@"
     echo "test.sh: end-to-end API tests again, nosqlsvc on MongoDB (FerretDB)"
     PASTEBIN_TEST_NOSQL=mongodb cargo test -p pastebin --test api -- "$@"
+    echo "test.sh: the size matrix again, nosqlsvc on MongoDB (16 MiB documents)"
+    PASTEBIN_TEST_NOSQL=mongodb cargo test -p pastebin --test hardening size_matrix -- "$@"
     echo "test.sh: all tests passed, none skipped"
 else
     skipped="$(cargo test --workspace --all-targets -- --list --ignored --skip bench_ 2>/dev/null | grep -c ': test$' || true)"

@@ -150,7 +150,16 @@ impl JsonClient {
             let bytes = Limited::new(resp.into_body(), limit)
                 .collect()
                 .await
-                .map_err(|err| ClientError::Unavailable(format!("reading answer: {err}")))?
+                .map_err(|err| {
+                    // An answer over the limit is a broken contract (limits follow
+                    // from the body limit), not an unavailable service: 502, and the
+                    // balancer does not try it on every webserver.
+                    if err.is::<http_body_util::LengthLimitError>() {
+                        ClientError::BadResponse(format!("answer larger than {limit} bytes"))
+                    } else {
+                        ClientError::Unavailable(format!("reading answer: {err}"))
+                    }
+                })?
                 .to_bytes();
             Ok::<_, ClientError>((status, bytes))
         };

@@ -3,10 +3,13 @@
 
 pub mod body;
 pub mod client;
+pub mod framing;
 pub mod io;
+pub mod limits;
 pub mod logging;
 pub mod server;
 pub mod shutdown;
+pub mod timeouts;
 
 pub use body::{
     BODY_READ_TIMEOUT, Body, BodyError, empty, error_response, full, json_response, read_body,

@@ -43,6 +43,9 @@ pub struct ServerConfig {
     pub write_timeout: Duration,
     /// How long in-flight requests may take to finish after shutdown begins.
     pub drain_timeout: Duration,
+    /// Most header lines a request may have (more: 431). See
+    /// [`crate::framing::MAX_HEADERS`].
+    pub max_headers: usize,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +55,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
+            max_headers: crate::framing::MAX_HEADERS,
         }
     }
 }
@@ -70,6 +74,7 @@ pub async fn serve<H: Handler>(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout)
+        .max_headers(config.max_headers.max(1))
         .keep_alive(true);
     tokio::pin!(shutdown);
 
@@ -99,7 +104,13 @@ pub async fn serve<H: Handler>(
         let handler = handler.clone();
         let service = service_fn(move |req| {
             let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler.handle(req, peer).await) }
+            async move {
+                // Framing the handler cannot serve (RFC 9112): 501 / 400, in one place.
+                if let Some(refused) = crate::framing::check(&req) {
+                    return Ok::<_, Infallible>(refused);
+                }
+                Ok::<_, Infallible>(handler.handle(req, peer).await)
+            }
         });
         let stream = WriteTimeout::new(stream, config.write_timeout);
         let conn = builder.serve_connection(TokioIo::new(stream), service);

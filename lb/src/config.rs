@@ -37,10 +37,18 @@ pub struct Config {
     pub server: httpkit::ServerConfig,
     /// Active health checks.
     pub health: HealthConfig,
-    /// Passive ejection after a connect failure, reset or timeout.
+    /// Passive ejection after a refused connection or a reset.
     pub ejection: EjectionConfig,
     /// Retries on another webserver.
     pub retry: RetryConfig,
+    /// Clients whose own `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host`,
+    /// `X-Real-IP` and `Forwarded` are believed (appended to, or kept); every other
+    /// client's are replaced. Addresses or CIDR blocks, e.g. `10.0.0.0/8`.
+    pub trusted_proxies: Vec<String>,
+    /// The host (and port) links point at when a request names no usable host (an
+    /// HTTP/1.0 request without `Host`): the balancer's public address. Unset: such a
+    /// request gets 400, never a link to a webserver's internal address.
+    pub fallback_host: Option<String>,
 }
 
 /// Active health checks: `GET {path}` on every webserver every `interval`.
@@ -58,8 +66,8 @@ pub struct HealthConfig {
     pub path: String,
 }
 
-/// Passive ejection: a webserver that refused, reset or timed out is taken out of
-/// rotation at once for `base`, doubled on each consecutive ejection up to `max`.
+/// Passive ejection: a webserver that refused or reset a connection is taken out of
+/// rotation (a timeout does not eject: the health checks judge a slow webserver) at once for `base`, doubled on each consecutive ejection up to `max`.
 #[derive(Debug, Clone)]
 pub struct EjectionConfig {
     pub base: Duration,
@@ -122,7 +130,18 @@ impl Config {
             health: HealthConfig::default(),
             ejection: EjectionConfig::default(),
             retry: RetryConfig::default(),
+            trusted_proxies: Vec::new(),
+            fallback_host: None,
         }
+    }
+
+    /// Whether `ip` is a configured trusted proxy (invalid entries match nothing;
+    /// [`Config::validate`] refuses them).
+    pub fn is_trusted(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|entry| parse_cidr(entry))
+            .any(|(net, prefix)| in_block(ip, net, prefix))
     }
 
     /// Checks every setting; the error names the first bad one.
@@ -162,6 +181,42 @@ impl Config {
         if !self.health.path.starts_with('/') {
             return Err(Error::config("health.path", "must start with '/'"));
         }
+        // Timeouts nest: the inner one fires first, so the outer tier gets an answer.
+        for (inner_name, inner, outer_name, outer) in [
+            (
+                "connect_timeout",
+                self.connect_timeout,
+                "response_timeout",
+                self.response_timeout,
+            ),
+            (
+                "response_timeout",
+                self.response_timeout,
+                "retry.budget",
+                self.retry.budget,
+            ),
+        ] {
+            httpkit::timeouts::check_nested(inner_name, inner, outer_name, outer)
+                .map_err(|msg| Error::config(inner_name, &msg))?;
+        }
+        for entry in &self.trusted_proxies {
+            if parse_cidr(entry).is_none() {
+                return Err(Error::config(
+                    "trusted_proxies",
+                    &format!(
+                        "{entry:?}: expected an IP address or a CIDR block such as 10.0.0.0/8"
+                    ),
+                ));
+            }
+        }
+        if let Some(host) = &self.fallback_host
+            && !crate::headers::usable_host(host)
+        {
+            return Err(Error::config(
+                "fallback_host",
+                &format!("{host:?}: expected host or host:port"),
+            ));
+        }
         Ok(())
     }
 }
@@ -189,6 +244,42 @@ pub(crate) fn parse_authority(backend: &str) -> Result<Authority, Error> {
     Ok(authority)
 }
 
+/// `addr` or `addr/prefix` as an address and a prefix length.
+fn parse_cidr(entry: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (addr, prefix) = match entry.trim().split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix)),
+        None => (entry.trim(), None),
+    };
+    let addr: std::net::IpAddr = addr.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max)?,
+        None => max,
+    };
+    Some((addr, prefix))
+}
+
+/// Whether `ip` lies in `net/prefix` (IPv4-mapped IPv6 clients match IPv4 blocks).
+fn in_block(ip: std::net::IpAddr, net: std::net::IpAddr, prefix: u8) -> bool {
+    use std::net::IpAddr;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    let bits = |a: IpAddr| -> (u128, u32) {
+        match a {
+            IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),
+            IpAddr::V6(v6) => (u128::from(v6), 128),
+        }
+    };
+    let ((a, width_a), (b, width_b)) = (bits(ip), bits(net));
+    if width_a != width_b {
+        return false;
+    }
+    let shift = width_a - u32::from(prefix);
+    shift >= width_a || (a >> shift) == (b >> shift)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +304,31 @@ mod tests {
                 .contains("health.fall")
         );
         let mut config = Config::new(vec![]);
+        config.response_timeout = config.retry.budget;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("response_timeout") && err.contains("retry.budget"),
+            "{err}"
+        );
+        let mut config = Config::new(vec![]);
+        config.trusted_proxies = vec!["10.0.0.0/33".into()];
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("trusted_proxies")
+        );
+        let mut config = Config::new(vec![]);
+        config.fallback_host = Some("a/b".into());
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("fallback_host")
+        );
+        let mut config = Config::new(vec![]);
         config.response_timeout = Duration::ZERO;
         assert!(
             config
@@ -221,5 +337,21 @@ mod tests {
                 .to_string()
                 .contains("response_timeout")
         );
+    }
+
+    #[test]
+    fn trusted_proxies_match_addresses_and_blocks() {
+        let mut config = Config::new(vec![]);
+        config.trusted_proxies = vec!["10.0.0.0/8".into(), "::1".into(), "192.0.2.7".into()];
+        config.validate().unwrap();
+        for ip in ["10.1.2.3", "::1", "192.0.2.7", "::ffff:10.9.9.9"] {
+            assert!(config.is_trusted(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["11.0.0.1", "127.0.0.1", "192.0.2.8", "::2"] {
+            assert!(!config.is_trusted(ip.parse().unwrap()), "{ip}");
+        }
+        config.trusted_proxies = vec!["0.0.0.0/0".into()];
+        assert!(config.is_trusted("203.0.113.1".parse().unwrap()));
+        assert!(!Config::new(vec![]).is_trusted("127.0.0.1".parse().unwrap()));
     }
 }

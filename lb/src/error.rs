@@ -55,6 +55,8 @@ pub enum ProxyError {
     ClientTimeout,
     /// The request target cannot be forwarded (e.g. `CONNECT` or `*`).
     BadTarget,
+    /// The request names no usable host and the balancer has no public host.
+    NoHost,
     /// No webserver is configured, healthy and not ejected.
     NoBackend,
     /// The webserver could not be reached, reset the connection or sent garbage.
@@ -71,6 +73,7 @@ impl ProxyError {
             ProxyError::ClientBody => StatusCode::BAD_REQUEST,
             ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::BadTarget => StatusCode::BAD_REQUEST,
+            ProxyError::NoHost => StatusCode::BAD_REQUEST,
             ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Unreachable => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -84,6 +87,7 @@ impl ProxyError {
             ProxyError::ClientBody => "could not read the request body",
             ProxyError::ClientTimeout => "request body timed out",
             ProxyError::BadTarget => "request target cannot be proxied",
+            ProxyError::NoHost => "no usable Host header",
             ProxyError::NoBackend => "no healthy webserver",
             ProxyError::Unreachable => "bad gateway",
             ProxyError::Timeout => "gateway timeout",
@@ -97,6 +101,7 @@ impl ProxyError {
             ProxyError::ClientBody => "client_body",
             ProxyError::ClientTimeout => "client_timeout",
             ProxyError::BadTarget => "bad_target",
+            ProxyError::NoHost => "no_host",
             ProxyError::NoBackend => "no_backend",
             ProxyError::Unreachable => "unreachable",
             ProxyError::Timeout => "timeout",

@@ -1,5 +1,6 @@
 //! Header rewriting at the proxy boundary: hop-by-hop headers removed both ways,
-//! `X-Forwarded-For` appended, `X-Forwarded-Proto` and `X-Forwarded-Host` set.
+//! forwarding headers set (believed only from trusted proxies), and the host links are
+//! built on chosen.
 
 use std::net::IpAddr;
 
@@ -22,7 +23,9 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 ];
 
 /// Removes hop-by-hop headers: the fixed list, every `Proxy-*` header, and every
-/// header named in `Connection`.
+/// header named in `Connection` except `Host`, which names the target for every
+/// recipient and must reach the webserver (a client listing it in `Connection`
+/// would otherwise make the link of a new paste point at an internal address).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -30,6 +33,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .filter(|name| name != header::HOST)
         .collect();
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
@@ -44,45 +48,97 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// Who sent a request, and what the balancer knows about its host.
+pub struct Origin<'a> {
+    /// The client's address (the peer of the connection).
+    pub client: IpAddr,
+    /// Whether the client is a configured trusted proxy, whose forwarding headers
+    /// are believed.
+    pub trusted: bool,
+    /// The authority of an absolute-form request target, if any.
+    pub uri_authority: Option<&'a str>,
+    /// The balancer's public host, for requests that name none.
+    pub fallback_host: Option<&'a str>,
+}
+
+/// The request names no host a link could be built on (HTTP/1.0 without `Host`,
+/// an empty one, one with a path...) and the balancer has no public host of its own.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NoUsableHost;
+
+/// A host (and port) safe to put into a URL and a `Location` header: no path, no
+/// spaces, no user info.
+pub fn usable_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
 /// Rewrites a request's headers for the webserver: hop-by-hop headers removed,
 /// `Expect` removed (the balancer already answered the client's `100-continue`),
-/// `client` appended to `X-Forwarded-For`, `X-Forwarded-Proto: http`, and
-/// `X-Forwarded-Host` set from `Host` (`host` if the request had none).
-pub fn prepare_request(headers: &mut HeaderMap, client: IpAddr, host: Option<&str>) {
+/// and the forwarding headers set. From a trusted proxy, `X-Forwarded-For` is
+/// appended to and its other forwarding headers kept; from anyone else, they are
+/// replaced (`X-Forwarded-For: client`, `X-Forwarded-Proto: http`, `X-Forwarded-Host`
+/// from the request's host) and `X-Real-IP` and `Forwarded` removed, so a client
+/// cannot pose as someone else. The host links are built on is the request's usable
+/// `Host`, else its absolute target's authority, else the balancer's own.
+pub fn prepare_request(headers: &mut HeaderMap, origin: &Origin<'_>) -> Result<(), NoUsableHost> {
+    let host = {
+        let mut hosts = headers.get_all(header::HOST).iter();
+        let only = match (hosts.next(), hosts.next()) {
+            (Some(one), None) => one.to_str().ok(),
+            _ => None,
+        };
+        only.or(origin.uri_authority)
+            .filter(|h| usable_host(h))
+            .or(origin.fallback_host)
+            .map(HeaderValue::from_str)
+    };
     strip_hop_by_hop(headers);
     headers.remove(header::EXPECT);
 
-    let previous: Vec<&str> = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect();
-    let client = client.to_string();
-    let chain = if previous.is_empty() {
-        client
+    let client = origin.client.to_string();
+    let chain = if origin.trusted {
+        let previous: Vec<&str> = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect();
+        if previous.is_empty() {
+            client
+        } else {
+            format!("{}, {client}", previous.join(", "))
+        }
     } else {
-        format!("{}, {client}", previous.join(", "))
+        headers.remove(X_REAL_IP);
+        headers.remove(header::FORWARDED);
+        client
     };
     if let Ok(value) = HeaderValue::from_str(&chain) {
         headers.insert(X_FORWARDED_FOR, value);
     }
 
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-
-    let forwarded_host = headers
-        .get(header::HOST)
-        .cloned()
-        .or_else(|| host.and_then(|h| HeaderValue::from_str(h).ok()));
-    match forwarded_host {
-        Some(value) => {
-            headers.insert(X_FORWARDED_HOST, value);
-        }
-        None => {
-            headers.remove(X_FORWARDED_HOST);
+    let keep_theirs = |headers: &HeaderMap, name: &HeaderName| {
+        origin.trusted && headers.get(name).is_some_and(|v| !v.is_empty())
+    };
+    if !keep_theirs(headers, &X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    }
+    if !keep_theirs(headers, &X_FORWARDED_HOST) {
+        match host {
+            Some(Ok(value)) => {
+                headers.insert(X_FORWARDED_HOST, value);
+            }
+            _ => return Err(NoUsableHost),
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -118,31 +174,123 @@ mod tests {
         assert_eq!(names, ["content-type", "x-kept"]);
     }
 
+    fn origin(client: &str, trusted: bool) -> Origin<'static> {
+        Origin {
+            client: client.parse().unwrap(),
+            trusted,
+            uri_authority: None,
+            fallback_host: None,
+        }
+    }
+
     #[test]
-    fn forwarded_headers_are_added() {
+    fn a_trusted_proxy_s_forwarded_headers_are_appended_to() {
         let mut headers = map(&[
             ("host", "paste.example:3000"),
             ("x-forwarded-for", "10.0.0.1"),
             ("x-forwarded-for", "10.0.0.2"),
             ("x-forwarded-proto", "https"),
+            ("x-real-ip", "10.0.0.1"),
             ("expect", "100-continue"),
         ]);
-        prepare_request(&mut headers, "127.0.0.9".parse().unwrap(), None);
+        prepare_request(&mut headers, &origin("127.0.0.9", true)).unwrap();
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 127.0.0.9");
         assert_eq!(headers.get_all("x-forwarded-for").iter().count(), 1);
-        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(headers["x-forwarded-proto"], "https");
         assert_eq!(headers["x-forwarded-host"], "paste.example:3000");
+        assert_eq!(headers["x-real-ip"], "10.0.0.1");
         assert!(headers.get("expect").is_none());
     }
 
     #[test]
-    fn forwarded_host_falls_back_to_the_uri_authority() {
-        let mut headers = map(&[("x-forwarded-host", "spoofed")]);
-        prepare_request(&mut headers, "::1".parse().unwrap(), Some("h:1"));
+    fn anyone_else_s_forwarded_headers_are_replaced() {
+        let mut headers = map(&[
+            ("host", "paste.example:3000"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example"),
+            ("x-real-ip", "1.2.3.4"),
+            ("forwarded", "for=1.2.3.4"),
+        ]);
+        prepare_request(&mut headers, &origin("127.0.0.9", false)).unwrap();
+        assert_eq!(headers["x-forwarded-for"], "127.0.0.9");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(headers["x-forwarded-host"], "paste.example:3000");
+        assert!(headers.get("x-real-ip").is_none());
+        assert!(headers.get("forwarded").is_none());
+    }
+
+    #[test]
+    fn without_a_usable_host_the_balancer_s_own_is_used_or_none() {
+        for bad in [
+            &[][..],
+            &[("host", "")],
+            &[("host", "a.example/x")],
+            &[("host", "a"), ("host", "b")],
+        ] {
+            let mut headers = map(bad);
+            headers.insert("x-forwarded-host", HeaderValue::from_static("spoofed"));
+            assert_eq!(
+                prepare_request(&mut headers, &origin("::1", false)),
+                Err(NoUsableHost),
+                "{bad:?}"
+            );
+            let mut headers = map(bad);
+            let origin = Origin {
+                fallback_host: Some("lb.example:80"),
+                ..origin("::1", false)
+            };
+            prepare_request(&mut headers, &origin).unwrap();
+            assert_eq!(headers["x-forwarded-host"], "lb.example:80", "{bad:?}");
+        }
+        let mut headers = map(&[]);
+        let origin = Origin {
+            uri_authority: Some("h:1"),
+            ..origin("::1", false)
+        };
+        prepare_request(&mut headers, &origin).unwrap();
         assert_eq!(headers["x-forwarded-host"], "h:1");
         assert_eq!(headers["x-forwarded-for"], "::1");
-        let mut headers = map(&[("x-forwarded-host", "spoofed")]);
-        prepare_request(&mut headers, "::1".parse().unwrap(), None);
-        assert!(headers.get("x-forwarded-host").is_none());
+    }
+
+    #[test]
+    fn host_survives_being_named_in_connection() {
+        let mut headers = map(&[
+            ("host", "paste.example"),
+            ("connection", "host, x-a"),
+            ("x-a", "1"),
+        ]);
+        prepare_request(&mut headers, &origin("::1", false)).unwrap();
+        assert_eq!(headers["host"], "paste.example");
+        assert_eq!(headers["x-forwarded-host"], "paste.example");
+        assert!(headers.get("x-a").is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_headers_are_forwarded_or_refused_without_panic(
+            pairs in proptest::collection::vec(
+                (proptest::sample::select(vec![
+                    "host", "connection", "x-forwarded-for", "x-forwarded-host",
+                    "x-forwarded-proto", "forwarded", "x-real-ip", "te", "x-other",
+                ]), "[ -~]{0,30}"),
+                0..12,
+            ),
+            trusted in proptest::bool::ANY,
+        ) {
+            let mut headers = HeaderMap::new();
+            for (name, value) in &pairs {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    headers.append(*name, value);
+                }
+            }
+            let origin = Origin { trusted, ..origin("192.0.2.1", false) };
+            if prepare_request(&mut headers, &origin).is_ok() {
+                let host = headers["x-forwarded-host"].to_str().unwrap_or("");
+                proptest::prop_assert!(trusted || usable_host(host), "{host:?}");
+                proptest::prop_assert_eq!(headers.get_all("x-forwarded-for").iter().count(), 1);
+                proptest::prop_assert!(headers.get("connection").is_none());
+            }
+        }
     }
 }

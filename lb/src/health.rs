@@ -109,8 +109,10 @@ impl HealthState {
         }
     }
 
-    /// Takes the webserver out of rotation at `now` after a connect failure, reset or
-    /// timeout. Returns the back-off chosen, or `None` if it was already ejected (many
+    /// Takes the webserver out of rotation at `now` after a refused connection or a
+    /// reset. Never after a timeout: a webserver that answers its health checks but
+    /// is slow to answer a request is waiting on something behind it (a hung store),
+    /// and ejecting it would take a healthy tier out for a store's fault. Returns the back-off chosen, or `None` if it was already ejected (many
     /// requests failing at once count as one ejection).
     pub fn eject(&mut self, now: Instant, config: &EjectionConfig) -> Option<Duration> {
         if self.is_ejected(now) {

@@ -28,6 +28,7 @@ use tokio::sync::watch;
 pub use admin::PREFIX as ADMIN_PREFIX;
 pub use config::{Config, EjectionConfig, HealthConfig, RetryConfig, validate_backends};
 pub use error::{Error, ProxyError};
+pub use headers::usable_host;
 
 use crate::admin::Route;
 use crate::backend::Registry;

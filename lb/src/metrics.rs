@@ -102,7 +102,8 @@ impl Totals {
             ProxyError::TooLarge => &self.too_large,
             ProxyError::ClientBody => &self.client_body,
             ProxyError::ClientTimeout => &self.client_timeout,
-            ProxyError::BadTarget => &self.bad_target,
+            // A request without a usable host is a target that cannot be forwarded.
+            ProxyError::BadTarget | ProxyError::NoHost => &self.bad_target,
             ProxyError::NoBackend => &self.no_backend,
             ProxyError::Unreachable => &self.unreachable,
             ProxyError::Timeout => &self.timeout,

@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::backend::{Backend, Registry};
 use crate::body::{BodySource, ForwardBody, InFlight, ResponseBody};
-use crate::headers::{prepare_request, strip_hop_by_hop};
+use crate::headers::{Origin, prepare_request, strip_hop_by_hop};
 use crate::metrics::Totals;
 use crate::{Config, ProxyError};
 
@@ -76,11 +76,13 @@ impl Proxy {
             return Err(ProxyError::BadTarget);
         }
         let mut headers = parts.headers;
-        prepare_request(
-            &mut headers,
-            peer.ip(),
-            parts.uri.authority().map(|a| a.as_str()),
-        );
+        let origin = Origin {
+            client: peer.ip(),
+            trusted: self.config.is_trusted(peer.ip()),
+            uri_authority: parts.uri.authority().map(|a| a.as_str()),
+            fallback_host: self.config.fallback_host.as_deref(),
+        };
+        prepare_request(&mut headers, &origin).map_err(|_| ProxyError::NoHost)?;
         let method = parts.method;
         let source = BodySource::new(body, limit, self.config.request_body_idle_timeout);
         let idempotent = method == Method::GET || method == Method::HEAD;
@@ -169,10 +171,9 @@ impl Proxy {
                         return Err(client_error);
                     }
                     backend.stats.timeouts.fetch_add(1, Ordering::Relaxed);
-                    // Not the webserver's fault if only the retry budget ran out.
-                    if timeout == self.config.response_timeout {
-                        backend.eject(&self.config.ejection, "response timeout");
-                    }
+                    // A slow answer is no reason to eject: a healthy webserver waiting
+                    // on a hung store is slow too. A hung webserver fails its health
+                    // checks and goes down; refused and reset connections still eject.
                     return Err(ProxyError::Timeout);
                 }
             }

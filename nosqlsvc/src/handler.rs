@@ -92,15 +92,20 @@ impl<S: TextStore> App<S> {
                 }
                 BodyError::TimedOut { .. } => ApiError::RequestTimeout,
             })?;
-        // serde would also accept a struct as a JSON array; the protocol says object.
-        if bytes.trim_ascii_start().first() != Some(&b'{') {
-            return Err(ApiError::BadRequest(
-                "the body must be a JSON object".into(),
-            ));
-        }
-        serde_json::from_slice(&bytes)
-            .map_err(|err| ApiError::BadRequest(format!("invalid JSON body: {err}")))
+        parse_json(&bytes)
     }
+}
+
+/// Decodes a JSON object body; anything else is 400.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde would also accept a struct as a JSON array; the protocol says object.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|err| ApiError::BadRequest(format!("invalid JSON body: {err}")))
 }
 
 impl<S: TextStore> httpkit::Handler for App<S> {
@@ -113,5 +118,44 @@ impl<S: TextStore> httpkit::Handler for App<S> {
             .unwrap_or_else(ApiError::into_response);
         tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check<T: DeserializeOwned>(
+        bytes: &[u8],
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        if let Err(err) = parse_json::<T>(bytes) {
+            let resp = err.into_response();
+            proptest::prop_assert!(resp.status().is_client_error(), "{}", resp.status());
+            proptest::prop_assert_eq!(
+                &resp.headers()[http::header::CONTENT_TYPE],
+                "application/json"
+            );
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_is_a_request_or_a_4xx_json_error(
+            junk in proptest::collection::vec(proptest::num::u8::ANY, 0..128),
+            text in ".{0,40}",
+            paths in proptest::collection::vec(".{0,10}", 0..5),
+        ) {
+            let shaped = [
+                serde_json::json!({ "text": text }).to_string(),
+                serde_json::json!({ "paths": paths }).to_string(),
+                serde_json::json!({ "paths": text }).to_string(),
+                format!("[{}]", serde_json::json!(text)),
+            ];
+            for bytes in shaped.iter().map(String::as_bytes).chain([&junk[..]]) {
+                check::<InsertText>(bytes)?;
+                check::<GetMany>(bytes)?;
+            }
+        }
     }
 }

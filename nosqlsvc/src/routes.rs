@@ -103,4 +103,22 @@ mod tests {
             Err(ApiError::MethodNotAllowed("GET"))
         ));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_path_is_a_route_or_a_4xx_json_error(
+            path in "(/[a-zA-Z0-9%._~-]{0,70}){0,3}/?",
+            method in proptest::sample::select(vec!["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        ) {
+            match Route::parse(&method.parse().unwrap(), &path) {
+                Ok(Route::Get(p) | Route::Delete(p)) => proptest::prop_assert!(valid_path(&p)),
+                Ok(_) => {}
+                Err(err) => {
+                    let resp = err.into_response();
+                    proptest::prop_assert!(resp.status().is_client_error(), "{}", resp.status());
+                    proptest::prop_assert_eq!(&resp.headers()[http::header::CONTENT_TYPE], "application/json");
+                }
+            }
+        }
+    }
 }

@@ -99,8 +99,8 @@ pub async fn run(
             };
             let config = nosqlsvc::Config {
                 backend,
-                // A text of max_body_bytes may grow up to 6x when JSON-escaped.
-                max_body_bytes: settings.max_body_bytes * 6 + 1024,
+                // A text of max_body_bytes, JSON-escaped (up to 6x), or a batch read.
+                max_body_bytes: httpkit::limits::text_store_body_bytes(settings.max_body_bytes),
                 server,
             };
             announce();
@@ -113,6 +113,7 @@ pub async fn run(
             config.max_body_bytes = settings.max_body_bytes;
             config.public_url = settings.public_url.clone();
             config.cache_bytes = settings.cache_bytes;
+            config.store_timeout = settings.web_store_timeout;
             config.server = server;
             announce();
             web::run(listener, config, shutdown)
@@ -129,6 +130,12 @@ pub async fn run(
             let mut config = lb::Config::new(backends.clone());
             config.max_body_bytes = settings.max_body_bytes;
             config.server = server;
+            config.response_timeout = settings.lb_response_timeout;
+            config.retry.budget = settings.lb_total_timeout;
+            config
+                .trusted_proxies
+                .clone_from(&settings.lb_trusted_proxies);
+            config.fallback_host = fallback_host(settings.public_url.as_deref(), local);
             match settings.lb_backends_file.clone() {
                 Some(path) => {
                     let (tx, reload) = tokio::sync::watch::channel(backends);
@@ -148,6 +155,18 @@ pub async fn run(
             .map_err(|err| format!("lb: {err}"))
         }
     }
+}
+
+/// The host links name when a request names none: the public URL's, else the
+/// balancer's own address unless it listens on every interface (then such a request
+/// gets 400 rather than a link nobody can use).
+fn fallback_host(public_url: Option<&str>, local: std::net::SocketAddr) -> Option<String> {
+    if let Some(url) = public_url {
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let host = rest.split('/').next().unwrap_or("");
+        return lb::usable_host(host).then(|| host.to_owned());
+    }
+    (!local.ip().is_unspecified()).then(|| local.to_string())
 }
 
 fn create_dir(dir: &std::path::Path) -> Result<(), String> {

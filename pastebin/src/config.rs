@@ -3,6 +3,7 @@
 //! that name the setting.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
@@ -82,6 +83,27 @@ pub struct Overrides {
     /// answers 503, in milliseconds.
     #[arg(long, env = "PASTEBIN_MONGODB_TIMEOUT_MS", global = true)]
     pub mongodb_timeout_ms: Option<u64>,
+    /// Time one webserver request may spend on store calls, in milliseconds (then
+    /// 504); clearly shorter than --lb-response-timeout-ms.
+    #[arg(long, env = "PASTEBIN_WEB_STORE_TIMEOUT_MS", global = true)]
+    pub web_store_timeout_ms: Option<u64>,
+    /// Time the balancer waits for a webserver's answer, in milliseconds; clearly
+    /// shorter than --lb-total-timeout-ms.
+    #[arg(long, env = "PASTEBIN_LB_RESPONSE_TIMEOUT_MS", global = true)]
+    pub lb_response_timeout_ms: Option<u64>,
+    /// Time the balancer spends on one request in all (retries included), in
+    /// milliseconds.
+    #[arg(long, env = "PASTEBIN_LB_TOTAL_TIMEOUT_MS", global = true)]
+    pub lb_total_timeout_ms: Option<u64>,
+    /// A client whose forwarding headers (X-Forwarded-For...) the balancer believes:
+    /// an address or a CIDR block (repeat, or comma-separate in the variable).
+    #[arg(
+        long = "lb-trusted-proxy",
+        env = "PASTEBIN_LB_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub lb_trusted_proxies: Vec<String>,
 }
 
 /// The config file. Every field is optional; see `Settings` for the defaults.
@@ -105,6 +127,9 @@ struct FileConfig {
 struct LbFile {
     listen: Option<String>,
     backends_file: Option<PathBuf>,
+    response_timeout_ms: Option<u64>,
+    total_timeout_ms: Option<u64>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -116,6 +141,7 @@ struct WebFile {
     addrs: Option<Vec<String>>,
     public_url: Option<String>,
     cache_bytes: Option<usize>,
+    store_timeout_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -202,6 +228,13 @@ pub struct Settings {
     /// A file listing the webservers, one per line, that the balancer re-reads on
     /// SIGHUP (hot reload).
     pub lb_backends_file: Option<PathBuf>,
+    /// The nested timeouts, innermost first: a webserver's store calls, the
+    /// balancer's wait for a webserver, the balancer's total per request.
+    pub web_store_timeout: Duration,
+    pub lb_response_timeout: Duration,
+    pub lb_total_timeout: Duration,
+    /// Clients whose forwarding headers the balancer believes.
+    pub lb_trusted_proxies: Vec<String>,
 }
 
 /// Webserver i listens on `host:(base_port + i)`, or on `host:0` when the base is 0.
@@ -367,6 +400,26 @@ impl Settings {
             nosql_backend,
             web_numbering,
             lb_backends_file: over.lb_backends_file.clone().or(file.lb.backends_file),
+            web_store_timeout: Duration::from_millis(
+                over.web_store_timeout_ms
+                    .or(file.web.store_timeout_ms)
+                    .unwrap_or(5_000),
+            ),
+            lb_response_timeout: Duration::from_millis(
+                over.lb_response_timeout_ms
+                    .or(file.lb.response_timeout_ms)
+                    .unwrap_or(10_000),
+            ),
+            lb_total_timeout: Duration::from_millis(
+                over.lb_total_timeout_ms
+                    .or(file.lb.total_timeout_ms)
+                    .unwrap_or(15_000),
+            ),
+            lb_trusted_proxies: if over.lb_trusted_proxies.is_empty() {
+                file.lb.trusted_proxies.unwrap_or_default()
+            } else {
+                over.lb_trusted_proxies.clone()
+            },
         };
         settings.validate()?;
         Ok(settings)
@@ -393,12 +446,23 @@ impl Settings {
         for addr in &self.webservers {
             check_addr("webserver address (--webserver, [web] addrs)", addr)?;
         }
-        if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
-            return Err(ConfigError(format!(
-                "max body bytes (--max-body-bytes, PASTEBIN_MAX_BODY_BYTES, max_body_bytes) must be from 1024 to 67108864, not {}",
-                self.max_body_bytes
-            )));
-        }
+        httpkit::limits::check_body_limit(self.max_body_bytes).map_err(|msg| {
+            ConfigError(format!(
+                "max body bytes (--max-body-bytes, PASTEBIN_MAX_BODY_BYTES, max_body_bytes) {msg}"
+            ))
+        })?;
+        self.check_timeouts()?;
+        // The balancer's own checks (its fixed connect timeout nests in the response
+        // timeout, trusted proxies parse), here, so a bad value is a usage error.
+        let mut lb = lb::Config::new(Vec::new());
+        lb.response_timeout = self.lb_response_timeout;
+        lb.retry.budget = self.lb_total_timeout;
+        lb.trusted_proxies.clone_from(&self.lb_trusted_proxies);
+        lb.validate().map_err(|err| {
+            ConfigError(format!(
+                "load balancer (--lb-response-timeout-ms, --lb-total-timeout-ms, --lb-trusted-proxy, [lb]): {err}"
+            ))
+        })?;
         if let Some(url) = &self.public_url {
             let ok = (url.starts_with("http://") || url.starts_with("https://"))
                 && !url.contains(char::is_whitespace);
@@ -407,6 +471,44 @@ impl Settings {
                     "public url (--public-url, PASTEBIN_PUBLIC_URL, [web] public_url) must start with http:// or https://, not {url:?}"
                 )));
             }
+        }
+        Ok(())
+    }
+
+    /// Timeouts nest, each clearly shorter than the one outside it: MongoDB's server
+    /// selection < a webserver's store calls < the balancer's wait for a webserver <
+    /// the balancer's total. So the innermost fires first, each tier answers the one
+    /// above it, and no healthy tier is blamed for a slow store.
+    fn check_timeouts(&self) -> Result<(), ConfigError> {
+        const STORE: &str = "web store timeout (--web-store-timeout-ms, [web] store_timeout_ms)";
+        const RESPONSE: &str =
+            "lb response timeout (--lb-response-timeout-ms, [lb] response_timeout_ms)";
+        const TOTAL: &str = "lb total timeout (--lb-total-timeout-ms, [lb] total_timeout_ms)";
+        for (name, value) in [
+            (STORE, self.web_store_timeout),
+            (RESPONSE, self.lb_response_timeout),
+            (TOTAL, self.lb_total_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError(format!("{name} must be greater than 0")));
+            }
+        }
+        let mut chain = Vec::new();
+        if let NosqlBackend::MongoDb(mongo) = &self.nosql_backend {
+            chain.push((
+                "mongodb timeout (--mongodb-timeout-ms, [nosqlsvc] mongodb_timeout_ms)",
+                Duration::from_millis(mongo.timeout_ms),
+            ));
+        }
+        chain.extend([
+            (STORE, self.web_store_timeout),
+            (RESPONSE, self.lb_response_timeout),
+            (TOTAL, self.lb_total_timeout),
+        ]);
+        for pair in chain.windows(2) {
+            let ((inner_name, inner), (outer_name, outer)) = (pair[0], pair[1]);
+            httpkit::timeouts::check_nested(inner_name, inner, outer_name, outer)
+                .map_err(ConfigError)?;
         }
         Ok(())
     }
@@ -564,6 +666,73 @@ mod tests {
                 .unwrap_err()
                 .0
                 .contains("--nosql-backend")
+        );
+    }
+
+    #[test]
+    fn timeouts_must_nest() {
+        let over = Overrides {
+            web_store_timeout_ms: Some(10_000),
+            ..Overrides::default()
+        };
+        let err = Settings::load(&over).unwrap_err().0;
+        assert!(
+            err.contains("--web-store-timeout-ms") && err.contains("--lb-response-timeout-ms"),
+            "{err}"
+        );
+        let over = Overrides {
+            lb_response_timeout_ms: Some(15_000),
+            ..Overrides::default()
+        };
+        let err = Settings::load(&over).unwrap_err().0;
+        assert!(err.contains("--lb-total-timeout-ms"), "{err}");
+        let over = Overrides {
+            nosql_backend: Some("mongodb".into()),
+            mongodb_uri: Some("mongodb://db/".into()),
+            mongodb_timeout_ms: Some(5_000),
+            ..Overrides::default()
+        };
+        let err = Settings::load(&over).unwrap_err().0;
+        assert!(err.contains("--mongodb-timeout-ms"), "{err}");
+        let over = Overrides {
+            web_store_timeout_ms: Some(1_000),
+            lb_response_timeout_ms: Some(2_000),
+            lb_total_timeout_ms: Some(3_000),
+            ..Overrides::default()
+        };
+        Settings::load(&over).unwrap();
+        // The balancer's connect timeout (1 s) must nest in its response timeout.
+        let over = Overrides {
+            web_store_timeout_ms: Some(500),
+            lb_response_timeout_ms: Some(1_000),
+            lb_total_timeout_ms: Some(3_000),
+            ..Overrides::default()
+        };
+        let err = Settings::load(&over).unwrap_err().0;
+        assert!(err.contains("connect_timeout"), "{err}");
+    }
+
+    #[test]
+    fn body_limit_and_trusted_proxies_are_checked() {
+        let over = Overrides {
+            max_body_bytes: Some(httpkit::limits::MAX_BODY_BYTES + 1),
+            ..Overrides::default()
+        };
+        assert!(
+            Settings::load(&over)
+                .unwrap_err()
+                .0
+                .contains("--max-body-bytes")
+        );
+        let over = Overrides {
+            lb_trusted_proxies: vec!["not an ip".into()],
+            ..Overrides::default()
+        };
+        assert!(
+            Settings::load(&over)
+                .unwrap_err()
+                .0
+                .contains("--lb-trusted-proxy")
         );
     }
 }

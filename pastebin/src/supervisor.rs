@@ -92,6 +92,10 @@ pub async fn up(settings: Settings) -> Result<(), String> {
             settings.data_dir.display()
         )
     })?;
+    // One launcher per data directory, checked before any child starts: a second
+    // one fails at once, naming the lock and its holder, instead of its stores
+    // failing on their own file locks after start-up retries.
+    let _lock = lock_data_dir(&settings.data_dir)?;
     let mut topo = Topology {
         exe: std::env::current_exe().map_err(|err| format!("cannot find own binary: {err}"))?,
         probe: JsonClient::new(ClientConfig {
@@ -346,6 +350,50 @@ async fn stop_together(tier: Vec<Supervised>) {
     }
 }
 
+/// The launcher's lock file in the data directory; it holds the pid of its owner.
+pub const LOCK_FILE: &str = "pastebin-up.lock";
+
+/// Takes the data directory's launcher lock (an advisory `flock`, released by the
+/// kernel when this process exits, however it exits) and writes our pid into it.
+/// Held by another process: an error naming the lock file and that process.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|err| format!("cannot open the lock file {}: {err}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() {
+                "another process".to_owned()
+            } else {
+                format!("pid {holder}")
+            };
+            return Err(format!(
+                "data directory {} is in use: its lock {} is held by {who} (another `pastebin up`); stop it first or use another --data-dir",
+                dir.display(),
+                path.display()
+            ));
+        }
+        Err(std::fs::TryLockError::Error(err)) => {
+            return Err(format!("cannot lock {}: {err}", path.display()));
+        }
+    }
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .map_err(|err| format!("cannot write the lock file {}: {err}", path.display()))?;
+    Ok(file)
+}
+
 /// The settings every child shares, passed as flags so children need not read the
 /// config file again.
 fn common_args(settings: &Settings) -> Vec<OsString> {
@@ -356,7 +404,16 @@ fn common_args(settings: &Settings) -> Vec<OsString> {
         settings.max_body_bytes.to_string().into(),
         "--cache-bytes".into(),
         settings.cache_bytes.to_string().into(),
+        "--web-store-timeout-ms".into(),
+        settings.web_store_timeout.as_millis().to_string().into(),
+        "--lb-response-timeout-ms".into(),
+        settings.lb_response_timeout.as_millis().to_string().into(),
+        "--lb-total-timeout-ms".into(),
+        settings.lb_total_timeout.as_millis().to_string().into(),
     ];
+    for proxy in &settings.lb_trusted_proxies {
+        args.extend(["--lb-trusted-proxy".into(), proxy.into()]);
+    }
     if let Some(url) = &settings.public_url {
         args.extend(["--public-url".into(), url.into()]);
     }

@@ -140,7 +140,7 @@ async fn environment_variables_override_the_config_file_and_are_validated() {
     for _ in 0..6 {
         let (status, health) = get(&format!("{}/healthz", up.url)).await;
         assert_eq!(status, 200);
-        seen.insert(health["addr"].as_str().unwrap().to_owned());
+        seen.insert(health["instance"].as_str().unwrap().to_owned());
     }
     assert_eq!(seen.len(), 1, "{seen:?}");
     let webs = up

@@ -12,9 +12,102 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
-use common::{Up, curlish, get};
+use common::{announced, curlish, spawn_pastebin};
+
+/// A running `pastebin up`; killed (and so its children, which watch its pipe) if a
+/// test fails half-way.
+struct Up {
+    child: Child,
+    url: String,
+    data_dir: std::path::PathBuf,
+}
+
+impl Up {
+    async fn start(dir: &Path, webservers: usize) -> Up {
+        let config = dir.join("pastebin.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = {:?}\n[lb]\nlisten = \"127.0.0.1:0\"\n[web]\ncount = {webservers}\nbase_port = 0\n[sqlsvc]\nlisten = \"127.0.0.1:0\"\n[nosqlsvc]\nlisten = \"127.0.0.1:0\"\n",
+                dir.join("data")
+            ),
+        )
+        .unwrap();
+        let mut child = spawn_pastebin([
+            std::ffi::OsStr::new("--config"),
+            config.as_os_str(),
+            "up".as_ref(),
+        ]);
+        let url = announced(&mut child, |line| line.starts_with("http://")).await;
+        Up {
+            child,
+            url,
+            data_dir: dir.join("data"),
+        }
+    }
+
+    /// The pids of the webservers, from their `/healthz` asked directly (through
+    /// the balancer it shows no pid), at the addresses in the balancer's list.
+    async fn web_pids(&self) -> HashSet<u64> {
+        let list = std::fs::read_to_string(self.data_dir.join("lb-backends.txt")).unwrap();
+        let mut pids = HashSet::new();
+        for addr in list
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
+            if let Some(pid) = direct_pid(addr.trim()).await {
+                pids.insert(pid);
+            }
+        }
+        pids
+    }
+
+    /// SIGTERM, then the launcher must exit cleanly within 30 s.
+    async fn stop(mut self) {
+        let pid = self.child.id().unwrap() as i32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("pastebin up did not stop within 30 s")
+            .unwrap();
+        assert!(status.success(), "{status}");
+    }
+}
+
+/// The pid a webserver at `addr` reports, or None if it does not answer (it may be
+/// dying or restarting).
+async fn direct_pid(addr: &str) -> Option<u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(req.as_bytes()).await.ok()?;
+        let mut buf = Vec::new();
+        stream.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let (_, body) = text.split_once("\r\n\r\n")?;
+        let health: serde_json::Value = serde_json::from_str(body).ok()?;
+        health["pid"].as_u64()
+    };
+    tokio::time::timeout(Duration::from_secs(15), exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn get(url: &str) -> (u16, serde_json::Value) {
+    let out = curlish("GET", url, None).await;
+    (
+        out.0,
+        serde_json::from_str(&out.1).unwrap_or(serde_json::Value::Null),
+    )
+}
 
 #[tokio::test]
 async fn up_serves_through_both_webservers_restarts_a_dead_one_and_stops_cleanly() {
@@ -32,13 +125,18 @@ async fn up_serves_through_both_webservers_restarts_a_dead_one_and_stops_cleanly
     let id = created["paste_id"].as_str().unwrap().to_owned();
 
     let mut webs = HashSet::new();
-    let mut pids = HashSet::new();
     for _ in 0..8 {
         let (status, health) = get(&format!("{}/healthz", up.url)).await;
         assert_eq!(status, 200);
-        webs.insert(health["addr"].as_str().unwrap().to_owned());
-        pids.insert(health["pid"].as_u64().unwrap());
+        // Through the balancer: an opaque instance, never an address or a pid.
+        assert!(
+            health.get("addr").is_none() && health.get("pid").is_none(),
+            "{health}"
+        );
+        webs.insert(health["instance"].as_str().unwrap().to_owned());
     }
+    let pids = up.web_pids().await;
+    assert_eq!(pids.len(), 2);
     assert_eq!(
         webs.len(),
         2,
@@ -53,13 +151,7 @@ async fn up_serves_through_both_webservers_restarts_a_dead_one_and_stops_cleanly
     )
     .unwrap();
     testkit::eventually("the launcher restarts the killed webserver", || async {
-        let mut now_pids = HashSet::new();
-        for _ in 0..6 {
-            let (status, health) = get(&format!("{}/healthz", up.url)).await;
-            if status == 200 {
-                now_pids.insert(health["pid"].as_u64().unwrap());
-            }
-        }
+        let now_pids = up.web_pids().await;
         now_pids.len() == 2 && !now_pids.contains(&victim)
     })
     .await;
@@ -230,7 +322,7 @@ async fn webservers_seen(url: &str, tries: usize) -> HashSet<String> {
     for _ in 0..tries {
         let (status, health) = get(&format!("{url}/healthz")).await;
         if status == 200 {
-            seen.insert(health["addr"].as_str().unwrap().to_owned());
+            seen.insert(health["instance"].as_str().unwrap().to_owned());
         }
     }
     seen
@@ -300,11 +392,7 @@ async fn scaling_out_and_in_under_load_fails_no_request() {
 async fn kill_9_of_one_of_three_webservers_under_load_fails_no_get() {
     let dir = tempfile::tempdir().unwrap();
     let up = Up::start(dir.path(), 3).await;
-    let mut pids = HashSet::new();
-    for _ in 0..9 {
-        let (_, health) = get(&format!("{}/healthz", up.url)).await;
-        pids.insert(health["pid"].as_u64().unwrap());
-    }
+    let pids = up.web_pids().await;
     assert_eq!(pids.len(), 3);
     let load = Load::start(&up.url, 4);
     load.runs_for(50).await;
@@ -317,14 +405,8 @@ async fn kill_9_of_one_of_three_webservers_under_load_fails_no_get() {
     .unwrap();
     // Load goes on through the death and the launcher's restart of it.
     testkit::eventually("the launcher restarts the killed webserver", || async {
-        up.children()
-            .iter()
-            .filter(|(pid, cmd)| {
-                cmd.split(' ').nth(1) == Some("web") && testkit::procs::alive(*pid)
-            })
-            .count()
-            == 3
-            && !testkit::procs::alive(victim as u32)
+        let now_pids = up.web_pids().await;
+        now_pids.len() == 3 && !now_pids.contains(&victim)
     })
     .await;
     load.runs_for(100).await;

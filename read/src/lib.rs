@@ -23,6 +23,9 @@ pub struct Paste {
 #[derive(Debug, Clone)]
 pub struct Page {
     pub pastes: Vec<Paste>,
+    /// `cursors[i]` continues the listing right after `pastes[i]`, so a caller may
+    /// send fewer pastes than the page holds (empty if sqlsvc gave none).
+    pub cursors: Vec<String>,
     pub next_cursor: Option<String>,
 }
 
@@ -142,20 +145,34 @@ impl ReadApi {
             }
         }
 
+        let with_cursors = page.cursors.len() == page.pastes.len();
+        let mut cursors = page.cursors.into_iter();
+        let mut kept_cursors = Vec::new();
         let pastes = page
             .pastes
             .into_iter()
             .zip(texts)
-            .filter_map(|(meta, text)| match text {
-                Some(text) => Some(Paste { meta, text }),
-                None => {
-                    tracing::warn!(paste_id = %meta.paste_id, "listed paste has no text; skipped");
-                    None
+            .filter_map(|(meta, text)| {
+                let cursor = cursors.next();
+                match text {
+                    Some(text) => {
+                        kept_cursors.extend(cursor);
+                        Some(Paste { meta, text })
+                    }
+                    None => {
+                        tracing::warn!(paste_id = %meta.paste_id, "listed paste has no text; skipped");
+                        None
+                    }
                 }
             })
             .collect();
         Ok(Page {
             pastes,
+            cursors: if with_cursors {
+                kept_cursors
+            } else {
+                Vec::new()
+            },
             next_cursor: page.next_cursor,
         })
     }

@@ -147,6 +147,10 @@ pub struct Meta {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetaPage {
     pub pastes: Vec<Meta>,
+    /// `cursors[i]` continues the listing right after `pastes[i]`, so a caller may
+    /// cut the page short (the webserver cuts by the size of its JSON answer).
+    #[serde(default)]
+    pub cursors: Vec<String>,
     /// Pass as `cursor` to get the next page; None when this is the last page.
     pub next_cursor: Option<String>,
 }

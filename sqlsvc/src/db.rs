@@ -164,14 +164,29 @@ pub(crate) fn get(
 /// A page stops before its texts pass this many bytes (but holds at least one paste),
 /// so that listing 500 large pastes cannot make the services above it build answers
 /// of hundreds of megabytes.
-pub(crate) const PAGE_TEXT_BUDGET: u64 = 4 * 1024 * 1024;
+pub(crate) const PAGE_TEXT_BUDGET: u64 = httpkit::limits::PAGE_BUDGET_BYTES as u64;
 
+#[cfg(test)]
 pub(crate) fn list(
     conn: &rusqlite::Connection,
     before: Option<i64>,
     limit: u32,
     now: i64,
 ) -> rusqlite::Result<(Vec<Meta>, Option<i64>)> {
+    let (rows, next) = list_with_seqs(conn, before, limit, now)?;
+    Ok((rows.into_iter().map(|(meta, _)| meta).collect(), next))
+}
+
+/// Rows with their `seq`, and the `seq` to continue from when more may follow.
+pub(crate) type RowsAndNext = (Vec<(Meta, i64)>, Option<i64>);
+
+/// Like `list`, with the `seq` of every row, so each row gets a cursor of its own.
+pub(crate) fn list_with_seqs(
+    conn: &rusqlite::Connection,
+    before: Option<i64>,
+    limit: u32,
+    now: i64,
+) -> rusqlite::Result<RowsAndNext> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {META_COLUMNS}, seq FROM pastes \
          WHERE seq < ?1 AND (expires_at IS NULL OR expires_at > ?2) \
@@ -196,7 +211,7 @@ pub(crate) fn list(
             break;
         }
         text_bytes = text_bytes.saturating_add(size);
-        pastes.push(meta);
+        pastes.push((meta, seq));
         last_seq = Some(seq);
     }
     Ok((pastes, if more { last_seq } else { None }))

@@ -10,7 +10,8 @@ use httpkit::{Body, error_response};
 /// Why the service could not start or stop cleanly.
 #[derive(Debug)]
 pub enum Error {
-    /// The directory that should hold the database could not be created.
+    /// The directory that should hold the database (or the cursor key file next to
+    /// it) could not be created or read.
     CreateDir {
         path: PathBuf,
         source: std::io::Error,

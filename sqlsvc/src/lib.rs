@@ -53,6 +53,15 @@ pub async fn run(
             source,
         })?;
     }
+    // The listing cursor's key lives next to the database, so cursors outlive a
+    // restart; it is created with the database.
+    let mut key_path = config.db_path.clone().into_os_string();
+    key_path.push(".cursor-key");
+    let key_path = PathBuf::from(key_path);
+    cursor::load_key(&key_path).map_err(|source| Error::CreateDir {
+        path: key_path.clone(),
+        source,
+    })?;
     let db = Arc::new(db::Db::open(&config.db_path).await?);
     let stats = Arc::new(stats::Stats::default());
     let (jobs_tx, jobs_rx) = mpsc::channel(QUEUE_CAPACITY);

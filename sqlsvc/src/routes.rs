@@ -115,7 +115,11 @@ mod tests {
     fn parses_the_routes() {
         assert_eq!(r(Method::POST, "/pastes").unwrap(), Route::CreatePaste);
         assert_eq!(
-            r(Method::GET, "/pastes?limit=7&cursor=s1f&x=y").unwrap(),
+            r(
+                Method::GET,
+                &format!("/pastes?limit=7&cursor={}&x=y", cursor::encode(0x1f))
+            )
+            .unwrap(),
             Route::ListPastes(ListQuery {
                 limit: 7,
                 before: Some(31)
@@ -153,5 +157,25 @@ mod tests {
         assert_eq!(status(Method::GET, "/pastes?limit=x"), 400);
         assert_eq!(status(Method::GET, "/pastes?cursor=zz"), 400);
         assert_eq!(status(Method::GET, "/pastes?cursor="), 400);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_request_line_is_a_route_or_a_4xx_json_error(
+            path in "(/[a-zA-Z0-9%._~-]{0,12}){0,3}/?",
+            query in proptest::option::of("[a-z=&0-9%_-]{0,40}"),
+            method in proptest::sample::select(vec!["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        ) {
+            let uri = match &query {
+                Some(q) => format!("{path}?{q}"),
+                None => path.clone(),
+            };
+            let Ok(uri) = uri.parse::<http::Uri>() else { return Ok(()) };
+            if let Err(err) = route(&method.parse().unwrap(), &uri) {
+                let resp = err.into_response();
+                proptest::prop_assert!(resp.status().is_client_error(), "{}", resp.status());
+                proptest::prop_assert_eq!(&resp.headers()[http::header::CONTENT_TYPE], "application/json");
+            }
+        }
     }
 }

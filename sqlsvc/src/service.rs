@@ -78,13 +78,18 @@ impl Service {
 
     async fn list(&self, query: ListQuery) -> Result<Response<Body>, ApiError> {
         let now = now_unix();
-        let (pastes, next) = self
+        let (rows, next) = self
             .db
             .reader()
-            .call(move |conn| db::list(conn, query.before, query.limit, now))
+            .call(move |conn| db::list_with_seqs(conn, query.before, query.limit, now))
             .await?;
+        let (pastes, cursors) = rows
+            .into_iter()
+            .map(|(meta, seq)| (meta, cursor::encode(seq)))
+            .unzip();
         let page = MetaPage {
             pastes,
+            cursors,
             next_cursor: next.map(cursor::encode),
         };
         Ok(json_response(StatusCode::OK, &page))

@@ -22,6 +22,10 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// A storage service failed; classified by how.
     Upstream(ClientError),
+    /// More header lines than [`httpkit::framing::MAX_HEADERS`].
+    TooManyHeaders,
+    /// Too many large answers are being sent to slow readers; try again.
+    Busy,
     /// A bug or an impossible state; details were logged.
     Internal,
 }
@@ -55,6 +59,14 @@ impl ApiError {
                 tracing::warn!(%err, %status, "storage call failed");
                 (status, msg.to_owned())
             }
+            ApiError::TooManyHeaders => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                format!("more than {} header lines", httpkit::framing::MAX_HEADERS),
+            ),
+            ApiError::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy sending large answers; try again".to_owned(),
+            ),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal error".to_owned(),

@@ -3,12 +3,14 @@
 
 mod error;
 mod handlers;
+mod inflight;
 mod routes;
 mod time;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Request, Response};
 use httpkit::{Body, ClientConfig, Handler, JsonClient, ServerConfig};
@@ -33,7 +35,18 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Bytes of paste text kept in the in-process cache.
     pub cache_bytes: usize,
+    /// The time one request may spend on store calls in all; then 504. Must be
+    /// clearly shorter than the balancer's wait for a webserver, so the webserver
+    /// answers first and is not blamed for a slow store.
+    pub store_timeout: Duration,
+    /// Bytes of large answers that may be held at once for clients still reading
+    /// them (see `inflight`).
+    pub response_bytes_in_flight: usize,
+    /// The accept loop's limits; `max_headers` is the clients' limit, and the
+    /// webserver takes the balancer's forwarding headers on top.
     pub server: ServerConfig,
+    /// The store client; its answer limit follows from `max_body_bytes` and its call
+    /// timeout is at most `store_timeout`.
     pub client: ClientConfig,
 }
 
@@ -46,6 +59,8 @@ impl Config {
             max_body_bytes: 512 * 1024,
             public_url: None,
             cache_bytes: 64 * 1024 * 1024,
+            store_timeout: Duration::from_secs(5),
+            response_bytes_in_flight: 64 * 1024 * 1024,
             server: ServerConfig::default(),
             client: ClientConfig::default(),
         }
@@ -58,9 +73,13 @@ pub(crate) struct App {
     pub(crate) write: WriteApi,
     pub(crate) max_body_bytes: usize,
     pub(crate) public_url: Option<String>,
-    /// This server's own address, reported by `/healthz` so tests and operators can
-    /// tell webservers apart behind the balancer.
+    /// This server's own address, reported by `/healthz` when asked directly.
     pub(crate) local_addr: String,
+    /// A random token naming this process, reported by `/healthz` even through the
+    /// balancer, so webservers can be told apart without revealing their addresses.
+    pub(crate) instance: String,
+    pub(crate) store_timeout: Duration,
+    pub(crate) in_flight: inflight::InFlight,
 }
 
 impl Handler for App {
@@ -80,7 +99,22 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let local_addr = listener.local_addr()?.to_string();
-    let client = JsonClient::new(config.client.clone());
+    httpkit::limits::check_body_limit(config.max_body_bytes).map_err(|msg| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("max_body_bytes {msg}"),
+        )
+    })?;
+    let mut client_config = config.client.clone();
+    // Whatever was accepted must be readable back: the answer limit follows from
+    // the body limit (6x JSON escaping, a listing's batch of texts).
+    client_config.max_response_bytes = httpkit::limits::store_answer_bytes(config.max_body_bytes);
+    client_config.request_timeout = client_config.request_timeout.min(config.store_timeout);
+    let client = JsonClient::new(client_config);
+    let mut server = config.server.clone();
+    server.max_headers = server
+        .max_headers
+        .saturating_add(httpkit::framing::FORWARDING_HEADERS);
     let sqlsvc = format!("http://{}", config.sqlsvc);
     let nosqlsvc = format!("http://{}", config.nosqlsvc);
     let app = App {
@@ -98,8 +132,23 @@ pub async fn run(
             .public_url
             .map(|u| u.trim_end_matches('/').to_owned()),
         local_addr,
+        instance: instance_token(),
+        store_timeout: config.store_timeout,
+        in_flight: inflight::InFlight::new(config.response_bytes_in_flight, config.store_timeout),
     };
     tracing::info!(addr = %app.local_addr, "webserver listening");
-    httpkit::serve(listener, Arc::new(app), config.server, shutdown).await;
+    httpkit::serve(listener, Arc::new(app), server, shutdown).await;
     Ok(())
+}
+
+/// 16 hex digits from the process id and the clock, hashed with a random key: unique
+/// per process, and revealing neither.
+fn instance_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(now.as_nanos());
+    }
+    format!("{:016x}", hasher.finish())
 }

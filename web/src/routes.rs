@@ -129,4 +129,25 @@ mod tests {
             Err(ApiError::MethodNotAllowed(_))
         ));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_path_is_a_route_or_a_4xx_json_error(
+            path in "(/[a-zA-Z0-9%._~!-]{0,12}){0,4}/?",
+            method in proptest::sample::select(vec!["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
+        ) {
+            let method: Method = method.parse().unwrap();
+            if let Err(err) = Route::parse(&method, &path) {
+                let resp = err.into_response();
+                proptest::prop_assert!(resp.status().is_client_error(), "{}", resp.status());
+                proptest::prop_assert_eq!(&resp.headers()[http::header::CONTENT_TYPE], "application/json");
+            }
+        }
+
+        #[test]
+        fn any_id_parses_only_if_well_formed(id in ".{0,14}") {
+            let ok = id.len() == 10 && id.bytes().all(|b| b.is_ascii_alphanumeric());
+            proptest::prop_assert_eq!(parse_id(&id).is_ok(), ok);
+        }
+    }
 }

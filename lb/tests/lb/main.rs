@@ -6,5 +6,6 @@
 
 mod balancing;
 mod defaults;
+mod hardening;
 mod proxy;
 mod support;

@@ -20,7 +20,7 @@ async fn empty_listing() {
     assert_eq!(status, 200);
     assert_eq!(
         body,
-        serde_json::json!({"pastes": [], "next_cursor": Value::Null})
+        serde_json::json!({"pastes": [], "cursors": [], "next_cursor": Value::Null})
     );
     app.stop().await;
 }
@@ -118,6 +118,30 @@ async fn bad_limits_and_cursors_are_400() {
         let (status, body) = app.get(&format!("/pastes{query}")).await;
         assert_eq!(status, 400, "{query}: {body}");
         assert!(body["error"].is_string());
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_row_has_a_cursor_continuing_right_after_it() {
+    let app = spawn_app().await;
+    for i in 0..5 {
+        app.create(&format!("p{i}")).await;
+    }
+    let first = page(&app, "?limit=5").await;
+    assert_eq!(first.cursors.len(), 5);
+    // Cut after the second row: the rest follows from its cursor.
+    let rest = page(&app, &format!("?limit=5&cursor={}", first.cursors[1])).await;
+    let ids = |p: &MetaPage| {
+        p.pastes
+            .iter()
+            .map(|m| m.paste_id.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&rest), ids(&first)[2..]);
+    // Cursors reveal no count: none holds a small hex number.
+    for cursor in &first.cursors {
+        assert_eq!(cursor.len(), 49, "{cursor}");
     }
     app.stop().await;
 }

@@ -6,7 +6,7 @@ use httpkit::{Body, BodyError, full, json_response, read_body};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
-use super::base_url;
+use super::{base_url, within_store_timeout};
 use crate::time::{now_unix, rfc3339};
 use crate::{ApiError, App};
 
@@ -35,7 +35,7 @@ enum Format {
 
 pub(super) async fn create(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let format = body_format(req.headers())?;
-    let base = base_url(app, req.headers());
+    let base = base_url(app, req.headers())?;
     let query_expiry = req
         .uri()
         .query()
@@ -51,33 +51,10 @@ pub(super) async fn create(app: &App, req: Request<Incoming>) -> Result<Response
             }
             BodyError::TimedOut { .. } => ApiError::RequestTimeout,
         })?;
-    let utf8_error = || ApiError::BadRequest("body is not valid UTF-8".into());
-    let (text, expires_in) = match format {
-        Format::Json => {
-            let body = std::str::from_utf8(&body).map_err(|_| utf8_error())?;
-            let parsed: CreateBody = serde_json::from_str(body)
-                .map_err(|err| ApiError::BadRequest(format!("invalid JSON body: {err}")))?;
-            (parsed.text, parsed.expires_in.or(query_expiry))
-        }
-        Format::Plain => (
-            String::from_utf8(body.to_vec()).map_err(|_| utf8_error())?,
-            query_expiry,
-        ),
-    };
-    if text.is_empty() {
-        return Err(ApiError::BadRequest("text is empty".into()));
-    }
-    let expires_at = match expires_in {
-        None => None,
-        Some(secs) if (1..=MAX_EXPIRES_IN).contains(&secs) => Some(now_unix() + secs as i64),
-        Some(_) => {
-            return Err(ApiError::BadRequest(format!(
-                "expires_in must be between 1 and {MAX_EXPIRES_IN} seconds"
-            )));
-        }
-    };
+    let (text, expires_in) = parse_body(&format, &body, query_expiry)?;
+    let expires_at = expires_in.map(|secs| now_unix() + secs as i64);
 
-    let meta = app.write.create(&text, expires_at).await?;
+    let meta = within_store_timeout(app, app.write.create(&text, expires_at)).await?;
     let id = meta.paste_id.to_string();
     let url = format!("{base}/pastes/{id}");
     let mut resp = match format {
@@ -104,6 +81,36 @@ pub(super) async fn create(app: &App, req: Request<Incoming>) -> Result<Response
         resp.headers_mut().insert(header::LOCATION, location);
     }
     Ok(resp)
+}
+
+/// The text and its validated lifetime from a request body in `format`.
+fn parse_body(
+    format: &Format,
+    body: &[u8],
+    query_expiry: Option<u64>,
+) -> Result<(String, Option<u64>), ApiError> {
+    let utf8_error = || ApiError::BadRequest("body is not valid UTF-8".into());
+    let (text, expires_in) = match format {
+        Format::Json => {
+            let body = std::str::from_utf8(body).map_err(|_| utf8_error())?;
+            let parsed: CreateBody = serde_json::from_str(body)
+                .map_err(|err| ApiError::BadRequest(format!("invalid JSON body: {err}")))?;
+            (parsed.text, parsed.expires_in.or(query_expiry))
+        }
+        Format::Plain => (
+            String::from_utf8(body.to_vec()).map_err(|_| utf8_error())?,
+            query_expiry,
+        ),
+    };
+    if text.is_empty() {
+        return Err(ApiError::BadRequest("text is empty".into()));
+    }
+    match expires_in {
+        Some(secs) if !(1..=MAX_EXPIRES_IN).contains(&secs) => Err(ApiError::BadRequest(format!(
+            "expires_in must be between 1 and {MAX_EXPIRES_IN} seconds"
+        ))),
+        _ => Ok((text, expires_in)),
+    }
 }
 
 /// JSON, or plain text (also when no content type is given); anything else is 415.
@@ -137,4 +144,71 @@ fn expires_in_from_query(query: &str) -> Result<Option<u64>, ApiError> {
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn rejected_as_4xx_json(err: ApiError) {
+        let resp = err.into_response();
+        assert!(resp.status().is_client_error(), "{}", resp.status());
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+    }
+
+    proptest! {
+        #[test]
+        fn any_body_is_a_paste_or_a_4xx_json_error(
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+            json in any::<bool>(),
+            query_expiry in proptest::option::of(any::<u64>()),
+        ) {
+            let format = if json { Format::Json } else { Format::Plain };
+            match parse_body(&format, &body, query_expiry) {
+                Ok((text, expires_in)) => {
+                    prop_assert!(!text.is_empty());
+                    prop_assert!(expires_in.is_none_or(|s| (1..=MAX_EXPIRES_IN).contains(&s)));
+                }
+                Err(err) => rejected_as_4xx_json(err),
+            }
+        }
+
+        #[test]
+        fn json_shaped_bodies_never_panic(
+            text in ".{0,40}",
+            expires in any::<i128>(),
+            extra in "[a-z_]{0,8}",
+        ) {
+            let bodies = [
+                serde_json::json!({ "text": text, "expires_in": expires.to_string() }).to_string(),
+                format!(r#"{{"text": {}, "expires_in": {expires}}}"#, serde_json::json!(text)),
+                format!(r#"{{"{extra}": {}}}"#, serde_json::json!(text)),
+                format!(r#"[{}]"#, serde_json::json!(text)),
+            ];
+            for body in bodies {
+                if let Err(err) = parse_body(&Format::Json, body.as_bytes(), None) {
+                    rejected_as_4xx_json(err);
+                }
+            }
+        }
+
+        #[test]
+        fn any_query_gives_an_expiry_or_a_4xx(query in ".{0,64}") {
+            if let Err(err) = expires_in_from_query(&query) {
+                rejected_as_4xx_json(err);
+            }
+        }
+
+        #[test]
+        fn any_content_type_is_known_or_415(value in "[ -~]{0,64}") {
+            let mut headers = http::HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(header::CONTENT_TYPE, v);
+            }
+            if let Err(err) = body_format(&headers) {
+                rejected_as_4xx_json(err);
+            }
+        }
+    }
 }

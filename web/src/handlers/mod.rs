@@ -4,8 +4,10 @@ mod create;
 mod pages;
 mod pastes;
 
+use std::future::Future;
+
 use http::{HeaderMap, Request, Response, header};
-use httpkit::Body;
+use httpkit::{Body, ClientError};
 use hyper::body::Incoming;
 
 use crate::routes::Route;
@@ -13,13 +15,16 @@ use crate::{ApiError, App};
 
 /// Answers one public request.
 pub(crate) async fn dispatch(app: &App, req: Request<Incoming>) -> Response<Body> {
+    if too_many_headers(req.headers()) {
+        return ApiError::TooManyHeaders.into_response();
+    }
     let route = match Route::parse(req.method(), req.uri().path()) {
         Ok(route) => route,
         Err(err) => return err.into_response(),
     };
     let result = match route {
         Route::Index => Ok(pages::index()),
-        Route::Health => Ok(pages::health(app)),
+        Route::Health => Ok(pages::health(app, req.headers())),
         Route::Ready => pages::ready(app).await,
         Route::CreatePaste => create::create(app, req).await,
         Route::ListPastes => pastes::list(app, &req).await,
@@ -29,34 +34,69 @@ pub(crate) async fn dispatch(app: &App, req: Request<Incoming>) -> Response<Body
     result.unwrap_or_else(ApiError::into_response)
 }
 
-/// The base URL links are built on: the configured public URL, else what the client
-/// (or the balancer, in `X-Forwarded-*`) says it used, else this server's address.
-pub(crate) fn base_url(app: &App, headers: &HeaderMap) -> String {
-    if let Some(url) = &app.public_url {
-        return url.clone();
+/// One header-count limit for every client, direct or through the balancer: the
+/// server's parser takes the balancer's forwarding headers on top of the limit, and
+/// here they are not counted, so a webserver refuses exactly what the balancer does.
+fn too_many_headers(headers: &HeaderMap) -> bool {
+    let forwarding = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]
+        .iter()
+        .map(|name| headers.get_all(*name).iter().count().min(1))
+        .sum::<usize>();
+    headers.len().saturating_sub(forwarding) > httpkit::framing::MAX_HEADERS
+}
+
+/// Runs the store calls of one request within the webserver's store timeout, so the
+/// webserver answers (504) before the balancer gives up waiting for it.
+pub(crate) async fn within_store_timeout<T, E: Into<ApiError>>(
+    app: &App,
+    calls: impl Future<Output = Result<T, E>>,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(app.store_timeout, calls).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(ApiError::Upstream(ClientError::Timeout)),
     }
-    let first = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
+}
+
+/// The base URL links are built on: the configured public URL, else what the
+/// balancer (`X-Forwarded-Host`, `X-Forwarded-Proto`) or the client (`Host`) says was
+/// used. Never this server's own address: a request naming no usable host gets 400.
+pub(crate) fn base_url(app: &App, headers: &HeaderMap) -> Result<String, ApiError> {
+    link_base(app.public_url.as_deref(), headers)
+}
+
+fn link_base(public_url: Option<&str>, headers: &HeaderMap) -> Result<String, ApiError> {
+    if let Some(url) = public_url {
+        return Ok(url.to_owned());
+    }
+    let only = |name: &str| {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(one), None) => one.to_str().ok().map(str::trim),
+            _ => None,
+        }
     };
-    let proto = match first("x-forwarded-proto") {
-        Some("https") => "https",
+    let proto = match only("x-forwarded-proto").and_then(|v| v.split(',').next()) {
+        Some(p) if p.trim() == "https" => "https",
         _ => "http",
     };
-    let host = first("x-forwarded-host")
-        .or_else(|| first(header::HOST.as_str()))
+    let forwarded = only("x-forwarded-host")
+        .and_then(|v| v.split(',').next())
+        .map(str::trim);
+    let host = forwarded
+        .or_else(|| only(header::HOST.as_str()))
         .filter(|h| valid_host(h))
-        .unwrap_or(&app.local_addr);
-    format!("{proto}://{host}")
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "no usable Host header to build links on: send Host: <host[:port]>".into(),
+            )
+        })?;
+    Ok(format!("{proto}://{host}"))
 }
 
 /// A host (and port) safe to echo into a URL and a `Location` header.
-fn valid_host(host: &str) -> bool {
-    host.len() <= 255
+pub(crate) fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
@@ -64,7 +104,43 @@ fn valid_host(host: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_host;
+    use super::{link_base, valid_host};
+    use http::{HeaderMap, HeaderValue};
+
+    proptest::proptest! {
+        #[test]
+        fn any_host_headers_give_a_plain_link_or_a_4xx_json_error(
+            pairs in proptest::collection::vec(
+                (proptest::sample::select(vec!["host", "x-forwarded-host", "x-forwarded-proto"]), "[ -~]{0,30}"),
+                0..5,
+            ),
+        ) {
+            let mut headers = HeaderMap::new();
+            for (name, value) in &pairs {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    headers.append(*name, value);
+                }
+            }
+            match link_base(None, &headers) {
+                Ok(base) => {
+                    let host = base.split_once("://").map(|(_, h)| h).unwrap_or("");
+                    proptest::prop_assert!(valid_host(host), "{base}");
+                }
+                Err(err) => {
+                    let resp = err.into_response();
+                    proptest::prop_assert_eq!(resp.status(), http::StatusCode::BAD_REQUEST);
+                }
+            }
+        }
+
+        #[test]
+        fn only_plain_hosts_are_echoed(host in ".{0,40}") {
+            if valid_host(&host) {
+                proptest::prop_assert!(!host.is_empty());
+                proptest::prop_assert!(!host.contains(['/', ' ', '\r', '\n', '@', '?', '#']));
+            }
+        }
+    }
 
     #[test]
     fn hosts_are_checked_before_echoing() {
@@ -74,5 +150,6 @@ mod tests {
         assert!(!valid_host("evil.com/x"));
         assert!(!valid_host("a b"));
         assert!(!valid_host("x\r\nSet-Cookie: a"));
+        assert!(!valid_host(""));
     }
 }

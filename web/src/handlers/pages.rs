@@ -18,19 +18,25 @@ pub(super) fn index() -> Response<Body> {
     resp
 }
 
-/// Liveness: this process answers. Says which webserver answered.
-pub(super) fn health(app: &App) -> Response<Body> {
+/// Liveness: this process answers. Asked directly (an operator, the launcher), it
+/// says which webserver answered (address and pid); through the balancer, which
+/// always sets `X-Forwarded-For`, it shows only an opaque per-process `instance`, so
+/// no internal address or pid leaks to the public.
+pub(super) fn health(app: &App, headers: &http::HeaderMap) -> Response<Body> {
+    if headers.contains_key("x-forwarded-for") {
+        return json_response(
+            StatusCode::OK,
+            &json!({"status": "ok", "service": "web", "instance": app.instance}),
+        );
+    }
     json_response(
         StatusCode::OK,
-        &json!({"status": "ok", "service": "web", "addr": app.local_addr, "pid": std::process::id()}),
+        &json!({"status": "ok", "service": "web", "instance": app.instance, "addr": app.local_addr, "pid": std::process::id()}),
     )
 }
 
 /// Readiness: both storage services answer their health checks.
 pub(super) async fn ready(app: &App) -> Result<Response<Body>, ApiError> {
-    app.read.ready().await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"status": "ready", "addr": app.local_addr}),
-    ))
+    super::within_store_timeout(app, app.read.ready()).await?;
+    Ok(json_response(StatusCode::OK, &json!({"status": "ready"})))
 }

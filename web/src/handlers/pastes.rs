@@ -1,13 +1,14 @@
 //! `GET /pastes/{id}`, `GET /pastes/{id}/raw` and `GET /pastes` (a page, newest first).
 
-use http::{HeaderValue, Request, Response, StatusCode, header};
-use httpkit::{Body, full, json_response};
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, header};
+use httpkit::Body;
 use hyper::body::Incoming;
 use read::Paste;
 use serde::Serialize;
 use sqlsvc::api::PasteId;
 
-use super::base_url;
+use super::{base_url, within_store_timeout};
 use crate::time::rfc3339;
 use crate::{ApiError, App};
 
@@ -46,18 +47,33 @@ pub(super) async fn get(
     req: &Request<Incoming>,
     id: &PasteId,
 ) -> Result<Response<Body>, ApiError> {
-    let paste = app.read.get(id).await?;
-    let base = base_url(app, req.headers());
-    Ok(json_response(
-        StatusCode::OK,
-        &PasteView::new(&paste, &base),
-    ))
+    let base = base_url(app, req.headers())?;
+    let paste = within_store_timeout(app, app.read.get(id)).await?;
+    let json = serde_json::to_vec(&PasteView::new(&paste, &base)).map_err(|err| {
+        tracing::error!(%err, "could not serialize a paste");
+        ApiError::Internal
+    })?;
+    json_answer(app, json).await
+}
+
+/// A JSON answer whose body holds its share of the in-flight budget while it is sent.
+async fn json_answer(app: &App, json: Vec<u8>) -> Result<Response<Body>, ApiError> {
+    let mut resp = Response::new(app.in_flight.body(json).await?);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
 }
 
 /// The text alone, as plain text, never sniffed as HTML.
 pub(super) async fn raw(app: &App, id: &PasteId) -> Result<Response<Body>, ApiError> {
-    let paste = app.read.get(id).await?;
-    let mut resp = Response::new(full(paste.text.as_bytes().to_vec()));
+    let paste = within_store_timeout(app, app.read.get(id)).await?;
+    let mut resp = Response::new(
+        app.in_flight
+            .body(Bytes::copy_from_slice(paste.text.as_bytes()))
+            .await?,
+    );
     let headers = resp.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -70,23 +86,58 @@ pub(super) async fn raw(app: &App, id: &PasteId) -> Result<Response<Body>, ApiEr
     Ok(resp)
 }
 
+/// A page of pastes, newest first. The page stops before its JSON answer passes
+/// [`httpkit::limits::PAGE_BUDGET_BYTES`] (counted as sent, escapes included), but
+/// always holds at least one paste; `Link` continues right after the last one sent.
 pub(super) async fn list(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let (limit, cursor) = page_query(req.uri().query().unwrap_or(""))?;
-    let page = app.read.list(limit, cursor).await?;
-    let base = base_url(app, req.headers());
-    let views: Vec<PasteView<'_>> = page
-        .pastes
-        .iter()
-        .map(|p| PasteView::new(p, &base))
-        .collect();
-    let mut resp = json_response(StatusCode::OK, &views);
-    if let Some(next) = &page.next_cursor {
+    let base = base_url(app, req.headers())?;
+    let page = within_store_timeout(app, app.read.list(limit, cursor)).await?;
+    // The page can be cut only where a cursor continues it.
+    let budget = if page.cursors.len() == page.pastes.len() {
+        httpkit::limits::PAGE_BUDGET_BYTES
+    } else {
+        usize::MAX
+    };
+    let (json, sent) = page_json(&page, &base, budget)?;
+    let next = if sent < page.pastes.len() {
+        sent.checked_sub(1).and_then(|last| page.cursors.get(last))
+    } else {
+        page.next_cursor.as_ref()
+    };
+    let mut resp = json_answer(app, json).await?;
+    if let Some(next) = next {
         let link = format!("<{base}/pastes?limit={limit}&cursor={next}>; rel=\"next\"");
         if let Ok(value) = HeaderValue::from_str(&link) {
             resp.headers_mut().insert(header::LINK, value);
         }
     }
     Ok(resp)
+}
+
+/// The JSON array of the first pastes of `page` that fit in `budget` bytes (at least
+/// one), and how many that is.
+fn page_json(page: &read::Page, base: &str, budget: usize) -> Result<(Vec<u8>, usize), ApiError> {
+    let mut json = Vec::with_capacity(budget.min(64 * 1024));
+    json.push(b'[');
+    let mut sent = 0;
+    for paste in &page.pastes {
+        let item = serde_json::to_vec(&PasteView::new(paste, base)).map_err(|err| {
+            tracing::error!(%err, "could not serialize a paste");
+            ApiError::Internal
+        })?;
+        // One byte for the comma or the closing bracket.
+        if sent > 0 && json.len() + item.len() + 1 > budget {
+            break;
+        }
+        if sent > 0 {
+            json.push(b',');
+        }
+        json.extend_from_slice(&item);
+        sent += 1;
+    }
+    json.push(b']');
+    Ok((json, sent))
 }
 
 /// `limit` and `cursor` from the query string; other parameters are ignored.
@@ -141,5 +192,49 @@ mod tests {
         assert!(page_query("cursor=a%20b").is_err());
         assert!(page_query("cursor=").is_err());
         assert_eq!(page_query("foo=bar").unwrap(), (50, None));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_listing_query_is_a_page_or_a_4xx_json_error(query in ".{0,80}") {
+            if let Err(err) = page_query(&query) {
+                let resp = err.into_response();
+                proptest::prop_assert!(resp.status().is_client_error());
+                proptest::prop_assert_eq!(&resp.headers()[header::CONTENT_TYPE], "application/json");
+            }
+        }
+    }
+
+    fn paste(n: usize, text: &str) -> Paste {
+        Paste {
+            meta: sqlsvc::api::Meta {
+                paste_id: format!("{n:0>10}").parse().unwrap(),
+                paste_path: format!("p{n}"),
+                created_at: 0,
+                expires_at: None,
+                size: Some(text.len() as u64),
+            },
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn a_page_is_cut_by_its_escaped_size() {
+        // Control characters: 6 bytes of JSON per byte of text.
+        let text = "\u{1}".repeat(1000);
+        let page = read::Page {
+            pastes: (0..10).map(|n| paste(n, &text)).collect(),
+            cursors: (0..10).map(|n| format!("c{n}")).collect(),
+            next_cursor: Some("c9".into()),
+        };
+        let (json, sent) = page_json(&page, "http://h", 20_000).unwrap();
+        assert_eq!(sent, 3, "{} bytes", json.len());
+        assert!(json.len() <= 20_000);
+        let parsed: Vec<serde_json::Value> = serde_json::from_slice(&json).unwrap();
+        assert_eq!(parsed.len(), 3);
+        // At least one paste, whatever its size.
+        let (json, sent) = page_json(&page, "http://h", 10).unwrap();
+        assert_eq!(sent, 1);
+        assert!(json.len() > 6000);
     }
 }
