@@ -216,8 +216,10 @@ async fn a_dead_backend_gives_a_quick_502() {
     let mut config = lb::Config::new(vec![dead.authority()]);
     // Quick means "on the refusal", not "after the connect timeout": with a connect
     // timeout far longer than the client waits, only the refusal can produce the 502.
+    // (Nested, as the balancer requires: connect < response < retry budget.)
     config.connect_timeout = Duration::from_secs(600);
-    config.retry.budget = Duration::from_secs(600);
+    config.response_timeout = Duration::from_secs(1200);
+    config.retry.budget = Duration::from_secs(2400);
     let lb = TestLb::start(config).await;
     let client = client();
     let answer = client
