@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use crate::LoadError;
 use crate::cli::Cli;
+use crate::hosts;
 use crate::plan::RunPlan;
 use crate::report::{Machine, Report};
 use crate::run::run;
@@ -67,6 +68,12 @@ async fn spawned(
             "--webservers must be counts within 1..64, e.g. 1,2,4".into(),
         ));
     }
+    let emulate = cli.emulation();
+    if emulate.is_some() && !nix::unistd::geteuid().is_root() {
+        return Err(LoadError::Config(
+            "--emulate-hosts needs root (pastebin up makes network namespaces and cgroups)".into(),
+        ));
+    }
     let bin = match &cli.pastebin_bin {
         Some(path) => path.clone(),
         None => stack::default_binary().ok_or_else(|| {
@@ -78,24 +85,47 @@ async fn spawned(
         if *stop.borrow() {
             break;
         }
-        eprintln!("starting a stack with {n} webserver(s)...");
-        let stack = Stack::start(&bin, n, stop.clone()).await?;
+        eprintln!(
+            "starting a stack with {n} webserver(s){}...",
+            if emulate.is_some() {
+                " on emulated hosts"
+            } else {
+                ""
+            }
+        );
+        let stack = Stack::start(&bin, n, emulate.as_deref(), stop.clone()).await?;
         let outcome = async {
             let target = Target::resolve(&stack.url).await?;
             let target = match &cli.get {
                 Some(path) => target.with_path(path)?,
                 None => target,
             };
+            // Each host's CPU time at the end of the warm-up and at the end of the run.
+            let window_start = (!stack.hosts.is_empty()).then(|| {
+                let hosts = stack.hosts.clone();
+                let warmup = plan.warmup;
+                tokio::spawn(async move {
+                    tokio::time::sleep(warmup).await;
+                    hosts::sample(&hosts)
+                })
+            });
             let result = run(&target, plan, stop.clone()).await?;
-            Ok::<_, LoadError>((result, target))
+            let cpu = match window_start {
+                Some(task) => match task.await {
+                    Ok(first) => hosts::between(&stack.hosts, &first, &hosts::sample(&stack.hosts)),
+                    Err(_) => Vec::new(),
+                },
+                None => Vec::new(),
+            };
+            Ok::<_, LoadError>((result, target, cpu))
         }
         .await;
         let log = stack.log_path();
         if let Err(err) = stack.stop().await {
             eprintln!("warning: {err} (log: {})", log.display());
         }
-        let (result, target) = outcome?;
-        let report = Report::new(
+        let (result, target, cpu) = outcome?;
+        let mut report = Report::new(
             &result,
             plan,
             &target.url,
@@ -103,6 +133,8 @@ async fn spawned(
             cli.threads(),
             Machine::here(true),
         );
+        report.emulated_hosts = emulate.is_some();
+        report.hosts_cpu = cpu;
         print!("{}", report.table());
         println!();
         reports.push(report);
@@ -117,11 +149,16 @@ async fn spawned(
         }
         if let Some(path) = cli.svg.clone().or_else(|| default("svg")) {
             let title = format!(
-                "pastebin: throughput vs webservers ({} loop, {} connections{})",
+                "pastebin: throughput vs webservers ({} loop, {} connections{}{})",
                 plan.mode(),
                 plan.connections,
                 plan.rate
-                    .map_or(String::new(), |r| format!(", {r} req/s offered"))
+                    .map_or(String::new(), |r| format!(", {r} req/s offered")),
+                match &emulate {
+                    Some(budgets) if budgets.is_empty() => ", emulated hosts".to_owned(),
+                    Some(budgets) => format!(", emulated hosts, cpu {}", budgets.join(" ")),
+                    None => String::new(),
+                }
             );
             write(&path, &sweep::svg(&reports, &title))?;
             eprintln!("wrote {}", path.display());

@@ -32,6 +32,27 @@ pub struct Cli {
     #[arg(long, value_delimiter = ',', requires = "spawn", default_value = "2")]
     pub webservers: Vec<usize>,
 
+    /// With --spawn: run every component on an emulated host of its own (`pastebin up
+    /// --emulate-hosts`: network namespaces, CPU budgets through cgroups; needs root).
+    /// The report adds each host's CPU use.
+    #[arg(long, requires = "spawn")]
+    pub emulate_hosts: bool,
+
+    /// With --emulate-hosts: CPU budget of each webserver host, in cores (the same as
+    /// --host-cpu web=CORES).
+    #[arg(long, requires = "emulate_hosts", value_name = "CORES")]
+    pub web_cpu: Option<f64>,
+
+    /// With --emulate-hosts: CPU budget of the hosts of a role, in cores: lb=1,
+    /// web=0.25, sqlsvc=0.5, nosqlsvc=0.5. Repeat or comma-separate.
+    #[arg(
+        long,
+        requires = "emulate_hosts",
+        value_delimiter = ',',
+        value_name = "ROLE=CORES"
+    )]
+    pub host_cpu: Vec<String>,
+
     /// With --spawn: the pastebin binary (default: next to this binary).
     #[arg(long, requires = "spawn", value_name = "PATH")]
     pub pastebin_bin: Option<PathBuf>,
@@ -143,6 +164,17 @@ impl Cli {
         }
     }
 
+    /// The `--host-cpu` budgets for `pastebin up`, when hosts are emulated.
+    pub fn emulation(&self) -> Option<Vec<String>> {
+        self.emulate_hosts.then(|| {
+            let mut budgets = self.host_cpu.clone();
+            if let Some(cores) = self.web_cpu {
+                budgets.push(format!("web={cores}"));
+            }
+            budgets
+        })
+    }
+
     pub fn threads(&self) -> usize {
         self.threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -210,6 +242,20 @@ mod tests {
         assert_eq!(cli.webservers, [1, 2, 4]);
         assert_eq!(cli.plan(false).mode(), "open");
         assert!(Cli::try_parse_from(["loadtest", "--webservers", "2"]).is_err());
+        assert_eq!(cli.emulation(), None);
+        let cli = Cli::try_parse_from([
+            "loadtest",
+            "--spawn",
+            "--emulate-hosts",
+            "--web-cpu",
+            "0.25",
+            "--host-cpu",
+            "lb=1,sqlsvc=0.5",
+        ])
+        .unwrap();
+        assert_eq!(cli.emulation().unwrap(), ["lb=1", "sqlsvc=0.5", "web=0.25"]);
+        assert!(Cli::try_parse_from(["loadtest", "--spawn", "--web-cpu", "1"]).is_err());
+        assert!(Cli::try_parse_from(["loadtest", "--emulate-hosts"]).is_err());
         assert!(Cli::try_parse_from(["loadtest", "--keys", "pareto"]).is_err());
     }
 }

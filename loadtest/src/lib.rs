@@ -23,6 +23,7 @@ pub use target::Target;
 pub mod app;
 pub mod cli;
 pub mod hello;
+pub mod hosts;
 pub mod report;
 pub mod stack;
 pub mod sweep;

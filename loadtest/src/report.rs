@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::hosts::{self, CpuUse};
 use crate::plan::{Mix, RunPlan, Workload};
 use crate::run::RunResult;
 use crate::stats::{ErrorKind, Kind, KindStats, Percentiles};
@@ -37,6 +38,12 @@ pub struct Report {
     pub missed: u64,
     pub keys_created: usize,
     pub mismatch_samples: Vec<String>,
+    /// The stack ran on emulated hosts (`pastebin up --emulate-hosts`).
+    pub emulated_hosts: bool,
+    /// With emulated hosts: each host's CPU use over the measured window, and this
+    /// generator's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts_cpu: Vec<CpuUse>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -145,6 +152,8 @@ impl Report {
             missed: stats.missed,
             keys_created: result.keys_created,
             mismatch_samples: stats.mismatch_samples.clone(),
+            emulated_hosts: false,
+            hosts_cpu: Vec::new(),
         }
     }
 
@@ -245,6 +254,13 @@ impl Report {
         }
         for s in &self.mismatch_samples {
             let _ = writeln!(out, "  mismatch: {s}");
+        }
+        if !self.hosts_cpu.is_empty() {
+            let _ = writeln!(
+                out,
+                "cpu (cores; used/budget, * = saturated): {}",
+                hosts::summary(&self.hosts_cpu)
+            );
         }
         out
     }

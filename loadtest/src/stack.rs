@@ -26,6 +26,8 @@ pub struct Stack {
     /// The balancer's URL, `http://127.0.0.1:PORT`.
     pub url: String,
     pub webservers: usize,
+    /// The emulated hosts, with `--emulate-hosts`.
+    pub hosts: Vec<crate::hosts::Host>,
     dir: tempfile::TempDir,
     /// Keeps reading the launcher's stdout so that it never blocks or sees EPIPE.
     drain: JoinHandle<()>,
@@ -45,11 +47,13 @@ pub fn default_binary() -> Option<PathBuf> {
 }
 
 impl Stack {
-    /// Launches a stack with `webservers` webservers; gives up after a minute, or
-    /// when `stop` turns true.
+    /// Launches a stack with `webservers` webservers (on emulated hosts with these
+    /// `--host-cpu` budgets, when `emulate` is set); gives up after a minute, or when
+    /// `stop` turns true.
     pub async fn start(
         bin: &Path,
         webservers: usize,
+        emulate: Option<&[String]>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<Stack, LoadError> {
         if !bin.is_file() {
@@ -74,10 +78,15 @@ impl Stack {
         let log = std::fs::File::create(&log_path).map_err(|err| {
             LoadError::Spawn(format!("cannot create {}: {err}", log_path.display()))
         })?;
-        let mut child = Command::new(bin)
-            .arg("--config")
-            .arg(&config)
-            .arg("up")
+        let mut cmd = Command::new(bin);
+        cmd.arg("--config").arg(&config).arg("up");
+        if let Some(budgets) = emulate {
+            cmd.arg("--emulate-hosts");
+            for budget in budgets {
+                cmd.args(["--host-cpu", budget]);
+            }
+        }
+        let mut child = cmd
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -123,13 +132,24 @@ impl Stack {
             }
         };
         let drain = tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Stack {
+        let mut stack = Stack {
             child,
             url,
             webservers,
+            hosts: Vec::new(),
             dir,
             drain,
-        })
+        };
+        if emulate.is_some() {
+            match crate::hosts::read(&data_dir.join("emulated-hosts.json")) {
+                Ok(hosts) => stack.hosts = hosts,
+                Err(err) => {
+                    let _ = stack.stop().await;
+                    return Err(LoadError::Spawn(err));
+                }
+            }
+        }
+        Ok(stack)
     }
 
     /// The stack's log file (stderr of the launcher and its children).

@@ -20,6 +20,45 @@ fn errors(r: &Report) -> u64 {
     ErrorKind::ALL.iter().map(|&e| r.error(e)).sum()
 }
 
+/// The CPU use of a role's hosts in one step: the busiest host's cores, all its
+/// hosts' cores, whether any is saturated, and the budget per host.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct RoleCpu {
+    max: f64,
+    total: f64,
+    saturated: bool,
+    budget: Option<f64>,
+    seen: bool,
+}
+
+/// The roles a sweep reports CPU for, in table order (`generator` is loadtest).
+const ROLES: [&str; 5] = ["lb", "web", "sqlsvc", "nosqlsvc", "generator"];
+
+fn role_cpu(r: &Report, role: &str) -> RoleCpu {
+    r.hosts_cpu
+        .iter()
+        .filter(|u| u.role == role)
+        .fold(RoleCpu::default(), |acc, u| RoleCpu {
+            max: acc.max.max(u.cores),
+            total: acc.total + u.cores,
+            saturated: acc.saturated || u.saturated(),
+            budget: acc.budget.or(u.budget),
+            seen: true,
+        })
+}
+
+/// `0.25*`: the busiest host's cores, starred when saturated; `-` when unknown.
+fn cpu_cell(c: RoleCpu) -> String {
+    if !c.seen {
+        return "-".into();
+    }
+    format!("{:.2}{}", c.max, if c.saturated { "*" } else { "" })
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or(String::new(), |x| x.to_string())
+}
+
 /// The sweep table, as printed.
 pub fn table(reports: &[Report]) -> String {
     let mut out = String::new();
@@ -37,8 +76,18 @@ pub fn table(reports: &[Report]) -> String {
         "write p99 ms",
         "errors"
     );
-    for r in reports {
+    let emulated = reports.iter().any(|r| r.emulated_hosts);
+    if emulated {
+        // Same rows, and the hosts' CPU use to the right.
+        out.pop();
         let _ = writeln!(
+            out,
+            " {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "lb cpu", "web cpu", "sql cpu", "nosql cpu", "gen cpu"
+        );
+    }
+    for r in reports {
+        let _ = write!(
             out,
             "{:>10} {:>11.1} {:>10.1} {:>10.1} {:>9.2} {:>9.2} {:>9.2} {:>12.2} {:>12.2} {:>8}",
             r.webservers.unwrap_or(0),
@@ -52,6 +101,30 @@ pub fn table(reports: &[Report]) -> String {
             kind_p99(r, Kind::Write),
             errors(r)
         );
+        if emulated {
+            for role in ROLES {
+                let _ = write!(out, " {:>8}", cpu_cell(role_cpu(r, role)));
+            }
+        }
+        out.push('\n');
+    }
+    if emulated {
+        let budgets: Vec<String> = ROLES[..4]
+            .iter()
+            .map(|&role| {
+                let budget = reports.iter().find_map(|r| role_cpu(r, role).budget);
+                format!(
+                    "{role} {}",
+                    budget.map_or("unlimited".to_owned(), |b| format!("{b}"))
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "cpu: cores used over the measured window (web: the busiest webserver host), * = at least {:.0}% of the host's budget; budgets per host: {}",
+            crate::hosts::SATURATED * 100.0,
+            budgets.join(", ")
+        );
     }
     out
 }
@@ -59,13 +132,13 @@ pub fn table(reports: &[Report]) -> String {
 /// The sweep as CSV, one row per webserver count.
 pub fn csv(reports: &[Report]) -> String {
     let mut out = String::from(
-        "webservers,mode,connections,rate,duration_s,requests,requests_per_second,read_rps,write_rps,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,read_p99_ms,write_p99_ms,errors,mismatches,missed\n",
+        "webservers,mode,connections,rate,duration_s,requests,requests_per_second,read_rps,write_rps,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,read_p99_ms,write_p99_ms,errors,mismatches,missed,emulated_hosts,lb_cpu_budget,web_cpu_budget,sqlsvc_cpu_budget,nosqlsvc_cpu_budget,lb_cpu,web_cpu_total,web_cpu_max,sqlsvc_cpu,nosqlsvc_cpu,generator_cpu,saturated\n",
     );
     for r in reports {
         let l = &r.latency_ms;
         let _ = writeln!(
             out,
-            "{},{},{},{},{:.3},{},{:.1},{:.1},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{}",
+            "{},{},{},{},{:.3},{},{:.1},{:.1},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{},{}",
             r.webservers.unwrap_or(0),
             r.params.mode,
             r.params.connections,
@@ -84,10 +157,45 @@ pub fn csv(reports: &[Report]) -> String {
             kind_p99(r, Kind::Write),
             errors(r),
             r.error(ErrorKind::Mismatch),
-            r.missed
+            r.missed,
+            cpu_csv(r)
         );
     }
     out
+}
+
+/// The CSV's host columns: emulated, the four budgets, each role's cores (web as
+/// total and busiest host), and the saturated hosts (space-separated).
+fn cpu_csv(r: &Report) -> String {
+    let c: Vec<RoleCpu> = ROLES.iter().map(|&role| role_cpu(r, role)).collect();
+    let cores = |c: RoleCpu, v: f64| {
+        if c.seen {
+            format!("{v:.3}")
+        } else {
+            String::new()
+        }
+    };
+    let saturated: Vec<&str> = r
+        .hosts_cpu
+        .iter()
+        .filter(|u| u.saturated())
+        .map(|u| u.name.as_str())
+        .collect();
+    [
+        r.emulated_hosts.to_string(),
+        opt(c[0].budget),
+        opt(c[1].budget),
+        opt(c[2].budget),
+        opt(c[3].budget),
+        cores(c[0], c[0].total),
+        cores(c[1], c[1].total),
+        cores(c[1], c[1].max),
+        cores(c[2], c[2].total),
+        cores(c[3], c[3].total),
+        cores(c[4], c[4].total),
+        saturated.join(" "),
+    ]
+    .join(",")
 }
 
 /// A line chart: requests/s (left axis, solid) and p99 latency (right axis, dashed)

@@ -106,6 +106,83 @@ pub struct Overrides {
     pub lb_trusted_proxies: Vec<String>,
 }
 
+/// `pastebin up`'s emulated hosts (see README: Emulated hosts).
+#[derive(Args, Debug, Clone, Default)]
+pub struct EmulateArgs {
+    /// Run every component on an emulated host of its own: its own network namespace
+    /// and address (198.18.0.0/15) on a bridge, optionally its own CPU budget. Needs root.
+    #[arg(long)]
+    pub emulate_hosts: bool,
+    /// CPU budget of each emulated host of a role, in cores: web=0.25 (every
+    /// webserver host), lb=1, sqlsvc=0.5, nosqlsvc=0.5. Repeat or comma-separate.
+    #[arg(long = "host-cpu", value_delimiter = ',', value_name = "ROLE=CORES")]
+    pub host_cpu: Vec<String>,
+}
+
+/// CPU budgets per emulated host of each role, in cores; `None`: no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HostCpu {
+    pub lb: Option<f64>,
+    pub web: Option<f64>,
+    pub sqlsvc: Option<f64>,
+    pub nosqlsvc: Option<f64>,
+}
+
+impl HostCpu {
+    /// The budget of a host running `kind`.
+    pub fn of(&self, kind: crate::component::Kind) -> Option<f64> {
+        use crate::component::Kind;
+        match kind {
+            Kind::Lb => self.lb,
+            Kind::Web => self.web,
+            Kind::Sqlsvc => self.sqlsvc,
+            Kind::Nosqlsvc => self.nosqlsvc,
+        }
+    }
+
+    pub fn any(&self) -> bool {
+        [self.lb, self.web, self.sqlsvc, self.nosqlsvc]
+            .iter()
+            .any(Option::is_some)
+    }
+}
+
+impl EmulateArgs {
+    /// The budgets, when hosts are emulated; `None` when they are not.
+    pub fn resolve(&self) -> Result<Option<HostCpu>, ConfigError> {
+        if !self.emulate_hosts {
+            if !self.host_cpu.is_empty() {
+                return Err(ConfigError(
+                    "host cpu budgets (--host-cpu) need --emulate-hosts".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        let mut cpu = HostCpu::default();
+        for item in &self.host_cpu {
+            let bad = || {
+                ConfigError(format!(
+                    "host cpu budget (--host-cpu) must be ROLE=CORES with ROLE lb, web, sqlsvc or nosqlsvc and CORES from 0.01 to 1024, not {item:?}"
+                ))
+            };
+            let (role, cores) = item.split_once('=').ok_or_else(bad)?;
+            let cores: f64 = cores.trim().parse().map_err(|_| bad())?;
+            if !(0.01..=1024.0).contains(&cores) {
+                return Err(bad());
+            }
+            let slot = match role.trim() {
+                "lb" => &mut cpu.lb,
+                "web" => &mut cpu.web,
+                "sqlsvc" => &mut cpu.sqlsvc,
+                "nosqlsvc" => &mut cpu.nosqlsvc,
+                _ => return Err(bad()),
+            };
+            *slot = Some(cores);
+        }
+        Ok(Some(cpu))
+    }
+}
+
 /// The config file. Every field is optional; see `Settings` for the defaults.
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
@@ -613,6 +690,49 @@ mod tests {
             ..Overrides::default()
         };
         assert!(Settings::load(&over).unwrap_err().0.contains("cuont"));
+    }
+
+    #[test]
+    fn host_cpu_budgets_parse_and_need_emulation() {
+        let args = |emulate: bool, cpu: &[&str]| EmulateArgs {
+            emulate_hosts: emulate,
+            host_cpu: cpu.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        assert_eq!(args(false, &[]).resolve().unwrap(), None);
+        let cpu = args(true, &["web=0.25", "lb=1", "sqlsvc=0.5"])
+            .resolve()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            cpu,
+            HostCpu {
+                lb: Some(1.0),
+                web: Some(0.25),
+                sqlsvc: Some(0.5),
+                nosqlsvc: None
+            }
+        );
+        assert!(cpu.any());
+        assert!(!args(true, &[]).resolve().unwrap().unwrap().any());
+        assert!(
+            args(false, &["web=1"])
+                .resolve()
+                .unwrap_err()
+                .0
+                .contains("--emulate-hosts")
+        );
+        for bad in [
+            "web", "web=0", "web=-1", "web=x", "db=1", "web=2000", "web=NaN",
+        ] {
+            assert!(
+                args(true, &[bad])
+                    .resolve()
+                    .unwrap_err()
+                    .0
+                    .contains("--host-cpu"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! `pastebin`: `pastebin up` launches the whole topology as separate processes; `pastebin
 //! lb|web|sqlsvc|nosqlsvc` runs one component alone, for deployment on its own host.
 
+mod cgroup;
 mod component;
 mod config;
+mod emulate;
+mod netns;
 mod supervisor;
 
 use std::process::ExitCode;
@@ -10,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::component::Kind;
-use crate::config::{Overrides, Settings};
+use crate::config::{EmulateArgs, Overrides, Settings};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -29,7 +32,7 @@ struct Cli {
 enum Command {
     /// Run the whole topology on this machine (lb, N webservers, sqlsvc, nosqlsvc) as
     /// separate processes; restart any that dies; stop all on Ctrl-C / SIGTERM.
-    Up,
+    Up(EmulateArgs),
     /// Ask the running `pastebin up` (same data directory) to run N webservers: new
     /// ones join the balancer once healthy, removed ones leave it and drain.
     Scale {
@@ -64,6 +67,23 @@ const EXIT_USAGE: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     httpkit::logging::init("info");
+    let emulate = match &cli.command {
+        Command::Up(args) => match args.resolve() {
+            Ok(emulate) => emulate,
+            Err(err) => {
+                eprintln!("pastebin: bad configuration: {err}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        _ => None,
+    };
+    // Before anything else, so nothing is touched without the rights to finish.
+    if emulate.is_some() && !emulate::is_root() {
+        eprintln!(
+            "pastebin: --emulate-hosts needs root: it makes network namespaces, a bridge, veth pairs and cgroups. Run it as root (e.g. with sudo)."
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
     let settings = match Settings::load(&cli.overrides) {
         Ok(settings) => settings,
         Err(err) => {
@@ -83,7 +103,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Up => supervisor::up(settings).await,
+            Command::Up(_) => supervisor::up(settings, emulate).await,
             Command::Scale { count } => supervisor::request_scale(&settings, count).await,
             Command::Lb(args) => {
                 component::run(Kind::Lb, &settings, args.listen, args.exit_with_parent).await

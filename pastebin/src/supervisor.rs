@@ -18,7 +18,8 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::component::{Kind, LISTENING};
-use crate::config::{MAX_WEBSERVERS, NosqlBackend, Settings};
+use crate::config::{HostCpu, MAX_WEBSERVERS, NosqlBackend, Settings};
+use crate::emulate::{Emulation, Host};
 
 /// How long a child may take to bind and then to pass its health check.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,6 +35,8 @@ struct Spec {
     index: usize,
     args: Vec<OsString>,
     listen: String,
+    /// The emulated host it runs on, if hosts are emulated.
+    host: Option<Host>,
 }
 
 impl Spec {
@@ -78,9 +81,11 @@ struct Topology {
     stores: Vec<Supervised>,
     webs: Vec<Supervised>,
     lb: Option<Supervised>,
+    /// The emulated hosts, with `--emulate-hosts`.
+    emulation: Option<Emulation>,
 }
 
-pub async fn up(settings: Settings) -> Result<(), String> {
+pub async fn up(settings: Settings, emulate: Option<HostCpu>) -> Result<(), String> {
     // Before anything else: a SIGHUP must never kill the launcher.
     let mut hup =
         signal(SignalKind::hangup()).map_err(|err| format!("cannot listen for SIGHUP: {err}"))?;
@@ -96,7 +101,19 @@ pub async fn up(settings: Settings) -> Result<(), String> {
     // one fails at once, naming the lock and its holder, instead of its stores
     // failing on their own file locks after start-up retries.
     let _lock = lock_data_dir(&settings.data_dir)?;
+    let emulation = match emulate {
+        Some(budgets) => {
+            let dir = settings.data_dir.clone();
+            // May wait for another launcher's lock, or for a dead one's leftovers.
+            let started = tokio::task::spawn_blocking(move || Emulation::start(&dir, budgets))
+                .await
+                .map_err(|err| format!("emulated hosts: {err}"))?;
+            Some(started?)
+        }
+        None => None,
+    };
     let mut topo = Topology {
+        emulation,
         exe: std::env::current_exe().map_err(|err| format!("cannot find own binary: {err}"))?,
         probe: JsonClient::new(ClientConfig {
             request_timeout: Duration::from_secs(2),
@@ -150,11 +167,13 @@ impl Topology {
             (Kind::Sqlsvc, self.settings.sqlsvc.clone()),
             (Kind::Nosqlsvc, self.settings.nosqlsvc.clone()),
         ] {
+            let (listen, host) = self.place(kind, 0, listen)?;
             let spec = Spec {
                 kind,
                 index: 0,
                 args: self.common.clone(),
                 listen,
+                host,
             };
             let sup = start(&self.exe, spec, &self.probe).await?;
             self.stores.push(sup);
@@ -169,11 +188,13 @@ impl Topology {
             "--lb-backends-file".into(),
             self.backends_file().into_os_string(),
         ]);
+        let (listen, host) = self.place(Kind::Lb, 0, self.settings.lb_listen.clone())?;
         let spec = Spec {
             kind: Kind::Lb,
             index: 0,
             args,
-            listen: self.settings.lb_listen.clone(),
+            listen,
+            host,
         };
         let lb = start(&self.exe, spec, &self.probe).await?;
         let addr = lb.addr.clone();
@@ -202,15 +223,34 @@ impl Topology {
         let mut args = self.common.clone();
         args.extend(["--sqlsvc".into(), self.stores[0].addr.clone().into()]);
         args.extend(["--nosqlsvc".into(), self.stores[1].addr.clone().into()]);
+        let (listen, host) = self.place(Kind::Web, index, listen)?;
         let spec = Spec {
             kind: Kind::Web,
             index,
             args,
             listen,
+            host,
         };
         let sup = start(&self.exe, spec, &self.probe).await?;
         self.webs.push(sup);
         Ok(())
+    }
+
+    /// Where a component runs: on the machine at the configured address, or on its
+    /// emulated host, at that host's address with the configured port.
+    fn place(
+        &mut self,
+        kind: Kind,
+        index: usize,
+        configured: String,
+    ) -> Result<(String, Option<Host>), String> {
+        match &mut self.emulation {
+            None => Ok((configured, None)),
+            Some(emulation) => {
+                let host = emulation.host(kind, index)?;
+                Ok((host.listen(&configured), Some(host)))
+            }
+        }
     }
 
     fn web_addrs(&self) -> Vec<String> {
@@ -330,6 +370,16 @@ impl Topology {
         }
         stop_together(std::mem::take(&mut self.webs)).await;
         stop_together(std::mem::take(&mut self.stores)).await;
+        if let Some(mut emulation) = self.emulation.take() {
+            let id = emulation.id().to_owned();
+            match tokio::task::spawn_blocking(move || emulation.teardown()).await {
+                Ok(Ok(())) => tracing::info!(run = %id, "emulated hosts removed"),
+                Ok(Err(err)) => {
+                    tracing::error!(run = %id, %err, "emulated hosts not fully removed")
+                }
+                Err(err) => tracing::error!(run = %id, %err, "removing the emulated hosts failed"),
+            }
+        }
     }
 }
 
@@ -552,7 +602,18 @@ async fn wait_or_stop(stop: &mut watch::Receiver<bool>, delay: Duration) -> bool
 
 /// Spawns the child and reads the address it announces.
 async fn spawn_child(exe: &std::path::Path, spec: &Spec) -> Result<(Child, String), String> {
-    let mut cmd = Command::new(exe);
+    let mut cmd = match &spec.host {
+        Some(host) => host.command(exe),
+        None => Command::new(exe),
+    };
+    // A host with a budget of c cores runs its runtime on ceil(c) worker threads,
+    // as it would on a machine with that many cores.
+    if let Some(cores) = spec.host.as_ref().and_then(|h| h.cpu_budget) {
+        cmd.env(
+            "TOKIO_WORKER_THREADS",
+            (cores.ceil() as u64).max(1).to_string(),
+        );
+    }
     cmd.arg(spec.kind.name())
         .arg("--listen")
         .arg(&spec.listen)
@@ -566,6 +627,15 @@ async fn spawn_child(exe: &std::path::Path, spec: &Spec) -> Result<(Child, Strin
         .process_group(0)
         .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|err| format!("cannot spawn: {err}"))?;
+    // Into its host's CPU group at once: at most the first moments of `ip netns
+    // exec` run outside it (a pre-exec hook would need unsafe code).
+    if let (Some(host), Some(pid)) = (&spec.host, child.id())
+        && let Err(err) = host.enter(pid)
+    {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        return Err(err);
+    }
     let stdout = child.stdout.take().ok_or("child has no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let first = tokio::time::timeout(START_TIMEOUT, lines.next_line()).await;
