@@ -12,6 +12,13 @@
 # Outside CI, a missing chromium/chromedriver makes the browser tests skip loudly, and a
 # FerretDB or a Schemathesis that cannot be installed makes that part skip loudly;
 # under CI=true it is a failure.
+#
+# The tests that need FerretDB are #[ignore]d with the reason, so a plain `cargo test`
+# lists them as ignored, never as passed; this script runs them with `--ignored` once
+# FerretDB is up. Outside CI, a FerretDB that cannot be built or started makes that
+# part skip loudly (and counted); under CI=true it is a failure.
+#
+# Arguments go to every test binary, e.g. `scripts/test.sh --test-threads=1`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,14 +64,20 @@ else
 fi
 fdb_install_pid=""
 
-echo "test.sh: cargo test (embedded store; the MongoDB suites use FerretDB if it is up)"
-cargo test --release --workspace --all-targets
+echo "test.sh: cargo test (embedded store; tests needing FerretDB are ignored here)"
+cargo test --release --workspace --all-targets -- "$@"
 
 if [ "$mongo_ready" = "true" ]; then
+    echo "test.sh: the ignored tests that need FerretDB (MongoDB backend, FerretDB restart)"
+    # (Ignored benchmarks are named bench_*: figures, not checks; not run here.)
+    cargo test --release --workspace --all-targets -- --ignored --skip bench_ "$@"
     echo "test.sh: end-to-end API tests again, nosqlsvc on MongoDB (FerretDB)"
-    PASTEBIN_TEST_NOSQL=mongodb cargo test --release -p pastebin --test api
+    PASTEBIN_TEST_NOSQL=mongodb cargo test --release -p pastebin --test api -- "$@"
     echo "test.sh: the size matrix again, nosqlsvc on MongoDB (16 MiB documents)"
-    PASTEBIN_TEST_NOSQL=mongodb cargo test --release -p pastebin --test hardening size_matrix
+    PASTEBIN_TEST_NOSQL=mongodb cargo test --release -p pastebin --test hardening size_matrix -- "$@"
+else
+    n_ignored="$(cargo test --release --workspace --all-targets -- --list --ignored --skip bench_ 2>/dev/null | grep -c ': test$' || true)"
+    echo "test.sh: ******** SKIPPED: $n_ignored tests that need FerretDB, and the API tests on MongoDB ********" >&2
 fi
 
 if scripts/schemathesis.sh install >/dev/null; then

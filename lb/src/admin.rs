@@ -99,6 +99,7 @@ struct Status {
     requests: u64,
     retries: u64,
     reloads: u64,
+    reloads_rejected: u64,
     backends: Vec<BackendStatus>,
 }
 
@@ -143,6 +144,7 @@ fn status(registry: &Registry, totals: &Totals) -> Status {
         requests: load(&totals.requests),
         retries: load(&totals.retries),
         reloads: load(&totals.reloads),
+        reloads_rejected: load(&totals.reloads_rejected),
         backends,
     }
 }

@@ -95,8 +95,12 @@ pub async fn run_with_reload(
                     _ = stop.changed() => return,
                 }
                 let list = reload.borrow_and_update().clone();
-                apply_reload(&registry, &client, &health, &list, &stop);
-                totals.reloads.fetch_add(1, Ordering::Relaxed);
+                let counter = if apply_reload(&registry, &client, &health, &list, &stop) {
+                    &totals.reloads
+                } else {
+                    &totals.reloads_rejected
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
             }
         })
     };
@@ -117,21 +121,26 @@ pub async fn run_with_reload(
     served
 }
 
+/// Applies a new list; `false` if it had a bad entry and was ignored.
 fn apply_reload(
     registry: &Registry,
     client: &HttpClient,
     health: &HealthConfig,
     list: &[String],
     stop: &watch::Receiver<bool>,
-) {
+) -> bool {
     let parsed: Result<Vec<_>, _> = list.iter().map(|b| config::parse_authority(b)).collect();
     match parsed {
         Ok(authorities) => {
             for added in registry.replace(authorities, health) {
                 checker::spawn(&added, client.clone(), health.clone(), stop.clone());
             }
+            true
         }
-        Err(err) => tracing::error!(%err, "reload ignored; keeping the current webservers"),
+        Err(err) => {
+            tracing::error!(%err, "reload ignored; keeping the current webservers");
+            false
+        }
     }
 }
 

@@ -91,6 +91,8 @@ pub struct Totals {
     pub timeout: AtomicU64,
     pub retries: AtomicU64,
     pub reloads: AtomicU64,
+    /// Lists with a bad entry, ignored (the current list kept).
+    pub reloads_rejected: AtomicU64,
 }
 
 impl Totals {
@@ -161,6 +163,17 @@ pub fn render(totals: &Totals, backends: &[BackendView<'_>]) -> String {
         "Backend list reloads applied.",
     );
     let _ = writeln!(out, "lb_reloads_total {}", load(&totals.reloads));
+    header(
+        &mut out,
+        "lb_reloads_rejected_total",
+        "counter",
+        "Backend lists ignored because of a bad entry.",
+    );
+    let _ = writeln!(
+        out,
+        "lb_reloads_rejected_total {}",
+        load(&totals.reloads_rejected)
+    );
     header(
         &mut out,
         "lb_backends",

@@ -8,7 +8,9 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::process::Command;
 
@@ -148,18 +150,11 @@ async fn up_serves_through_both_webservers_restarts_a_dead_one_and_stops_cleanly
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    testkit::eventually("the launcher restarts the killed webserver", || async {
         let now_pids = up.web_pids().await;
-        if now_pids.len() == 2 && !now_pids.contains(&victim) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "webserver not restarted: {now_pids:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        now_pids.len() == 2 && !now_pids.contains(&victim)
+    })
+    .await;
     let (status, paste) = get(&format!("{}/pastes/{id}", up.url)).await;
     assert_eq!(status, 200);
     assert_eq!(paste["text"], "hello from up");
@@ -197,6 +192,8 @@ async fn bad_configuration_exits_with_a_usage_error_naming_the_setting() {
 struct Load {
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<LoadReport>>,
+    /// Requests finished so far, all clients together.
+    done: Arc<AtomicU64>,
 }
 
 #[derive(Default, Debug)]
@@ -211,6 +208,7 @@ struct LoadReport {
 impl Load {
     fn start(url: &str, clients: usize) -> Load {
         let (stop, rx) = tokio::sync::watch::channel(false);
+        let done = Arc::new(AtomicU64::new(0));
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http::<http_body_util::Full<bytes::Bytes>>();
@@ -219,6 +217,7 @@ impl Load {
                 let client = client.clone();
                 let url = url.to_owned();
                 let rx = rx.clone();
+                let done = done.clone();
                 tokio::spawn(async move {
                     let mut report = LoadReport::default();
                     let mut n = 0u64;
@@ -240,6 +239,7 @@ impl Load {
                             }
                             _ => report.failed_posts += 1,
                         }
+                        done.fetch_add(1, Ordering::SeqCst);
                         for i in 0..4 {
                             let Some((id, _)) = report
                                 .created
@@ -255,13 +255,23 @@ impl Load {
                                 Ok((200, _)) => {}
                                 other => report.failed_gets.push(format!("{id}: {other:?}")),
                             }
+                            done.fetch_add(1, Ordering::SeqCst);
                         }
                     }
                     report
                 })
             })
             .collect();
-        Load { stop, tasks }
+        Load { stop, tasks, done }
+    }
+
+    /// Waits until `n` more requests have finished: load runs through what comes.
+    async fn runs_for(&self, n: u64) {
+        let from = self.done.load(Ordering::SeqCst);
+        testkit::eventually(&format!("{n} more requests of load"), || async {
+            self.done.load(Ordering::SeqCst) >= from + n
+        })
+        .await;
     }
 
     async fn finish(self) -> LoadReport {
@@ -346,7 +356,7 @@ async fn scaling_out_and_in_under_load_fails_no_request() {
     let dir = tempfile::tempdir().unwrap();
     let up = Up::start(dir.path(), 1).await;
     let load = Load::start(&up.url, 4);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.runs_for(50).await;
 
     scale(dir.path(), 3).await;
     assert_eq!(
@@ -354,14 +364,14 @@ async fn scaling_out_and_in_under_load_fails_no_request() {
         3,
         "three webservers get traffic"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.runs_for(50).await;
     scale(dir.path(), 1).await;
     assert_eq!(
         webservers_seen(&up.url, 6).await.len(),
         1,
         "one webserver left"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.runs_for(50).await;
 
     let report = load.finish().await;
     assert!(
@@ -385,7 +395,7 @@ async fn kill_9_of_one_of_three_webservers_under_load_fails_no_get() {
     let pids = up.web_pids().await;
     assert_eq!(pids.len(), 3);
     let load = Load::start(&up.url, 4);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    load.runs_for(50).await;
 
     let victim = *pids.iter().next().unwrap();
     nix::sys::signal::kill(
@@ -394,7 +404,12 @@ async fn kill_9_of_one_of_three_webservers_under_load_fails_no_get() {
     )
     .unwrap();
     // Load goes on through the death and the launcher's restart of it.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    testkit::eventually("the launcher restarts the killed webserver", || async {
+        let now_pids = up.web_pids().await;
+        now_pids.len() == 3 && !now_pids.contains(&victim)
+    })
+    .await;
+    load.runs_for(100).await;
     let report = load.finish().await;
 
     assert!(report.gets > 50, "too little load: {report:?}");
@@ -413,13 +428,9 @@ async fn kill_9_of_one_of_three_webservers_under_load_fails_no_get() {
     check_all_readable(&up.url, &report.created).await;
 
     // The restarted webserver rejoined.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while webservers_seen(&up.url, 9).await.len() < 3 {
-        assert!(
-            Instant::now() < deadline,
-            "the restarted webserver did not rejoin"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    testkit::eventually("the restarted webserver rejoins", || async {
+        webservers_seen(&up.url, 9).await.len() == 3
+    })
+    .await;
     up.stop().await;
 }

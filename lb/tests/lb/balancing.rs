@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 
+use testkit::eventually;
+
 use crate::support::*;
 
 #[tokio::test]
@@ -14,10 +16,10 @@ async fn health_checks_take_a_backend_down_and_bring_it_back() {
     let b = FakeBackend::start("b").await;
     let lb = TestLb::start(test_config(&[&a, &b])).await;
     let client = client();
-    wait_available(&client, &lb, &a, true, Duration::from_secs(2)).await;
+    wait_available(&client, &lb, &a, true).await;
 
     a.set(Behaviour::Unhealthy);
-    wait_available(&client, &lb, &a, false, Duration::from_secs(2)).await;
+    wait_available(&client, &lb, &a, false).await;
     let status = status(&client, &lb).await;
     assert_eq!(status["backends"][0]["up"], false, "{status}");
     let before = a.hits();
@@ -27,7 +29,7 @@ async fn health_checks_take_a_backend_down_and_bring_it_back() {
     assert_eq!(a.hits(), before, "a down webserver got traffic");
 
     a.set(Behaviour::Normal);
-    wait_available(&client, &lb, &a, true, Duration::from_secs(2)).await;
+    wait_available(&client, &lb, &a, true).await;
     let mut backends = vec![];
     for _ in 0..10 {
         backends.push(get(&client, &lb.url("/pastes/x")).await.backend());
@@ -49,19 +51,22 @@ async fn a_backend_killed_under_get_load_costs_no_get() {
     let lb = TestLb::start(test_config(&[&a, &b, &c])).await;
     let client = client();
     let load = Load::start(&lb, 8, 5);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let hits_before_kill = b.hits();
-    assert!(hits_before_kill > 0);
+    eventually("b gets traffic", || async { b.hits() > 10 }).await;
     b.stop();
     let killed_at = tokio::time::Instant::now();
     // Ejected at once, then marked down by the health checks.
-    wait_available(&client, &lb, &b, false, Duration::from_secs(2)).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    wait_available(&client, &lb, &b, false).await;
+    // Load goes on while b is down: every worker finishes several requests.
+    load.each_finishes(10).await;
 
     b.restart().await;
-    wait_available(&client, &lb, &b, true, Duration::from_secs(3)).await;
+    wait_available(&client, &lb, &b, true).await;
     let hits_at_rejoin = b.hits();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Rejoined: b gets its share again.
+    eventually("b gets traffic again", || async {
+        b.hits() > hits_at_rejoin
+    })
+    .await;
     let outcomes = load.stop().await;
 
     let failed_gets = failures(&outcomes, &Method::GET);
@@ -70,7 +75,11 @@ async fn a_backend_killed_under_get_load_costs_no_get() {
         .iter()
         .filter(|o| o.method == Method::GET && o.at > killed_at)
         .count();
-    assert!(gets_after_kill > 50, "load too light: {gets_after_kill}");
+    // Every worker finished 10 requests while b was down, 8 of them GETs.
+    assert!(
+        gets_after_kill >= 8 * 8,
+        "load too light: {gets_after_kill}"
+    );
     // POSTs may fail only if they reached b as it died (never replayed); a refused
     // connection is retried for them too.
     let failed_posts = failures(&outcomes, &Method::POST);
@@ -78,8 +87,6 @@ async fn a_backend_killed_under_get_load_costs_no_get() {
     for f in &failed_posts {
         assert_eq!(f.status, Some(StatusCode::BAD_GATEWAY), "{f:?}");
     }
-    // Rejoined: b gets its share again.
-    assert!(b.hits() > hits_at_rejoin, "b did not rejoin");
     let metrics = get(&client, &lb.url("/metrics")).await;
     let text = String::from_utf8(metrics.body.to_vec()).unwrap();
     let ejections = format!(
@@ -104,7 +111,10 @@ async fn a_hung_backend_costs_one_504_then_is_routed_around() {
     for _ in 0..20 {
         let started = Instant::now();
         let answer = get(&client, &lb.url("/pastes/x")).await;
-        assert!(started.elapsed() < timeout * 2, "{:?}", started.elapsed());
+        if answer.status == StatusCode::GATEWAY_TIMEOUT {
+            // Must hold on any machine: a timer never fires early.
+            assert!(started.elapsed() >= timeout, "{:?}", started.elapsed());
+        }
         statuses.push(answer.status);
     }
     let timeouts = statuses
@@ -123,7 +133,7 @@ async fn a_hung_backend_costs_one_504_then_is_routed_around() {
         "{statuses:?}"
     );
     // Health checks time out too: a is marked down.
-    wait_available(&client, &lb, &a, false, Duration::from_secs(2)).await;
+    wait_available(&client, &lb, &a, false).await;
     let status = status(&client, &lb).await;
     assert_eq!(status["backends"][0]["up"], false, "{status}");
     lb.stop().await;
@@ -137,24 +147,38 @@ async fn reload_adds_and_removes_backends_without_failures() {
     let lb = TestLb::start(test_config(&[&a, &b])).await;
     let client = client();
     let load = Load::start(&lb, 6, 4);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually("load reaches a and b", || async {
+        a.hits() > 10 && b.hits() > 10
+    })
+    .await;
     assert_eq!(c.hits(), 0);
 
     // Add c: it joins after a passing health check and gets its share.
     lb.reload
         .send(vec![a.authority(), b.authority(), c.authority()])
         .unwrap();
-    wait_available(&client, &lb, &c, true, Duration::from_secs(2)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(c.hits() > 10, "c got {} requests", c.hits());
+    wait_available(&client, &lb, &c, true).await;
+    eventually("c gets its share", || async { c.hits() > 10 }).await;
 
     // Remove b while it has slow requests in flight: they finish, nothing fails.
     b.set(Behaviour::Slow(Duration::from_millis(150)));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually("a slow request is in flight on b", || async {
+        status(&client, &lb).await["backends"][1]["in_flight"]
+            .as_u64()
+            .unwrap()
+            > 0
+    })
+    .await;
     lb.reload.send(vec![a.authority(), c.authority()]).unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually("b is removed from the list", || async {
+        listed(&status(&client, &lb).await) == [a.authority(), c.authority()]
+    })
+    .await;
+    // Whatever was sent to b before the removal has ended ...
+    load.each_finishes(2).await;
     let b_hits_after_removal = b.hits();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ... and plenty of requests later, b got none of them.
+    load.each_finishes(10).await;
     let outcomes = load.stop().await;
 
     assert_eq!(
@@ -167,23 +191,35 @@ async fn reload_adds_and_removes_backends_without_failures() {
         .filter(|o| !o.status.is_some_and(|s| s.is_success()))
         .collect();
     assert!(failed.is_empty(), "failed: {failed:?}");
-    let status = status(&client, &lb).await;
-    let addrs: Vec<_> = status["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["addr"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(addrs, [a.authority(), c.authority()]);
-    assert_eq!(status["reloads"], 2);
+    let before = status(&client, &lb).await;
+    assert_eq!(listed(&before), [a.authority(), c.authority()]);
+    assert_eq!(before["reloads"], 2, "{before}");
+    assert_eq!(before["reloads_rejected"], 0, "{before}");
 
-    // A list with a bad entry is ignored.
-    lb.reload.send(vec!["not a backend/".into()]).unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(
-        get(&client, &lb.url("/pastes/x")).await.status,
-        StatusCode::OK
-    );
+    // A list with a bad entry is ignored: once the balancer has seen it, the list and
+    // the count of applied reloads are what they were, and traffic still flows.
+    lb.reload
+        .send(vec![b.authority(), "not a backend/".into()])
+        .unwrap();
+    let after = testkit::wait::eventually_within(
+        "the bad list is seen",
+        testkit::wait::DEADLINE,
+        || async {
+            let now = status(&client, &lb).await;
+            (now["reloads_rejected"] == 1).then_some(now)
+        },
+    )
+    .await;
+    assert_eq!(listed(&after), [a.authority(), c.authority()], "{after}");
+    assert_eq!(after["reloads"], 2, "{after}");
+    let b_hits = b.hits();
+    for _ in 0..4 {
+        assert_eq!(
+            get(&client, &lb.url("/pastes/x")).await.status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(b.hits(), b_hits, "the bad list's good entry was applied");
     lb.stop().await;
 }
 
@@ -198,26 +234,17 @@ async fn a_list_sent_before_start_is_applied() {
     reload.send(vec![b.authority()]).unwrap();
     let lb = TestLb::start_with_reload(config, reload.clone(), reload_rx).await;
     let client = client();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let status = status(&client, &lb).await;
-        let addrs: Vec<_> = status["backends"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|b| b["addr"].as_str().unwrap().to_owned())
-            .collect();
-        if addrs == [b.authority()] {
-            assert_eq!(status["reloads"], 1, "{status}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the early list was lost: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    wait_available(&client, &lb, &b, true, Duration::from_secs(3)).await;
+    let status = testkit::wait::eventually_within(
+        "the list sent before start is applied",
+        testkit::wait::DEADLINE,
+        || async {
+            let status = status(&client, &lb).await;
+            (listed(&status) == [b.authority()]).then_some(status)
+        },
+    )
+    .await;
+    assert_eq!(status["reloads"], 1, "{status}");
+    wait_available(&client, &lb, &b, true).await;
     assert_eq!(get(&client, &lb.url("/pastes/x")).await.backend(), "b");
     lb.stop().await;
 }
@@ -246,19 +273,24 @@ async fn all_backends_down_gives_quick_503s_and_recovers() {
         "{statuses:?}"
     );
     assert_eq!(statuses[4], StatusCode::SERVICE_UNAVAILABLE, "{statuses:?}");
-    let started = Instant::now();
+    // Quick: the 503 is answered without trying a dead webserver (no attempt, no error
+    // counted on either), rather than timed.
+    let before = status(&client, &lb).await;
     let answer = get(&client, &lb.url("/pastes/x")).await;
-    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    answer.assert_error(StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.json()["error"], "no healthy webserver");
-    assert!(
-        // Generous: the machine may be loaded; a probe of a dead webserver takes 300 ms+.
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
+    let after = status(&client, &lb).await;
+    for i in 0..2 {
+        for field in ["requests", "errors"] {
+            assert_eq!(
+                before["backends"][i][field], after["backends"][i][field],
+                "{field}: {before} -> {after}"
+            );
+        }
+    }
 
     a.restart().await;
-    wait_available(&client, &lb, &a, true, Duration::from_secs(3)).await;
+    wait_available(&client, &lb, &a, true).await;
     let answer = get(&client, &lb.url("/pastes/x")).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.backend(), "a");
@@ -316,8 +348,9 @@ async fn gets_are_retried_once_after_502_or_503_but_posts_are_not_replayed() {
 async fn posts_are_retried_when_the_connection_was_refused() {
     let a = FakeBackend::start("a").await;
     let mut config = test_config(&[&a]);
-    config.backends.insert(0, dead_address());
-    config.backends.insert(0, dead_address());
+    let (dead1, dead2) = (Refusing::new(), Refusing::new());
+    config.backends.insert(0, dead1.authority());
+    config.backends.insert(0, dead2.authority());
     let lb = TestLb::start(config).await;
     let client = client();
     for i in 0..6 {
@@ -372,13 +405,15 @@ async fn a_stalled_response_body_is_cut_by_the_idle_timeout() {
     let req = Request::get(lb.url("/stall"))
         .body(body(Bytes::new()))
         .unwrap();
-    let started = Instant::now();
-    let result = send(&client, req).await;
-    assert!(result.is_err(), "a truncated body must not look complete");
+    // The client waits far longer than the idle timeout: the body must be cut by the
+    // balancer (a truncated body), not by the client giving up.
+    let err = client
+        .request_within(req, Duration::from_secs(60))
+        .await
+        .expect_err("a truncated body must not look complete");
     assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
+        !err.to_string().contains("no whole answer within"),
+        "the balancer never cut the stalled body: {err}"
     );
     server.abort();
     lb.stop().await;

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod balancing;
+mod defaults;
 mod hardening;
 mod proxy;
 mod support;

@@ -9,6 +9,8 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use testkit::eventually;
+
 use crate::support::*;
 
 #[tokio::test]
@@ -136,12 +138,12 @@ async fn large_bodies_stream_both_ways() {
         .body(StreamBody::new(stream).boxed())
         .unwrap();
     tx.send(Bytes::from_static(b"first chunk")).await.unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(5), client.request(req))
+    let resp = tokio::time::timeout(Duration::from_secs(30), client.hyper().request(req))
         .await
         .unwrap()
         .unwrap();
     let mut resp_body = resp.into_body();
-    let first = tokio::time::timeout(Duration::from_secs(5), resp_body.frame())
+    let first = tokio::time::timeout(Duration::from_secs(30), resp_body.frame())
         .await
         .expect("first chunk not streamed back while the request is open")
         .unwrap()
@@ -149,7 +151,7 @@ async fn large_bodies_stream_both_ways() {
     assert_eq!(first.into_data().unwrap(), "first chunk");
     tx.send(Bytes::from_static(b"second")).await.unwrap();
     drop(tx);
-    let rest = tokio::time::timeout(Duration::from_secs(5), resp_body.collect())
+    let rest = tokio::time::timeout(Duration::from_secs(30), resp_body.collect())
         .await
         .unwrap()
         .unwrap()
@@ -184,22 +186,19 @@ async fn oversized_bodies_are_refused_at_the_edge() {
     );
     assert_eq!(a.hits(), 0);
 
-    // A chunked body over the limit is cut: the request fails, the webserver never
-    // gets a complete 2 MB body.
-    let client = client();
-    let chunks = (0..32).map(|_| Ok::<_, BoxError>(Frame::data(Bytes::from(vec![b'x'; 65536]))));
-    let req = Request::post(lb.url("/pastes"))
-        .body(StreamBody::new(futures_util::stream::iter(chunks)).boxed())
-        .unwrap();
-    match send(&client, req).await {
-        Ok(answer) => {
-            assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
-            assert_eq!(answer.json()["error"], "request body too large");
-        }
-        // The balancer may close the connection while the client is still sending.
-        Err(err) => eprintln!("chunked upload ended with {err}"),
-    }
+    // A chunked body over the limit (no length announced): cut while it is read, a
+    // 413 to the client, and the webserver never gets a complete 2 MB body.
+    let request = testkit::raw::request(
+        "POST",
+        "/pastes",
+        &[("Transfer-Encoding", "chunked")],
+        &testkit::raw::chunked(2 * 1024 * 1024, 65536),
+    );
+    let answer = testkit::raw::exchange(lb.addr, &request).await;
+    answer.assert_error(413);
+    assert_eq!(answer.json()["error"], "request body too large");
     assert!(a.seen().iter().all(|s| s.body_len < 2 * 1024 * 1024));
+    let client = client();
 
     // Under the limit is fine.
     let req = Request::post(lb.url("/pastes"))
@@ -213,23 +212,27 @@ async fn oversized_bodies_are_refused_at_the_edge() {
 
 #[tokio::test]
 async fn a_dead_backend_gives_a_quick_502() {
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
-    let mut config = lb::Config::new(vec![dead]);
-    config.connect_timeout = Duration::from_millis(300);
+    let dead = Refusing::new();
+    let mut config = lb::Config::new(vec![dead.authority()]);
+    // Quick means "on the refusal", not "after the connect timeout": with a connect
+    // timeout far longer than the client waits, only the refusal can produce the 502.
+    // (Nested, as the balancer requires: connect < response < retry budget.)
+    config.connect_timeout = Duration::from_secs(600);
+    config.response_timeout = Duration::from_secs(1200);
+    config.retry.budget = Duration::from_secs(2400);
     let lb = TestLb::start(config).await;
     let client = client();
-    let started = Instant::now();
-    let answer = get(&client, &lb.url("/pastes/x")).await;
-    assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+    let answer = client
+        .request_within(
+            Request::get(lb.url("/pastes/x"))
+                .body(body(Bytes::new()))
+                .unwrap(),
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("a refused connection must be answered at once");
+    answer.assert_error(StatusCode::BAD_GATEWAY);
     assert_eq!(answer.json()["error"], "bad gateway");
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
     // Ejected now: the balancer says so at once instead of trying again.
     let answer = get(&client, &lb.url("/pastes/x")).await;
     assert!(
@@ -251,9 +254,11 @@ async fn a_hung_backend_gives_504_within_the_timeout() {
     let started = Instant::now();
     let answer = get(&client, &lb.url("/pastes/x")).await;
     let elapsed = started.elapsed();
-    assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT);
+    // The backend never answers, so a 504 can only come from the response timeout
+    // (the client waits far longer); and a timer never fires early.
+    answer.assert_error(StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(answer.json()["error"], "gateway timeout");
-    assert!(elapsed >= timeout && elapsed < timeout * 3, "{elapsed:?}");
+    assert!(elapsed >= timeout, "{elapsed:?}");
     lb.stop().await;
 }
 
@@ -279,22 +284,20 @@ async fn a_stalled_upload_gets_408_and_the_webserver_is_not_blamed() {
     let mut stream = stalled_post(&lb).await;
     let started = Instant::now();
     let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(idle * 3, stream.read(&mut buf))
+    let n = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buf))
         .await
         .expect("no answer to a stalled upload")
         .unwrap();
     let elapsed = started.elapsed();
     let text = String::from_utf8_lossy(&buf[..n]);
-    // A 408 (or a closed connection), after the body idle timeout, not a 504 after
+    // A 408 after the body idle timeout (a timer never fires early), not a 504 after
     // the response timeout.
-    if n > 0 {
-        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
-        assert!(
-            text.contains("application/json") && text.contains("\"error\""),
-            "{text}"
-        );
-    }
-    assert!(elapsed >= idle.mul_f64(0.9), "{elapsed:?}");
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.contains("application/json") && text.contains("\"error\""),
+        "{text}"
+    );
+    assert!(elapsed >= idle, "{elapsed:?}");
 
     // The webserver is still in, with no error counted, and gets the next request.
     let status = status(&client, &lb).await;
@@ -325,7 +328,8 @@ async fn stalled_uploads_cannot_eject_every_webserver() {
     for _ in 0..4 {
         stalled.push(stalled_post(&lb).await);
     }
-    // Past the response timeout, while every upload is still stalled.
+    // Let the response timeout pass while every upload is still stalled. (A wait for
+    // something that must NOT happen: there is no event to poll for.)
     tokio::time::sleep(response_timeout * 2).await;
     let status = status(&client, &lb).await;
     assert!(available(&status, &a) && available(&status, &b), "{status}");
@@ -475,14 +479,22 @@ async fn admin_endpoints_live_under_their_own_prefix() {
 async fn shutdown_drains_requests_in_flight() {
     let a = FakeBackend::start("a").await;
     a.set(Behaviour::Slow(Duration::from_millis(300)));
-    let lb = TestLb::start(test_config(&[&a])).await;
+    let mut config = test_config(&[&a]);
+    // Long enough for the slow answer on a busy machine: this is about draining, not
+    // about the drain's bound.
+    config.server.drain_timeout = Duration::from_secs(30);
+    let lb = TestLb::start(config).await;
     let client = client();
     let url = lb.url("/pastes/slow");
     let request = tokio::spawn({
         let client = client.clone();
         async move { get(&client, &url).await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Stop once the request is in flight at the webserver.
+    eventually("the slow request reaches the webserver", || async {
+        a.hits() == 1
+    })
+    .await;
     lb.stop().await;
     let answer = request.await.unwrap();
     assert_eq!(answer.status, StatusCode::OK);

@@ -12,28 +12,27 @@ use std::time::Duration;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use loadtest::{RunPlan, Target, Workload};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 /// A server running in this test, stopped when dropped.
 pub struct Running {
     pub url: String,
-    _stop: oneshot::Sender<()>,
+    _server: testkit::Spawned,
 }
 
 pub async fn start<H: httpkit::Handler>(handler: H) -> Running {
-    let (listener, addr) = httpkit::server::bind_ephemeral().await.unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(httpkit::serve(
-        listener,
-        Arc::new(handler),
-        httpkit::ServerConfig::default(),
-        async {
-            let _ = rx.await;
-        },
-    ));
+    let handler = Arc::new(handler);
+    let server = testkit::spawn::spawn(move |listener, shutdown| {
+        httpkit::serve(
+            listener,
+            handler,
+            httpkit::ServerConfig::default(),
+            shutdown,
+        )
+    });
     Running {
-        url: format!("http://{addr}"),
-        _stop: tx,
+        url: server.url(""),
+        _server: server,
     }
 }
 

@@ -1,10 +1,9 @@
 //! Integration tests of the generator over real sockets on port 0: fake servers that
-//! stall, lie or vanish, and a short end-to-end sweep against a spawned stack.
+//! stall, lie or vanish. (The end-to-end sweep against spawned stacks: tests/e2e.rs.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod basics;
 mod co;
-mod e2e;
 mod fakes;
 mod mismatch;

@@ -1,51 +1,15 @@
-//! A raw HTTP client for tests: status, headers and JSON body of every answer.
+//! The testkit client, with the shorthands these suites use: every answer's status,
+//! headers and JSON body, JSON bodies sent as `application/json`.
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::Method;
 use serde_json::Value;
 
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Answer {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|err| {
-            panic!(
-                "answer {} is not JSON ({err}): {:?}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    /// Asserts an error answer: `status` and a JSON `{"error": string}` body.
-    pub fn assert_error(&self, status: StatusCode) {
-        assert_eq!(
-            self.status,
-            status,
-            "body: {:?}",
-            String::from_utf8_lossy(&self.body)
-        );
-        assert!(
-            self.json()["error"].is_string(),
-            "error body: {:?}",
-            String::from_utf8_lossy(&self.body)
-        );
-    }
-}
+pub use testkit::{Answer, Client};
 
 /// A pooled client; pools are tied to the runtime that made them, so one per test.
-pub fn new_client() -> Client<HttpConnector, Full<Bytes>> {
-    Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(64)
-        .build(HttpConnector::new())
+pub fn new_client() -> Client {
+    Client::new()
 }
 
 /// Sends one request with a fresh client.
@@ -53,29 +17,20 @@ pub async fn send(method: Method, url: &str, body: Option<Vec<u8>>) -> Answer {
     send_with(&new_client(), method, url, body).await
 }
 
-/// Sends one request through `client`.
+/// Sends one request through `client`; a body goes as `application/json`.
 pub async fn send_with(
-    client: &Client<HttpConnector, Full<Bytes>>,
+    client: &Client,
     method: Method,
     url: &str,
     body: Option<Vec<u8>>,
 ) -> Answer {
-    let mut builder = Request::builder().method(method).uri(url);
-    if body.is_some() {
-        builder = builder.header("content-type", "application/json");
-    }
-    let req = builder
-        .body(Full::new(Bytes::from(body.unwrap_or_default())))
-        .unwrap();
-    let resp = client.request(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    client
+        .send(
+            method,
+            url,
+            body.map(|b| ("application/json", Bytes::from(b))),
+        )
+        .await
 }
 
 pub async fn get(url: &str) -> Answer {

@@ -175,6 +175,29 @@ pub async fn concurrent_inserts<S: TextStore>(store: Arc<S>) {
     }
 }
 
+/// `ready` answers `Ok` on an open store, also while writes are in flight (a busy
+/// store is still ready), and a store that said so serves a write and a read.
 pub async fn ready_when_open<S: TextStore>(store: Arc<S>) {
-    store.ready().await.unwrap();
+    if let Err(err) = store.ready().await {
+        panic!("an open store must be ready: {err:?}");
+    }
+    let writes: Vec<_> = (0..50)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.insert(format!("busy {i}")).await })
+        })
+        .collect();
+    for _ in 0..5 {
+        if let Err(err) = store.ready().await {
+            panic!("a store busy writing must be ready: {err:?}");
+        }
+    }
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+    let path = store.insert("after ready".to_owned()).await.unwrap();
+    assert_eq!(
+        store.get(&path).await.unwrap().as_deref(),
+        Some("after ready")
+    );
 }

@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use nosqlsvc::Config;
 use nosqlsvc::store::TextStore;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use testkit::spawn::Spawned;
 
 /// Upper bound for any single test step that waits on the server.
 pub const STEP: Duration = Duration::from_secs(30);
@@ -44,81 +43,67 @@ pub struct ConfigFixture {
 /// A nosqlsvc running in this process on a port-0 listener.
 pub struct TestApp {
     pub addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    handle: JoinHandle<Result<(), nosqlsvc::Error>>,
+    server: Spawned<Result<(), nosqlsvc::Error>>,
 }
 
 impl TestApp {
     /// Starts `nosqlsvc::run` with `config`; stops when `stop`ped or dropped.
     pub async fn spawn(config: Config) -> TestApp {
         init_tracing();
-        let (listener, addr) = httpkit::server::bind_ephemeral().await.unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(nosqlsvc::run(listener, config, async move {
-            let _ = rx.await;
-        }));
+        let server = testkit::spawn::spawn(move |listener, shutdown| {
+            nosqlsvc::run(listener, config, shutdown)
+        });
         TestApp {
-            addr,
-            shutdown: Some(tx),
-            handle,
+            addr: server.addr,
+            server,
         }
     }
 
     /// Starts the server over an already opened store.
     pub async fn spawn_store<S: TextStore>(store: S, config: Config) -> TestApp {
         init_tracing();
-        let (listener, addr) = httpkit::server::bind_ephemeral().await.unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(async move {
-            nosqlsvc::serve_store(listener, store, config, async move {
-                let _ = rx.await;
-            })
-            .await;
+        let server = testkit::spawn::spawn(move |listener, shutdown| async move {
+            nosqlsvc::serve_store(listener, store, config, shutdown).await;
             Ok(())
         });
         TestApp {
-            addr,
-            shutdown: Some(tx),
-            handle,
+            addr: server.addr,
+            server,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        self.server.url(path)
     }
 
     /// Shuts down and waits for `run` to return (the store closed).
     pub async fn stop(mut self) -> Result<(), nosqlsvc::Error> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        tokio::time::timeout(STEP, &mut self.handle)
-            .await
-            .expect("server did not stop in time")
-            .expect("server task panicked")
+        self.server.stop().await.expect("stopped twice")
     }
 
     /// Whether `run` has returned (e.g. failed at startup).
     pub fn is_finished(&self) -> bool {
-        self.handle.is_finished()
+        self.server.is_finished()
     }
 }
 
 /// The conformance suite over a `TextStore`, one `#[tokio::test]` per case.
-/// `$make` is an async expression giving `Option<StoreFixture<_>>` (None = skipped).
+/// `$make` is an async expression giving a `StoreFixture<_>`; attributes given after
+/// it (such as `#[ignore = "why"]` for a backend that needs a server) go on every case.
 #[macro_export]
 macro_rules! store_conformance {
-    ($make:expr) => {
-        $crate::store_conformance!(@case $make,
+    ($make:expr $(, #[$attr:meta])*) => {
+        $crate::store_conformance!(@case [$(#[$attr])*] $make,
             insert_then_get, get_many_keeps_order_and_missing, delete_removes,
             large_texts, unicode_texts, concurrent_inserts, ready_when_open,
             get_many_full_batch_with_missing);
     };
-    (@case $make:expr, $($name:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let Some(fixture) = $make.await else { return };
+    (@case [$($attr:tt)*] $make:expr $(,)?) => {};
+    (@case [$($attr:tt)*] $make:expr, $name:ident $(, $rest:ident)*) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $($attr)*
+        async fn $name() {
+                let fixture = $make.await;
                 let store = std::sync::Arc::new(fixture.store);
                 tokio::time::timeout(
                     $crate::common::STEP,
@@ -130,27 +115,29 @@ macro_rules! store_conformance {
                     nosqlsvc::store::TextStore::close(store).await;
                 }
                 drop(fixture.keep);
-            }
-        )*
+        }
+        $crate::store_conformance!(@case [$($attr)*] $make $(, $rest)*);
     };
 }
 
 /// The HTTP suite against a running nosqlsvc, one `#[tokio::test]` per case.
-/// `$make` is an async expression giving `Option<ConfigFixture>` (None = skipped).
+/// `$make` is an async expression giving a `ConfigFixture`; attributes as for
+/// [`store_conformance`].
 #[macro_export]
 macro_rules! http_conformance {
-    ($make:expr) => {
-        $crate::http_conformance!(@case $make,
+    ($make:expr $(, #[$attr:meta])*) => {
+        $crate::http_conformance!(@case [$(#[$attr])*] $make,
             insert_get_delete, batch_get, bad_inserts, body_over_limit, routing_errors,
             health_ok, unicode_over_http, escaped_large_text, text_at_body_limit,
             concurrent_http_inserts,
             persists_across_restart, survives_clients_hanging_up, survives_truncated_bodies);
     };
-    (@case $make:expr, $($name:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let Some(fixture) = $make.await else { return };
+    (@case [$($attr:tt)*] $make:expr $(,)?) => {};
+    (@case [$($attr:tt)*] $make:expr, $name:ident $(, $rest:ident)*) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $($attr)*
+        async fn $name() {
+                let fixture = $make.await;
                 tokio::time::timeout(
                     std::time::Duration::from_secs(120),
                     $crate::common::http_suite::$name(fixture.config.clone()),
@@ -158,7 +145,7 @@ macro_rules! http_conformance {
                 .await
                 .expect("http case timed out");
                 drop(fixture.keep);
-            }
-        )*
+        }
+        $crate::http_conformance!(@case [$($attr)*] $make $(, $rest)*);
     };
 }

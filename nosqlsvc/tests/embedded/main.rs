@@ -14,24 +14,24 @@ use nosqlsvc::Config;
 use nosqlsvc::embedded::{GroupCommit, RedbStore};
 
 /// A fresh redb store in its own temp dir (a nested path, to check dir creation).
-async fn redb_store() -> Option<StoreFixture<RedbStore>> {
+async fn redb_store() -> StoreFixture<RedbStore> {
     let dir = tempfile::tempdir().unwrap();
     let store = RedbStore::open(&dir.path().join("a/b/texts.redb"), GroupCommit::default())
         .await
         .unwrap();
-    Some(StoreFixture {
+    StoreFixture {
         store,
         keep: Box::new(dir),
-    })
+    }
 }
 
 /// A service config on a fresh redb file.
-async fn redb_config() -> Option<ConfigFixture> {
+async fn redb_config() -> ConfigFixture {
     let dir = tempfile::tempdir().unwrap();
-    Some(ConfigFixture {
+    ConfigFixture {
         config: Config::embedded(dir.path().join("data/texts.redb")),
         keep: Box::new(dir),
-    })
+    }
 }
 
 mod store {

@@ -128,8 +128,8 @@ async fn store_failures_map_to_503_and_500_without_details() {
 /// Inserts per second through HTTP with 64 concurrent clients; prints the figure.
 /// Run: cargo test -p nosqlsvc --release --test embedded -- --ignored --nocapture
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn insert_throughput() {
+#[ignore = "benchmark, not a check: cargo test -p nosqlsvc --test embedded bench_ -- --ignored --nocapture"]
+async fn bench_insert_throughput() {
     for (label, group) in [
         ("group commit (256)", GroupCommit::default()),
         (

@@ -55,9 +55,9 @@ async fn plain_text_create_answers_the_url_on_a_line() {
             }
             None => {
                 let req = http::Request::post(stack.url("/pastes/"))
-                    .body(http_body_util::Full::new(bytes::Bytes::from(text)))
+                    .body(testkit::client::body(text))
                     .unwrap();
-                stack.client.request(req).await
+                stack.client.request(req).await.unwrap()
             }
         };
         assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
@@ -77,49 +77,166 @@ async fn plain_text_create_answers_the_url_on_a_line() {
     stack.shutdown().await;
 }
 
+/// Unix seconds of a `YYYY-MM-DDTHH:MM:SSZ` time.
+fn unix(rfc3339: &str) -> i64 {
+    assert!(rfc3339.len() == 20 && rfc3339.ends_with('Z'), "{rfc3339}");
+    let n = |a: usize, b: usize| rfc3339[a..b].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0, 4), n(5, 7), n(8, 10));
+    // Days from civil (H. Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + n(11, 13) * 3600 + n(14, 16) * 60 + n(17, 19)
+}
+
+/// The longest lifetime a paste may be given (README): ten years.
+const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
+
 #[tokio::test]
-async fn expiry_is_recorded_and_a_paste_vanishes_when_it_expires() {
+async fn expires_at_is_creation_plus_expires_in_up_to_the_maximum() {
+    let stack = Stack::spawn().await;
+    // (Not 1 s: see `a_paste_vanishes_when_it_expires`.)
+    for n in [7, 3600, MAX_EXPIRES_IN] {
+        let resp = stack
+            .client
+            .post_json(
+                &stack.url("/pastes/"),
+                &serde_json::json!({"text": "expiring", "expires_in": n}),
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::CREATED, "{n}: {}", resp.text());
+        let body = resp.json();
+        let created = unix(body["created_at"].as_str().unwrap());
+        let expires = unix(body["expires_at"].as_str().unwrap());
+        // The webserver counts from its clock when the request arrives and sqlsvc
+        // stamps the creation a moment later, so on a busy machine the two may be a
+        // few seconds apart; never later than creation + N.
+        let n = n as i64;
+        assert!(
+            (n - 5..=n).contains(&(expires - created)),
+            "expires_in {n}: created {created}, expires {expires}"
+        );
+        // What the 201 said is what a read says.
+        {
+            let read = stack.read(body["paste_id"].as_str().unwrap()).await.json();
+            assert_eq!(read["expires_at"], body["expires_at"]);
+            assert_eq!(read["created_at"], body["created_at"]);
+        }
+    }
+    for (body, query) in [
+        (
+            format!(r#"{{"text": "x", "expires_in": {}}}"#, MAX_EXPIRES_IN + 1),
+            "",
+        ),
+        (r#"{"text": "x"}"#.to_owned(), "?expires_in=315360001"),
+    ] {
+        stack
+            .send(
+                Method::POST,
+                &format!("/pastes/{query}"),
+                Some(("application/json", &body)),
+            )
+            .await
+            .assert_error(StatusCode::BAD_REQUEST);
+    }
+    stack
+        .send(
+            Method::POST,
+            "/pastes/?expires_in=315360001",
+            Some(("text/plain", "x")),
+        )
+        .await
+        .assert_error(StatusCode::BAD_REQUEST);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn expires_in_in_a_json_body_wins_over_the_query() {
+    let stack = Stack::spawn().await;
+    let lifetime = |resp: &testkit::Answer| {
+        assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
+        let body = resp.json();
+        body["expires_at"]
+            .as_str()
+            .map(|e| unix(e) - unix(body["created_at"].as_str().unwrap()))
+    };
+    fn json(body: &str) -> Option<(&str, &str)> {
+        Some(("application/json", body))
+    }
+    // Both: the body's.
+    let both = stack
+        .send(
+            Method::POST,
+            "/pastes/?expires_in=60",
+            json(r#"{"text": "x", "expires_in": 7200}"#),
+        )
+        .await;
+    assert!(
+        (7195..=7200).contains(&lifetime(&both).unwrap()),
+        "{}",
+        both.text()
+    );
+    // Only the query: the query's, for JSON and for plain text.
+    let query = stack
+        .send(
+            Method::POST,
+            "/pastes/?expires_in=7200",
+            json(r#"{"text": "x"}"#),
+        )
+        .await;
+    assert!(
+        (7195..=7200).contains(&lifetime(&query).unwrap()),
+        "{}",
+        query.text()
+    );
+    let plain = stack
+        .send(
+            Method::POST,
+            "/pastes/?expires_in=7200",
+            Some(("text/plain", "x")),
+        )
+        .await;
+    assert_eq!(plain.status, StatusCode::CREATED);
+    let read = stack.client.get(plain.text().trim_end()).await.json();
+    let plain_lifetime =
+        unix(read["expires_at"].as_str().unwrap()) - unix(read["created_at"].as_str().unwrap());
+    assert!((7195..=7200).contains(&plain_lifetime), "{read}");
+    // Neither: never expires.
+    let never = stack
+        .send(Method::POST, "/pastes/", json(r#"{"text": "x"}"#))
+        .await;
+    assert_eq!(lifetime(&never), None);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_paste_vanishes_when_it_expires() {
     let stack = Stack::spawn().await;
     let resp = stack
-        .client
         .send(
             Method::POST,
-            &stack.url("/pastes/"),
-            Some((
-                "application/json",
-                r#"{"text": "brief", "expires_in": 1}"#.into(),
-            )),
+            "/pastes/",
+            // Not 1: the webserver computes the expiry from its clock and sqlsvc refuses
+            // one already past, so on a busy machine a 1 s lifetime can be refused
+            // (a 500; reported as a bug, see the issue-8 report).
+            Some(("application/json", r#"{"text": "brief", "expires_in": 3}"#)),
         )
         .await;
     assert_eq!(resp.status, StatusCode::CREATED);
-    let body = resp.json();
-    assert!(body["expires_at"].as_str().unwrap().ends_with('Z'));
-    let id = body["paste_id"].as_str().unwrap().to_owned();
-
-    let resp = stack
-        .client
-        .send(
-            Method::POST,
-            &stack.url("/pastes/?expires_in=3600"),
-            Some(("text/plain", "an hour".into())),
-        )
-        .await;
-    assert_eq!(resp.status, StatusCode::CREATED);
-    let hour_url = resp.text().trim_end().to_owned();
-    assert!(stack.client.get(&hour_url).await.json()["expires_at"].is_string());
-
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    let gone = stack.client.get(&stack.url(&format!("/pastes/{id}"))).await;
-    gone.assert_error(StatusCode::NOT_FOUND);
-    let listed = stack.client.get(&stack.url("/pastes")).await.json();
-    assert!(
-        listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|p| p["paste_id"] != id.as_str()),
-        "expired paste still listed"
-    );
+    let id = resp.json()["paste_id"].as_str().unwrap().to_owned();
+    let kept = stack.create("kept").await;
+    // Polled: it goes within a generous deadline, whatever the machine's load.
+    testkit::eventually("the expired paste answers 404", || async {
+        stack.read(&id).await.status == StatusCode::NOT_FOUND
+    })
+    .await;
+    stack.read(&id).await.assert_error(StatusCode::NOT_FOUND);
+    let listed = stack.listed().await;
+    assert!(!listed.contains(&id), "expired paste still listed");
+    assert!(listed.contains(&kept));
     stack.shutdown().await;
 }
 

@@ -1,9 +1,11 @@
 //! Bad input: every kind gets a clear JSON error with the right status, and changes
 //! nothing.
 
+use std::time::Duration;
+
 use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full, StreamBody};
+use http::{Method, StatusCode};
+use testkit::raw;
 
 use crate::helpers::{MAX_BODY, Stack};
 
@@ -111,6 +113,16 @@ async fn bad_bodies_are_rejected_and_store_nothing() {
             resp.text()
         );
         resp.assert_error(status);
+        // The webserver itself, not only the balancer in front, refuses it the same way.
+        let direct = stack
+            .client
+            .send(
+                Method::POST,
+                &stack.web_url("/pastes/"),
+                Some((content_type, body.clone())),
+            )
+            .await;
+        direct.assert_error(status);
     }
     let resp = stack
         .client
@@ -132,28 +144,66 @@ async fn bad_bodies_are_rejected_and_store_nothing() {
 }
 
 #[tokio::test]
-async fn an_oversized_chunked_body_is_413() {
+async fn an_oversized_chunked_body_is_413_from_the_balancer_and_from_the_webserver() {
     let stack = Stack::spawn().await;
-    // No Content-Length: the limit must be enforced while reading.
-    let chunks: Vec<Result<http_body::Frame<Bytes>, std::io::Error>> = (0..40)
-        .map(|_| Ok(http_body::Frame::data(Bytes::from(vec![b'z'; 4096]))))
-        .collect();
-    let body = StreamBody::new(futures_util::stream::iter(chunks)).boxed();
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::combinators::BoxBody<Bytes, std::io::Error>>();
-    let req = Request::post(stack.url("/pastes/"))
-        .header("content-type", "text/plain")
-        .body(body)
-        .unwrap();
-    match client.request(req).await {
-        Ok(resp) => assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE),
-        // The server may answer and close before the client finished sending, and
-        // the client then sees the connection end instead of the answer.
-        Err(err) => assert!(!err.is_connect(), "{err:?}"),
+    // No Content-Length: the limit must be enforced while reading. Through the
+    // balancer (which answers first), then straight to a webserver (its own limit).
+    let request = raw::request(
+        "POST",
+        "/pastes/",
+        &[
+            ("Content-Type", "text/plain"),
+            ("Transfer-Encoding", "chunked"),
+        ],
+        &raw::chunked(MAX_BODY + 4096, 4096),
+    );
+    for addr in [stack.lb.addr, stack.webs[0].addr] {
+        let answer = raw::exchange(addr, &request).await;
+        answer.assert_error(413);
     }
-    let listed = stack.client.get(&stack.url("/pastes")).await.json();
-    assert_eq!(listed.as_array().unwrap().len(), 0);
+    // A declared length over the limit, straight to the webserver: refused before the
+    // body is read.
+    let declared = raw::request(
+        "POST",
+        "/pastes/",
+        &[
+            ("Content-Type", "text/plain"),
+            ("Content-Length", &(MAX_BODY + 1).to_string()),
+        ],
+        b"",
+    );
+    raw::exchange(stack.webs[0].addr, &declared)
+        .await
+        .assert_error(413);
+    assert!(
+        stack.listed().await.is_empty(),
+        "an oversized body was stored"
+    );
     stack.shutdown().await;
+}
+
+/// A webserver alone, its stores never reached (the body never arrives).
+#[tokio::test(start_paused = true)]
+async fn a_stalled_body_is_408_from_the_webserver_itself() {
+    // Paused time: the webserver's 30 s body-read limit passes at once, since the
+    // test, the webserver and the client all run on this runtime.
+    let sqlsvc = testkit::Refusing::new();
+    let nosqlsvc = testkit::Refusing::new();
+    let config = web::Config::new(sqlsvc.authority(), nosqlsvc.authority());
+    let mut web = testkit::spawn::spawn(move |listener, shutdown| async move {
+        web::run(listener, config, shutdown).await.unwrap();
+    });
+    let stalled = raw::request(
+        "POST",
+        "/pastes/",
+        &[("Content-Type", "text/plain"), ("Content-Length", "1000")],
+        b"only ten b",
+    );
+    // The client side waits (in paused time) well past the server's limit, and keeps
+    // its half open: the answer must come from the server's own timer.
+    let answer = raw::exchange_within(web.addr, &stalled, Duration::from_secs(600)).await;
+    answer.assert_error(408);
+    web.stop().await;
 }
 
 #[tokio::test]
@@ -179,13 +229,49 @@ async fn unknown_routes_and_wrong_methods() {
         resp.assert_error(StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(resp.header("allow"), Some(allow), "{path}");
     }
-    // HEAD works where GET does, without a body.
+    stack.shutdown().await;
+}
+
+/// HEAD answers what GET answers (status, content type, length), and not one byte of
+/// body: read from the socket, where a client library would hide a stray body.
+#[tokio::test]
+async fn head_answers_like_get_without_a_body() {
+    let stack = Stack::spawn().await;
     let id = stack.create("head me").await;
-    let req = Request::head(stack.url(&format!("/pastes/{id}")))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let resp = stack.client.request(req).await;
-    assert_eq!(resp.status, StatusCode::OK);
-    assert!(resp.body.is_empty());
+    let paths = [
+        format!("/pastes/{id}"),
+        format!("/pastes/{id}/raw"),
+        "/pastes".to_owned(),
+        "/pastes/AAAAAAAAAA".to_owned(),
+        "/healthz".to_owned(),
+        "/".to_owned(),
+    ];
+    for addr in [stack.lb.addr, stack.webs[0].addr] {
+        for path in &paths {
+            let get = raw::exchange(addr, &raw::request("GET", path, &[], b"")).await;
+            let head = raw::exchange(addr, &raw::request("HEAD", path, &[], b"")).await;
+            assert_eq!(head.status(), get.status(), "{addr}{path}");
+            assert!(
+                head.body().is_empty(),
+                "HEAD {addr}{path} sent a body: {:?}",
+                head.body_text()
+            );
+            assert!(!get.body().is_empty(), "GET {addr}{path}");
+            assert_eq!(
+                head.header("content-type"),
+                get.header("content-type"),
+                "{addr}{path}"
+            );
+            if path != "/healthz" {
+                // (healthz reports the answering webserver, so its length may differ
+                // between two webservers behind the balancer.)
+                assert_eq!(
+                    head.header("content-length"),
+                    get.header("content-length"),
+                    "{addr}{path}"
+                );
+            }
+        }
+    }
     stack.shutdown().await;
 }

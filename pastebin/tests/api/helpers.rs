@@ -1,74 +1,30 @@
-//! Starts a whole stack in this process, every server on its own port 0 listener, and
-//! a small HTTP client to drive it.
+//! A whole stack in this process (sqlsvc, nosqlsvc, webservers, the balancer), every
+//! server on its own port-0 listener, driven through the balancer with the testkit
+//! client.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::{Method, StatusCode};
 use tempfile::TempDir;
+use testkit::spawn::{Shutdown, Spawned, spawn};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-/// One server task and the means to stop it.
-pub struct Service {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl Service {
-    /// Signals shutdown and waits (bounded) for the server to drain and exit.
-    pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(15), task)
-                .await
-                .expect("server did not stop within 15 s")
-                .expect("server task panicked");
-        }
-    }
-}
-
-async fn bind(addr: &str) -> (TcpListener, SocketAddr) {
-    let listener = TcpListener::bind(addr).await.expect("bind");
-    let addr = listener.local_addr().unwrap();
-    (listener, addr)
-}
-
-fn spawn_service<F>(addr: SocketAddr, run: impl FnOnce(oneshot::Receiver<()>) -> F) -> Service
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = oneshot::channel();
-    Service {
-        addr,
-        stop: Some(tx),
-        task: Some(tokio::spawn(run(rx))),
-    }
-}
-
-async fn signal(rx: oneshot::Receiver<()>) {
-    let _ = rx.await;
-}
+pub use testkit::{Answer, Client};
 
 pub struct Stack {
     pub dir: TempDir,
-    pub sqlsvc: Service,
-    pub nosqlsvc: Service,
-    pub webs: Vec<Service>,
-    pub lb: Service,
-    pub client: TestClient,
+    pub sqlsvc: Spawned,
+    pub nosqlsvc: Spawned,
+    pub webs: Vec<Spawned>,
+    pub lb: Spawned,
+    pub client: Client,
 }
 
 pub const MAX_BODY: usize = 64 * 1024;
+
+/// How long a webserver waits for a store in these tests: generous for a busy
+/// machine, and shorter than the client's own limit so a 504 can be told apart.
+pub const STORE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Stack {
     /// sqlsvc, nosqlsvc, two webservers and the balancer, on loopback port 0.
@@ -77,30 +33,30 @@ impl Stack {
     }
 
     pub async fn spawn_with(webservers: usize) -> Stack {
-        Self::spawn_tuned(webservers, |_| {}).await
+        Self::spawn_configured(webservers, |_| {}).await
     }
 
-    /// Like `spawn_with`, with each webserver's config passed through `tune` first.
+    /// The name the cache tests use for [`Stack::spawn_configured`].
     pub async fn spawn_tuned(webservers: usize, tune: impl Fn(&mut web::Config)) -> Stack {
+        Self::spawn_configured(webservers, tune).await
+    }
+
+    /// Like [`Stack::spawn_with`], with each webserver's config adjusted by `adjust`.
+    pub async fn spawn_configured(webservers: usize, adjust: impl Fn(&mut web::Config)) -> Stack {
         let dir = tempfile::tempdir().unwrap();
-        let sqlsvc = start_sqlsvc(&dir, "127.0.0.1:0").await;
-        let nosqlsvc = start_nosqlsvc(&dir, "127.0.0.1:0").await;
-        let mut webs = Vec::new();
-        for _ in 0..webservers {
-            let (listener, addr) = bind("127.0.0.1:0").await;
-            let mut config = web::Config::new(sqlsvc.addr.to_string(), nosqlsvc.addr.to_string());
-            config.max_body_bytes = MAX_BODY;
-            config.client.request_timeout = Duration::from_secs(5);
-            tune(&mut config);
-            webs.push(spawn_service(addr, move |rx| async move {
-                web::run(listener, config, signal(rx)).await.unwrap();
-            }));
-        }
-        let (listener, addr) = bind("127.0.0.1:0").await;
+        let sqlsvc = spawn(sqlsvc_run(&dir));
+        let nosqlsvc = spawn(nosqlsvc_run(&dir));
+        let webs = (0..webservers)
+            .map(|_| {
+                let mut config = web_config(&sqlsvc, &nosqlsvc);
+                adjust(&mut config);
+                spawn(web_run(config))
+            })
+            .collect::<Vec<_>>();
         let mut config = lb::Config::new(webs.iter().map(|w| w.addr.to_string()).collect());
         config.max_body_bytes = MAX_BODY;
-        let lb = spawn_service(addr, move |rx| async move {
-            lb::run(listener, config, signal(rx)).await.unwrap();
+        let lb = spawn(move |listener, shutdown| async move {
+            lb::run(listener, config, shutdown).await.unwrap();
         });
         Stack {
             dir,
@@ -108,42 +64,70 @@ impl Stack {
             nosqlsvc,
             webs,
             lb,
-            client: TestClient::new(),
+            client: Client::new(),
         }
     }
 
     /// `http://lb-address` + `path`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.lb.addr, path)
+        self.lb.url(path)
     }
 
+    /// `http://first-webserver-address` + `path`: past the balancer, so that what is
+    /// tested is the webserver's own answer.
+    pub fn web_url(&self, path: &str) -> String {
+        self.webs[0].url(path)
+    }
+
+    /// Stops sqlsvc gracefully and starts it again on the same address and file.
     pub async fn restart_sqlsvc(&mut self) {
-        self.sqlsvc.stop().await;
-        self.sqlsvc = start_sqlsvc(&self.dir, &self.sqlsvc.addr.to_string()).await;
+        let run = sqlsvc_run(&self.dir);
+        self.sqlsvc.respawn(run).await;
     }
 
+    /// Stops nosqlsvc gracefully and starts it again on the same address and data.
     pub async fn restart_nosqlsvc(&mut self) {
-        self.nosqlsvc.stop().await;
-        self.nosqlsvc = start_nosqlsvc(&self.dir, &self.nosqlsvc.addr.to_string()).await;
-    }
-
-    pub async fn start_sqlsvc_again(&mut self) {
-        self.sqlsvc = start_sqlsvc(&self.dir, &self.sqlsvc.addr.to_string()).await;
+        let run = nosqlsvc_run(&self.dir);
+        self.nosqlsvc.respawn(run).await;
     }
 
     /// POSTs a JSON paste and returns its id (asserting a 201).
     pub async fn create(&self, text: &str) -> String {
-        let body = serde_json::json!({ "text": text }).to_string();
         let resp = self
             .client
-            .send(
-                Method::POST,
-                &self.url("/pastes/"),
-                Some(("application/json", body.into())),
-            )
+            .post_json(&self.url("/pastes/"), &serde_json::json!({ "text": text }))
             .await;
         assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
         resp.json()["paste_id"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET /pastes/{id}` through the balancer.
+    pub async fn read(&self, id: &str) -> Answer {
+        self.client.get(&self.url(&format!("/pastes/{id}"))).await
+    }
+
+    /// The ids listed by `GET /pastes?limit=500`.
+    pub async fn listed(&self) -> Vec<String> {
+        let listed = self.client.get(&self.url("/pastes?limit=500")).await;
+        assert_eq!(listed.status, StatusCode::OK, "{}", listed.text());
+        listed
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["paste_id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// `method path` with an optional `(content type, body)`, through the balancer.
+    pub async fn send(&self, method: Method, path: &str, body: Option<(&str, &str)>) -> Answer {
+        self.client
+            .send(
+                method,
+                &self.url(path),
+                body.map(|(ct, b)| (ct, bytes::Bytes::from(b.to_owned()))),
+            )
+            .await
     }
 
     /// Asserts that every service behind the balancer answers its `/healthz` directly.
@@ -167,16 +151,37 @@ impl Stack {
     }
 }
 
-async fn start_sqlsvc(dir: &TempDir, addr: &str) -> Service {
-    let (listener, addr) = bind(addr).await;
+/// A webserver config for the stack's stores, with the test limits.
+pub fn web_config(sqlsvc: &Spawned, nosqlsvc: &Spawned) -> web::Config {
+    let mut config = web::Config::new(sqlsvc.addr.to_string(), nosqlsvc.addr.to_string());
+    config.max_body_bytes = MAX_BODY;
+    config.client.request_timeout = STORE_TIMEOUT;
+    config
+}
+
+pub fn web_run(
+    config: web::Config,
+) -> impl FnOnce(TcpListener, Shutdown) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    move |listener, shutdown| {
+        Box::pin(async move {
+            web::run(listener, config, shutdown).await.unwrap();
+        })
+    }
+}
+
+fn sqlsvc_run(
+    dir: &TempDir,
+) -> impl FnOnce(TcpListener, Shutdown) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
     let config = sqlsvc::Config {
         db_path: dir.path().join("meta.sqlite3"),
         readers: sqlsvc::default_readers(),
         server: httpkit::ServerConfig::default(),
     };
-    spawn_service(addr, move |rx| async move {
-        sqlsvc::run(listener, config, signal(rx)).await.unwrap();
-    })
+    move |listener, shutdown| {
+        Box::pin(async move {
+            sqlsvc::run(listener, config, shutdown).await.unwrap();
+        })
+    }
 }
 
 /// The text store the API tests run on: the embedded one, or with
@@ -204,91 +209,17 @@ fn text_backend(dir: &TempDir) -> nosqlsvc::BackendConfig {
     }
 }
 
-async fn start_nosqlsvc(dir: &TempDir, addr: &str) -> Service {
-    let (listener, addr) = bind(addr).await;
+fn nosqlsvc_run(
+    dir: &TempDir,
+) -> impl FnOnce(TcpListener, Shutdown) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
     let config = nosqlsvc::Config {
         backend: text_backend(dir),
         max_body_bytes: MAX_BODY * 6 + 1024,
         server: httpkit::ServerConfig::default(),
     };
-    spawn_service(addr, move |rx| async move {
-        nosqlsvc::run(listener, config, signal(rx)).await.unwrap();
-    })
-}
-
-/// A response, read whole.
-pub struct Resp {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Resp {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text()))
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Asserts an error answer: `status`, a JSON body with an `error` string.
-    pub fn assert_error(&self, status: StatusCode) {
-        assert_eq!(self.status, status, "body: {}", self.text());
-        assert!(
-            self.json()["error"].is_string(),
-            "error body without an error field: {}",
-            self.text()
-        );
-    }
-}
-
-#[derive(Clone)]
-pub struct TestClient {
-    inner: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl TestClient {
-    pub fn new() -> Self {
-        Self {
-            inner: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
-        }
-    }
-
-    pub async fn get(&self, url: &str) -> Resp {
-        self.send(Method::GET, url, None).await
-    }
-
-    pub async fn send(&self, method: Method, url: &str, body: Option<(&str, Bytes)>) -> Resp {
-        let mut builder = Request::builder().method(method).uri(url);
-        let body = match body {
-            Some((content_type, bytes)) => {
-                builder = builder.header("content-type", content_type);
-                bytes
-            }
-            None => Bytes::new(),
-        };
-        self.request(builder.body(Full::new(body)).unwrap()).await
-    }
-
-    pub async fn request(&self, req: Request<Full<Bytes>>) -> Resp {
-        let fut = async {
-            let resp = self.inner.request(req).await.expect("request failed");
-            let (parts, body) = resp.into_parts();
-            let body = body.collect().await.expect("body").to_bytes();
-            Resp {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(20), fut)
-            .await
-            .expect("request took more than 20 s")
+    move |listener, shutdown| {
+        Box::pin(async move {
+            nosqlsvc::run(listener, config, shutdown).await.unwrap();
+        })
     }
 }

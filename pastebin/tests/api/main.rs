@@ -10,4 +10,5 @@ mod errors;
 mod faults;
 mod helpers;
 mod list;
+mod mapping;
 mod read;

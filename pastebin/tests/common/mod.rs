@@ -1,10 +1,16 @@
-//! Shared by the process-level tests: starting the `pastebin` binary, reading what it
-//! announces on stdout, and a tiny HTTP client over fresh connections.
+//! Shared by the process-level tests: starting the `pastebin` binary with a pipe on
+//! its stdin (a component started with `--exit-with-parent` exits when the test
+//! process, and so the pipe, goes away, even if the test is killed), and a tiny HTTP
+//! client over fresh connections.
 
-use std::time::Duration;
+#![allow(dead_code)] // each test binary uses part of it
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use std::net::SocketAddr;
+
 use tokio::process::{Child, Command};
+
+#[allow(unused_imports)]
+pub use testkit::announce::{Announcements, announced};
 
 /// A `pastebin` process started by a test. Its stderr (its logs, and those of any
 /// children it starts) goes to a temporary file that is printed only if the test
@@ -57,7 +63,7 @@ where
     let child = Command::new(env!("CARGO_BIN_EXE_pastebin"))
         .args(args)
         .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::null())
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(log.try_clone().expect("clone the stderr file"))
         .kill_on_drop(true)
@@ -66,46 +72,129 @@ where
     Spawned { child, log }
 }
 
-/// The first line `child` prints on stdout for which `wanted` holds (within 60 s).
-pub async fn announced(child: &mut Child, wanted: impl Fn(&str) -> bool) -> String {
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout piped")).lines();
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.expect("read stdout") {
-            if wanted(&line) {
-                return line;
-            }
-        }
-        panic!("pastebin exited without announcing itself");
-    })
-    .await
-    .expect("no announcement within 60 s")
-}
-
-/// A tiny HTTP/1.1 client over a fresh connection (no pooling: a restarted server
-/// must not be hidden by a stale pooled connection in the test itself).
+/// `METHOD url` over a fresh connection (no pooling: a restarted server must not be
+/// hidden by a stale pooled connection in the test itself): status and body.
 pub async fn curlish(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
     let rest = url.strip_prefix("http://").expect("http URL");
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
-    let mut stream = tokio::net::TcpStream::connect(authority)
+    let addr: SocketAddr = tokio::net::lookup_host(authority)
         .await
-        .expect("connect");
-    let body = body.unwrap_or("");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
+        .expect("resolve")
+        .next()
+        .expect("an address");
+    let request = testkit::raw::request(
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        body.unwrap_or("").as_bytes(),
     );
-    stream.write_all(req.as_bytes()).await.expect("send");
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut buf))
+    let answer = testkit::raw::exchange(addr, &request).await;
+    (answer.status(), answer.body_text())
+}
+
+/// A running `pastebin up` on a config file with port 0 everywhere; killed (and so
+/// its children, which watch its pipe) if a test fails half-way.
+pub struct Up {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Up {
+    pub async fn start(dir: &std::path::Path, webservers: usize) -> Up {
+        Up::start_with_env(dir, webservers, &[]).await
+    }
+
+    /// With environment variables set for the launcher (the config's env layer).
+    pub async fn start_with_env(
+        dir: &std::path::Path,
+        webservers: usize,
+        env: &[(&str, &str)],
+    ) -> Up {
+        let config = dir.join("pastebin.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = {:?}\n[lb]\nlisten = \"127.0.0.1:0\"\n[web]\ncount = {webservers}\nbase_port = 0\n[sqlsvc]\nlisten = \"127.0.0.1:0\"\n[nosqlsvc]\nlisten = \"127.0.0.1:0\"\n",
+                dir.join("data")
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pastebin"))
+            .arg("--config")
+            .arg(&config)
+            .arg("up")
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn pastebin up");
+        let url = announced(&mut child, |line| line.starts_with("http://")).await;
+        Up { child, url }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the launcher runs")
+    }
+
+    /// The launcher's children: `(pid, command line)`.
+    pub fn children(&self) -> Vec<(u32, String)> {
+        testkit::procs::children(self.pid())
+    }
+
+    /// The pid of the launcher's `kind` child (`sqlsvc`, `nosqlsvc`, `lb`), other than
+    /// `not` (one just killed), waiting for one to run (after a restart).
+    pub async fn child_pid(&self, kind: &str, not: Option<u32>) -> u32 {
+        testkit::wait::eventually_within(
+            &format!("a {kind} child runs"),
+            testkit::wait::DEADLINE,
+            || async {
+                self.children()
+                    .into_iter()
+                    .find(|(pid, cmd)| {
+                        cmd.split(' ').nth(1) == Some(kind)
+                            && Some(*pid) != not
+                            && testkit::procs::alive(*pid)
+                    })
+                    .map(|(pid, _)| pid)
+            },
+        )
         .await
-        .expect("answer within 15 s")
-        .expect("read answer");
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text[9..12].parse().expect("status code");
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    }
+
+    /// `signal` (TERM or INT), then the launcher must exit cleanly (within 60 s) and
+    /// leave none of its children running.
+    pub async fn stop_with(mut self, signal: &str) {
+        let children = self.children();
+        assert!(!children.is_empty(), "the launcher has no children");
+        testkit::procs::signal(self.pid(), signal);
+        let status = tokio::time::timeout(std::time::Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("pastebin up did not stop within 60 s")
+            .unwrap();
+        assert!(status.success(), "{status}");
+        for (pid, cmd) in children {
+            assert!(
+                !testkit::procs::alive(pid),
+                "{cmd} ({pid}) outlived the launcher"
+            );
+        }
+    }
+
+    /// SIGTERM, then a clean exit.
+    pub async fn stop(self) {
+        self.stop_with("TERM").await;
+    }
+}
+
+/// `GET url` over a fresh connection: status and JSON body (Null if not JSON).
+pub async fn get(url: &str) -> (u16, serde_json::Value) {
+    let out = curlish("GET", url, None).await;
+    (
+        out.0,
+        serde_json::from_str(&out.1).unwrap_or(serde_json::Value::Null),
+    )
 }

