@@ -13,12 +13,11 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tokio::process::Child;
 
-use common::{announced, curlish, spawn_pastebin};
+use common::{Spawned, announced, curlish, spawn_pastebin};
 
 struct Proc {
-    child: Child,
+    child: Spawned,
     addr: String,
 }
 

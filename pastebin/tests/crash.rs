@@ -15,9 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::StatusCode;
 use testkit::spawn::spawn;
-use tokio::process::Child;
 
-use common::{Announcements, spawn_pastebin};
+use common::{Announcements, Spawned, spawn_pastebin};
 
 /// A store process on an address it keeps across restarts.
 struct Store {
@@ -25,7 +24,7 @@ struct Store {
     addr: String,
     data: std::path::PathBuf,
     extra: Vec<String>,
-    child: Child,
+    child: Spawned,
 }
 
 impl Store {
@@ -44,7 +43,7 @@ impl Store {
         }
     }
 
-    async fn spawn(kind: &str, addr: &str, data: &Path, extra: &[String]) -> Child {
+    async fn spawn(kind: &str, addr: &str, data: &Path, extra: &[String]) -> Spawned {
         let mut args: Vec<std::ffi::OsString> = vec![
             kind.into(),
             "--exit-with-parent".into(),

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 use std::time::{Duration, Instant};
 
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-use common::{announced, curlish, spawn_pastebin};
+use common::{Spawned, announced, curlish, spawn_pastebin};
 
 /// False (after a loud line) when the test cannot run here; panics under CI.
 fn can_run(test: &str) -> bool {
@@ -81,7 +81,7 @@ fn write_config(dir: &Path, webservers: usize) -> PathBuf {
 
 /// A launcher with emulated hosts, and the run id it claimed.
 struct Emulated {
-    child: Child,
+    child: Spawned,
     url: String,
     hosts: serde_json::Value,
 }

@@ -28,14 +28,13 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::Child;
 
-use common::{announced, spawn_pastebin};
+use common::{Spawned, announced, spawn_pastebin};
 
 /// A running `pastebin up` on port 0 everywhere; killed (with its children) if a
 /// test fails half-way.
 struct Up {
-    child: Child,
+    child: Spawned,
     /// `127.0.0.1:port` of the balancer.
     lb: String,
     data_dir: PathBuf,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use http::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{Resp, Stack};
+use crate::helpers::{Answer as Resp, Stack};
 
 /// Every wait in these tests polls until this deadline.
 const DEADLINE: Duration = Duration::from_secs(20);

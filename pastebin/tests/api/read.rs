@@ -106,7 +106,6 @@ async fn the_index_page_is_html() {
 async fn a_paste_url_answers_json_or_a_page_by_accept() {
     use bytes::Bytes;
     use http::{Method, Request};
-    use http_body_util::Full;
 
     const BROWSER: &str =
         "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
@@ -131,8 +130,9 @@ async fn a_paste_url_answers_json_or_a_page_by_accept() {
             }
             let resp = stack
                 .client
-                .request(req.body(Full::new(Bytes::new())).unwrap())
-                .await;
+                .request(req.body(testkit::client::body(Bytes::new())).unwrap())
+                .await
+                .unwrap();
             assert_eq!(resp.status, StatusCode::OK, "{method} {accept:?}");
             let content_type = resp.header("content-type").unwrap();
             let want = if html {
@@ -193,9 +193,9 @@ async fn a_paste_url_answers_json_or_a_page_by_accept() {
     let req = Request::builder()
         .uri(stack.url("/pastes/AAAAAAAAAA"))
         .header("accept", BROWSER)
-        .body(Full::new(Bytes::new()))
+        .body(testkit::client::body(Bytes::new()))
         .unwrap();
-    let resp = stack.client.request(req).await;
+    let resp = stack.client.request(req).await.unwrap();
     assert_eq!(resp.status, StatusCode::NOT_FOUND);
     assert!(
         resp.header("content-type")
