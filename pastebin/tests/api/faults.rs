@@ -32,13 +32,21 @@ async fn a_stopped_sqlsvc_gives_json_503_and_the_stack_recovers() {
     let mut stack = Stack::spawn().await;
     let id = stack.create("before the outage").await;
     let listed_before = stack.listed().await;
+    // Every webserver reads it once, so each holds it in its cache.
+    for web in &stack.webs {
+        let warm = stack.client.get(&web.url(&format!("/pastes/{id}"))).await;
+        assert_eq!(warm.status, StatusCode::OK, "{}", warm.text());
+    }
     stack.sqlsvc.stop().await;
 
     // 503 (refused: unavailable), not 504: a refused connection is answered at once,
-    // not after the webserver's store timeout. The same straight from a webserver.
+    // not after the webserver's store timeout. The same straight from a webserver. A
+    // paste the webservers hold in their cache is still served: only what needs
+    // sqlsvc fails.
+    let uncached = "AAAAAAAAAA";
     for _ in 0..4 {
         stack
-            .read(&id)
+            .read(uncached)
             .await
             .assert_error(StatusCode::SERVICE_UNAVAILABLE);
         stack
@@ -47,9 +55,15 @@ async fn a_stopped_sqlsvc_gives_json_503_and_the_stack_recovers() {
             .assert_error(StatusCode::SERVICE_UNAVAILABLE);
         stack
             .client
-            .get(&stack.web_url(&format!("/pastes/{id}")))
+            .get(&stack.web_url(&format!("/pastes/{uncached}")))
             .await
             .assert_error(StatusCode::SERVICE_UNAVAILABLE);
+        let cached = stack
+            .client
+            .get(&stack.web_url(&format!("/pastes/{id}")))
+            .await;
+        assert_eq!(cached.status, StatusCode::OK, "{}", cached.text());
+        assert_eq!(cached.json()["text"], "before the outage");
     }
     stack
         .client

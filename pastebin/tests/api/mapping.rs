@@ -10,9 +10,16 @@ use serde_json::json;
 use testkit::fake::{FakeService, Reply};
 use testkit::spawn::spawn;
 
-/// A fake sqlsvc whose answer to `GET /pastes/<id>` depends on the id.
+/// A fake sqlsvc whose answer to `GET /pastes/<id>` depends on the id. Its deletion
+/// log is empty and answers, so the webserver's cache sees a live sqlsvc.
 fn scripted_sqlsvc() -> FakeService {
     FakeService::start(|req| async move {
+        if req.path.starts_with("/deletions") {
+            return Reply::Json(
+                StatusCode::OK,
+                json!({"epoch": 1, "reset": false, "ids": [], "next": 0, "more": false}),
+            );
+        }
         let id = req.path.trim_start_matches("/pastes/");
         match id {
             "Fails00500" => Reply::Json(
