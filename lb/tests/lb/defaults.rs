@@ -6,7 +6,7 @@ use std::time::Duration;
 
 #[test]
 fn the_documented_defaults() {
-    let config = lb::Config::new(vec!["127.0.0.1:4000".into()]);
+    let config = lb::Config::new(vec!["192.0.2.1:4000".into()]); // never contacted: TEST-NET-1
     assert!(config.validate().is_ok(), "{:?}", config.validate());
     assert!(lb::Config::new(vec![]).validate().is_ok());
 
