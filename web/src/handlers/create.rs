@@ -57,7 +57,13 @@ pub(super) async fn create(app: &App, req: Request<Incoming>) -> Result<Response
     let (text, expires_in) = parse_body(&format, &body, query_expiry)?;
     let expires_at = expires_in.map(|secs| now_unix() + secs as i64);
 
+    // Taken before the write, so that a reset of the cache during it refuses the copy.
+    let ticket = app.read.ticket();
     let meta = within_store_timeout(app, app.write.create(&text, expires_at)).await?;
+    // The first read of a new paste through this webserver is then a hit: under a
+    // read-heavy mix, most pastes are read soon after they are written.
+    app.read
+        .remember_created(meta.clone(), std::sync::Arc::from(text), ticket);
     let id = meta.paste_id.to_string();
     let url = format!("{base}/pastes/{id}");
     let mut resp = match format {
