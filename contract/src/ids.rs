@@ -125,14 +125,11 @@ impl AsRef<str> for PasteId {
     }
 }
 
-/// Longest text path: what nosqlsvc stores under and sqlsvc records. nosqlsvc makes
-/// paths of [`GENERATED_PATH_LEN`] characters; the bound leaves room for other
-/// generators while keeping keys and log lines short. (sqlsvc once took 128 and
-/// nosqlsvc 64: a path of 65..=128 characters could be recorded but never read.)
+/// Longest text path: what nosqlsvc stores under and sqlsvc records. nosqlsvc's
+/// backends make paths of 16 or 24 characters; the bound leaves room for others
+/// while keeping keys and log lines short. (sqlsvc once took 128 and nosqlsvc 64:
+/// a path of 65..=128 characters could be recorded but never read.)
 pub const MAX_PATH_LEN: usize = 64;
-
-/// Length of the paths nosqlsvc generates.
-pub const GENERATED_PATH_LEN: usize = 16;
 
 /// Where a paste's text is stored in nosqlsvc: 1..=[`MAX_PATH_LEN`] characters of
 /// `[0-9A-Za-z_-]` (so it is safe in a URL path segment as is).
@@ -159,8 +156,7 @@ impl PastePath {
     /// The one rule of a text path.
     pub fn is_valid(s: &str) -> bool {
         (1..=MAX_PATH_LEN).contains(&s.len())
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     }
 

@@ -174,7 +174,10 @@ async fn the_meta_client_owns_its_urls() {
     let want: Vec<(Method, String)> = want.iter().map(|(m, p)| (m.clone(), (*p).into())).collect();
     assert_eq!(seen, want);
     let body: serde_json::Value = serde_json::from_slice(&fake.received()[0].body).unwrap();
-    assert_eq!(body, json!({ "paste_path": "p_1", "expires_at": 9, "size": 3 }));
+    assert_eq!(
+        body,
+        json!({ "paste_path": "p_1", "expires_at": 9, "size": 3 })
+    );
 }
 
 #[tokio::test]
@@ -200,7 +203,10 @@ async fn the_text_client_owns_its_urls() {
     });
     let client = text_client(&fake);
     let path: PastePath = "p-1".parse().unwrap();
-    assert_eq!(client.insert("hi").await.unwrap().paste_path.as_str(), "new_path");
+    assert_eq!(
+        client.insert("hi").await.unwrap().paste_path.as_str(),
+        "new_path"
+    );
     assert_eq!(client.get(&path).await.unwrap().text, "hello");
     let paths = [path.clone(), "q".parse().unwrap()];
     assert_eq!(
