@@ -74,7 +74,8 @@ pub async fn serve(
 
 /// One listening socket per worker on `listener`'s address: `listener` itself and
 /// `workers - 1` more, all with `SO_REUSEPORT`, so the kernel hashes each new
-/// connection to one of them. Where a socket cannot join (a kernel without
+/// connection to one of them. (As with nginx's `reuseport`, another process of the
+/// same user could join the group with a socket of its own; only the same user.) Where a socket cannot join (a kernel without
 /// `SO_REUSEPORT`), that worker shares `listener`'s queue instead (a duplicate of
 /// its descriptor): every worker still accepts for itself.
 fn listeners(listener: TcpListener, workers: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
