@@ -23,6 +23,7 @@ async fn main() {
         db_path: dir.path().join("bench.db"),
         readers: sqlsvc::default_readers(),
         server: httpkit::ServerConfig::default(),
+        sweeper: None,
     };
     let server = tokio::spawn(sqlsvc::run(listener, config, async {
         let _ = stopped.await;
@@ -41,6 +42,8 @@ async fn main() {
                     paste_path: format!("bench{i}"),
                     expires_at: None,
                     size: Some(100),
+                    burn_after_reading: false,
+                    unlisted: false,
                 };
                 while Instant::now() < deadline {
                     let _: Meta = client.post_json(&url, &body).await.unwrap();

@@ -56,18 +56,7 @@ impl PasteId {
     /// the 62-letter alphabet: bytes >= 248 (= 4 * 62) are rejected, so `b % 62`
     /// has no modulo bias.
     pub fn random() -> Result<Self, RandomIdError> {
-        let mut id = String::with_capacity(PASTE_ID_LEN);
-        // 16 bytes almost always suffice (each is kept with probability 248/256).
-        let mut buf = [0u8; 16];
-        while id.len() < PASTE_ID_LEN {
-            getrandom::fill(&mut buf).map_err(RandomIdError)?;
-            for &b in &buf {
-                if b < 248 && id.len() < PASTE_ID_LEN {
-                    id.push(char::from(ALPHABET[usize::from(b % 62)]));
-                }
-            }
-        }
-        Ok(Self(id))
+        random_chars(PASTE_ID_LEN).map(Self)
     }
 
     /// The id as a string slice.
@@ -130,6 +119,94 @@ pub struct CreateMeta {
     /// Size of the text in bytes, if the caller knows it.
     #[serde(default)]
     pub size: Option<u64>,
+    /// The first read that returns the text removes the paste (claimed with
+    /// `POST /pastes/{id}/claim`); such a paste is never listed.
+    #[serde(default)]
+    pub burn_after_reading: bool,
+    /// Readable by id, absent from listings.
+    #[serde(default)]
+    pub unlisted: bool,
+}
+
+/// Answer of `POST /pastes` (201): the row, and its delete token. The token is
+/// drawn here and handed out this once; only its SHA-256 is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Created {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub delete_token: String,
+}
+
+/// Body of `DELETE /pastes/{id}`: the token the create handed out. Without a body
+/// the delete is an operator's (the service has no authentication of its own; keep
+/// it on a private network).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteRequest {
+    pub delete_token: String,
+}
+
+/// Length of every delete token.
+pub const DELETE_TOKEN_LEN: usize = 32;
+
+/// Most `(paste, month)` entries in one `POST /views`.
+pub const MAX_VIEW_ENTRIES: usize = 10_000;
+
+/// Body of `POST /views`: counts of reads aggregated by a webserver since its last
+/// flush. Counts of pastes that are gone are dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewCounts {
+    pub views: Vec<ViewCount>,
+}
+
+/// Reads of one paste in one month (`YYYY-MM`, UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewCount {
+    pub paste_id: PasteId,
+    pub month: String,
+    pub count: u64,
+}
+
+/// Answer of `GET /pastes/{id}/stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasteStats {
+    pub views: u64,
+    /// Views by month, `YYYY-MM` (UTC) -> count.
+    pub monthly: std::collections::BTreeMap<String, u64>,
+}
+
+/// Whether `m` is a month as `ViewCount` spells it: `YYYY-MM`, month 01..=12.
+pub fn valid_month(m: &str) -> bool {
+    let b = m.as_bytes();
+    b.len() == 7
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..].iter().all(u8::is_ascii_digit)
+        && matches!(
+            &m[5..],
+            "01" | "02" | "03" | "04" | "05" | "06" | "07" | "08" | "09" | "10" | "11" | "12"
+        )
+}
+
+/// A fresh delete token: [`DELETE_TOKEN_LEN`] characters of `[0-9A-Za-z]` from the OS
+/// random source (about 190 bits).
+pub fn random_token() -> Result<String, RandomIdError> {
+    random_chars(DELETE_TOKEN_LEN)
+}
+
+/// `len` characters, each uniform over the 62-letter alphabet: bytes >= 248
+/// (= 4 * 62) are rejected, so `b % 62` has no modulo bias.
+fn random_chars(len: usize) -> Result<String, RandomIdError> {
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 16];
+    while out.len() < len {
+        getrandom::fill(&mut buf).map_err(RandomIdError)?;
+        for &b in &buf {
+            if b < 248 && out.len() < len {
+                out.push(char::from(ALPHABET[usize::from(b % 62)]));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// One metadata row.
@@ -142,6 +219,12 @@ pub struct Meta {
     /// Unix seconds; None = never expires.
     pub expires_at: Option<i64>,
     pub size: Option<u64>,
+    /// Removed by the first read that returns its text (see `CreateMeta`).
+    #[serde(default)]
+    pub burn_after_reading: bool,
+    /// Absent from listings.
+    #[serde(default)]
+    pub unlisted: bool,
 }
 
 /// One page of `GET /pastes`, newest first.
