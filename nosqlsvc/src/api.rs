@@ -46,6 +46,20 @@ pub struct Deleted {
     pub deleted: bool,
 }
 
+/// Body of `POST /texts/delete` and `POST /texts/settle`, at most
+/// [`MAX_BATCH_PATHS`] valid paths; answer of `GET /texts/unsettled`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Paths {
+    pub paths: Vec<String>,
+}
+
+/// Answer of `POST /texts/delete` (texts deleted) and `POST /texts/settle` (texts
+/// that were unsettled).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Affected {
+    pub affected: u64,
+}
+
 /// Whether `p` is a well-formed text path: 1 to 64 characters of `[0-9A-Za-z_-]`.
 pub fn valid_path(p: &str) -> bool {
     (1..=MAX_PATH_LEN).contains(&p.len())
