@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod flight;
 pub mod invalidation;
+pub mod views;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +17,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use httpkit::{ClientError, JsonClient};
 use nosqlsvc::api::{GetMany, TextDoc, Texts};
 use serde::Serialize;
-use sqlsvc::api::{Meta, MetaPage, PasteId};
+use sqlsvc::api::{Meta, MetaPage, PasteId, PasteStats};
 
 pub use cache::{Lookup, PasteCache};
 use flight::Flights;
@@ -103,6 +104,8 @@ pub struct ReadApi {
     health: Arc<SqlsvcHealth>,
     /// Fetches of one paste from the stores (each shared by its concurrent readers).
     fetches: Arc<AtomicU64>,
+    /// Views counted and not yet flushed to sqlsvc.
+    views: Arc<views::ViewCounter>,
 }
 
 /// Figures of a webserver's cache, for `/healthz`, operators and tests.
@@ -131,7 +134,53 @@ impl ReadApi {
             flights: Arc::default(),
             health: Arc::default(),
             fetches: Arc::default(),
+            views: Arc::default(),
         }
+    }
+
+    /// Flushes the view counts to sqlsvc until dropped: the webserver runs it as a
+    /// task for as long as it serves.
+    pub fn flush_views(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let views = self.views.clone();
+        let client = self.client.clone();
+        let sqlsvc = self.upstreams.sqlsvc.clone();
+        async move { views.flush_forever(client, sqlsvc).await }
+    }
+
+    /// Flushes the view counts once (at shutdown).
+    pub async fn flush_views_once(&self) {
+        let url = format!("{}/views", self.upstreams.sqlsvc);
+        self.views.flush(&self.client, &url).await;
+    }
+
+    /// Counts one view of `id` (flushed with the others; no store call here).
+    pub fn count_view(&self, id: &PasteId) {
+        self.views.count(id);
+    }
+
+    /// Reads a paste for a reader who gets its text (a `GET`): like [`ReadApi::get`],
+    /// and a burn-after-reading paste is claimed in sqlsvc first, so exactly one
+    /// reader, on whatever webserver, gets its text; every other gets `NotFound`.
+    pub async fn read(&self, id: &PasteId) -> Result<Arc<Paste>, ReadError> {
+        let paste = self.get(id).await?;
+        if !paste.meta.burn_after_reading {
+            return Ok(paste);
+        }
+        let url = format!("{}/pastes/{}/claim", self.upstreams.sqlsvc, id);
+        let claimed = self
+            .client
+            .call::<Meta>(http::Method::POST, &url, None)
+            .await
+            .map_err(not_found_or)?;
+        // Never cached (`may_cache`), but a reset or a race must not bring it back.
+        self.forget(&claimed.paste_id);
+        Ok(paste)
+    }
+
+    /// The view counts of a live paste.
+    pub async fn stats(&self, id: &PasteId) -> Result<PasteStats, ReadError> {
+        let url = format!("{}/pastes/{}/stats", self.upstreams.sqlsvc, id);
+        self.client.get_json(&url).await.map_err(not_found_or)
     }
 
     /// The cache's figures now.

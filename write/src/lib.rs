@@ -8,7 +8,7 @@ use std::sync::Arc;
 use httpkit::{ClientError, JsonClient};
 use nosqlsvc::api::Inserted;
 use serde::Serialize;
-use sqlsvc::api::{CreateMeta, Meta};
+use sqlsvc::api::{CreateMeta, Created, DeleteRequest, Meta, PasteId};
 
 /// Why a write failed.
 #[derive(Debug)]
@@ -46,6 +46,17 @@ pub struct Upstreams {
     pub nosqlsvc: String,
 }
 
+/// The options of a new paste.
+#[derive(Debug, Clone, Default)]
+pub struct NewPaste {
+    /// Unix seconds after which it is gone; None: never.
+    pub expires_at: Option<i64>,
+    /// The first read that returns the text removes it.
+    pub burn_after_reading: bool,
+    /// Not listed.
+    pub unlisted: bool,
+}
+
 /// The Write API. Cheap to clone; clones share the client pool.
 #[derive(Clone)]
 pub struct WriteApi {
@@ -70,6 +81,16 @@ impl WriteApi {
     /// Stores `text` and records a new paste for it, expiring at `expires_at` (unix
     /// seconds) if given. Answers once both stores have made the write durable.
     pub async fn create(&self, text: &str, expires_at: Option<i64>) -> Result<Meta, WriteError> {
+        let options = NewPaste {
+            expires_at,
+            ..NewPaste::default()
+        };
+        self.create_with(text, options).await.map(|c| c.meta)
+    }
+
+    /// Like [`WriteApi::create`], with every option of a new paste; the answer holds
+    /// the delete token, handed out this once.
+    pub async fn create_with(&self, text: &str, options: NewPaste) -> Result<Created, WriteError> {
         let texts_url = format!("{}/texts", self.upstreams.nosqlsvc);
         let inserted: Inserted = self
             .client
@@ -80,10 +101,16 @@ impl WriteApi {
         let meta_url = format!("{}/pastes", self.upstreams.sqlsvc);
         let request = CreateMeta {
             paste_path: inserted.paste_path,
-            expires_at,
+            expires_at: options.expires_at,
             size: Some(text.len() as u64),
+            burn_after_reading: options.burn_after_reading,
+            unlisted: options.unlisted,
         };
-        match self.client.post_json::<_, Meta>(&meta_url, &request).await {
+        match self
+            .client
+            .post_json::<_, Created>(&meta_url, &request)
+            .await
+        {
             Ok(meta) => Ok(meta),
             Err(err) => {
                 // Only an answer from sqlsvc proves the row was not written; after a
@@ -94,6 +121,31 @@ impl WriteApi {
                 }
                 Err(WriteError::Meta(err))
             }
+        }
+    }
+
+    /// Deletes the paste `id` if `token` is its delete token: `Ok(true)` when it was
+    /// deleted, `Ok(false)` when there is no such live paste or the token is wrong
+    /// (sqlsvc answers both alike, on purpose). sqlsvc removes the row and puts its
+    /// text in its trash in one transaction; its sweeper deletes the text from
+    /// nosqlsvc at once (and again after a crash), so a delete that dies half way
+    /// leaves no readable paste and no text forever orphaned.
+    pub async fn delete(&self, id: &PasteId, token: &str) -> Result<bool, WriteError> {
+        let url = format!("{}/pastes/{}", self.upstreams.sqlsvc, id);
+        let body = serde_json::to_vec(&DeleteRequest {
+            delete_token: token.to_owned(),
+        })
+        .map_err(|err| WriteError::Meta(ClientError::BadResponse(err.to_string())))?;
+        match self
+            .client
+            .call::<serde::de::IgnoredAny>(http::Method::DELETE, &url, Some(body.into()))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(ClientError::Status { status, .. }) if status == http::StatusCode::NOT_FOUND => {
+                Ok(false)
+            }
+            Err(err) => Err(WriteError::Meta(err)),
         }
     }
 
