@@ -2,7 +2,7 @@
 
 use http::Method;
 
-use crate::api::valid_path;
+use crate::api::{MAX_UNSETTLED_LIMIT, PastePath};
 use crate::error::ApiError;
 
 /// What a request asks for.
@@ -10,8 +10,8 @@ use crate::error::ApiError;
 pub(crate) enum Route {
     Insert,
     GetMany,
-    Get(String),
-    Delete(String),
+    Get(PastePath),
+    Delete(PastePath),
     /// `POST /texts/delete`: many texts at once (the sweeper).
     DeleteMany,
     /// `GET /texts/unsettled?before=T&limit=N`: candidates for the orphan sweep.
@@ -24,9 +24,6 @@ pub(crate) enum Route {
     Health,
     Metrics,
 }
-
-/// Most paths `GET /texts/unsettled` lists at once.
-pub(crate) const MAX_UNSETTLED_LIMIT: u32 = crate::api::MAX_BATCH_PATHS as u32;
 
 const ALLOW_POST: &str = "POST";
 const ALLOW_GET_DELETE: &str = "GET, DELETE";
@@ -77,10 +74,10 @@ impl Route {
                     Method::DELETE => Route::Delete,
                     _ => return Err(ApiError::MethodNotAllowed(ALLOW_GET_DELETE)),
                 };
-                if !valid_path(p) {
-                    return Err(ApiError::BadRequest("malformed text path".into()));
+                match p.parse::<PastePath>() {
+                    Ok(p) => Ok(route(p)),
+                    Err(_) => Err(ApiError::BadRequest("malformed text path".into())),
                 }
-                Ok(route((*p).to_owned()))
             }
             ["healthz"] => match *method {
                 Method::GET => Ok(Route::Health),
@@ -138,11 +135,11 @@ mod tests {
         assert_eq!(parse(Method::POST, "/texts/batch").unwrap(), Route::GetMany);
         assert_eq!(
             parse(Method::GET, "/texts/abc_-9").unwrap(),
-            Route::Get("abc_-9".into())
+            Route::Get("abc_-9".parse().unwrap())
         );
         assert_eq!(
             parse(Method::DELETE, "/texts/abc").unwrap(),
-            Route::Delete("abc".into())
+            Route::Delete("abc".parse().unwrap())
         );
         assert_eq!(parse(Method::GET, "/healthz").unwrap(), Route::Health);
         assert_eq!(
@@ -208,7 +205,7 @@ mod tests {
             method in proptest::sample::select(vec!["GET", "POST", "PUT", "DELETE", "PATCH"]),
         ) {
             match Route::parse(&method.parse().unwrap(), &path) {
-                Ok(Route::Get(p) | Route::Delete(p)) => proptest::prop_assert!(valid_path(&p)),
+                Ok(Route::Get(p) | Route::Delete(p)) => proptest::prop_assert!(PastePath::is_valid(p.as_str())),
                 Ok(_) => {}
                 Err(err) => {
                     let resp = err.into_response();

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use httpkit::{ClientError, JsonClient};
-use nosqlsvc::api::{GetMany, TextDoc, Texts};
+use contract::meta::{Meta, MetaPage, PasteStats};
+use contract::text::{TextDoc, Texts};
+use contract::{CallError, MetaClient, PasteId, PastePath, TextClient};
+use httpkit::JsonClient;
 use serde::Serialize;
-use sqlsvc::api::{Meta, MetaPage, PasteId, PasteStats};
 
 pub use cache::{Lookup, PasteCache};
 use flight::Flights;
@@ -40,15 +41,16 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-/// Why a read failed.
-#[derive(Debug)]
+/// Why a read failed. `Clone`: one fetch's error goes to every reader that waited
+/// on it.
+#[derive(Debug, Clone)]
 pub enum ReadError {
     /// No such paste, or it has expired.
     NotFound,
     /// A cursor sqlsvc did not accept.
     BadCursor(String),
     /// sqlsvc or nosqlsvc failed or could not be reached.
-    Upstream(ClientError),
+    Upstream(CallError),
 }
 
 impl std::fmt::Display for ReadError {
@@ -63,42 +65,17 @@ impl std::fmt::Display for ReadError {
 
 impl std::error::Error for ReadError {}
 
-/// By hand, because `ClientError` is not `Clone`: one fetch's error goes to every
-/// reader that waited on it.
-impl Clone for ReadError {
-    fn clone(&self) -> Self {
-        match self {
-            ReadError::NotFound => ReadError::NotFound,
-            ReadError::BadCursor(msg) => ReadError::BadCursor(msg.clone()),
-            ReadError::Upstream(err) => ReadError::Upstream(match err {
-                ClientError::Unavailable(msg) => ClientError::Unavailable(msg.clone()),
-                ClientError::Timeout => ClientError::Timeout,
-                ClientError::Status { status, message } => ClientError::Status {
-                    status: *status,
-                    message: message.clone(),
-                },
-                ClientError::BadResponse(msg) => ClientError::BadResponse(msg.clone()),
-            }),
-        }
-    }
-}
-
 /// What one fetch gives every reader that waited on it.
 type Fetched = Result<Arc<Paste>, ReadError>;
 
-/// Where the Read API finds its services: base URLs such as `http://127.0.0.1:5004`.
-#[derive(Debug, Clone)]
-pub struct Upstreams {
-    pub sqlsvc: String,
-    pub nosqlsvc: String,
-}
+pub use contract::Upstreams;
 
 /// The Read API. Cheap to clone; clones share the client pool, the cache, the
 /// fetches under way and what is known of sqlsvc's health.
 #[derive(Clone)]
 pub struct ReadApi {
-    client: JsonClient,
-    upstreams: Arc<Upstreams>,
+    meta: MetaClient,
+    texts: TextClient,
     cache: Arc<PasteCache>,
     flights: Arc<Flights<PasteId, Fetched>>,
     health: Arc<SqlsvcHealth>,
@@ -127,9 +104,10 @@ impl ReadApi {
     /// A Read API with a cache of `cache_bytes` (0: no cache). Caching is safe only
     /// while `follow_deletions` runs beside it.
     pub fn new(client: JsonClient, upstreams: Upstreams, cache_bytes: usize) -> Self {
+        let (meta, texts) = upstreams.clients(client);
         Self {
-            client,
-            upstreams: Arc::new(upstreams),
+            meta,
+            texts,
             cache: Arc::new(PasteCache::new(cache_bytes)),
             flights: Arc::default(),
             health: Arc::default(),
@@ -142,15 +120,13 @@ impl ReadApi {
     /// task for as long as it serves.
     pub fn flush_views(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let views = self.views.clone();
-        let client = self.client.clone();
-        let sqlsvc = self.upstreams.sqlsvc.clone();
-        async move { views.flush_forever(client, sqlsvc).await }
+        let meta = self.meta.clone();
+        async move { views.flush_forever(meta).await }
     }
 
     /// Flushes the view counts once (at shutdown).
     pub async fn flush_views_once(&self) {
-        let url = format!("{}/views", self.upstreams.sqlsvc);
-        self.views.flush(&self.client, &url).await;
+        self.views.flush(&self.meta).await;
     }
 
     /// Counts one view of `id` (flushed with the others; no store call here).
@@ -166,12 +142,7 @@ impl ReadApi {
         if !paste.meta.burn_after_reading {
             return Ok(paste);
         }
-        let url = format!("{}/pastes/{}/claim", self.upstreams.sqlsvc, id);
-        let claimed = self
-            .client
-            .call::<Meta>(http::Method::POST, &url, None)
-            .await
-            .map_err(not_found_or)?;
+        let claimed = self.meta.claim(id).await.map_err(not_found_or)?;
         // Never cached (`may_cache`), but a reset or a race must not bring it back.
         self.forget(&claimed.paste_id);
         Ok(paste)
@@ -179,8 +150,7 @@ impl ReadApi {
 
     /// The view counts of a live paste.
     pub async fn stats(&self, id: &PasteId) -> Result<PasteStats, ReadError> {
-        let url = format!("{}/pastes/{}/stats", self.upstreams.sqlsvc, id);
-        self.client.get_json(&url).await.map_err(not_found_or)
+        self.meta.stats(id).await.map_err(not_found_or)
     }
 
     /// The cache's figures now.
@@ -198,12 +168,7 @@ impl ReadApi {
     /// Follows sqlsvc's deletion log until dropped: the webserver runs it as a task
     /// for as long as it serves.
     pub fn follow_deletions(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        invalidation::follow(
-            self.client.clone(),
-            self.upstreams.sqlsvc.clone(),
-            self.cache.clone(),
-            self.health.clone(),
-        )
+        invalidation::follow(self.meta.clone(), self.cache.clone(), self.health.clone())
     }
 
     /// The cache, for its figures and for tests.
@@ -238,7 +203,7 @@ impl ReadApi {
                 id,
                 move || async move { this.fetch_and_cache(&key).await },
                 || {
-                    Err(ReadError::Upstream(ClientError::Unavailable(
+                    Err(ReadError::Upstream(CallError::Unavailable(
                         "the fetch was abandoned".into(),
                     )))
                 },
@@ -254,12 +219,13 @@ impl ReadApi {
         }
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let ticket = self.cache.ticket(Instant::now());
-        let url = format!("{}/pastes/{}", self.upstreams.sqlsvc, id);
-        let meta: Meta = self.client.get_json(&url).await.map_err(not_found_or)?;
-        let url = format!("{}/texts/{}", self.upstreams.nosqlsvc, meta.paste_path);
-        let doc: TextDoc = match self.client.get_json(&url).await {
+        let meta: Meta = self.meta.get(id).await.map_err(|err| match err {
+            CallError::NotFound => ReadError::NotFound,
+            other => ReadError::Upstream(other),
+        })?;
+        let doc: TextDoc = match self.texts.get(&meta.paste_path).await {
             Ok(doc) => doc,
-            Err(ClientError::Status { status, .. }) if status.as_u16() == 404 => {
+            Err(CallError::NotFound) => {
                 // Text first, then metadata, so this only happens if a text was
                 // lost or deleted under a live row.
                 tracing::warn!(paste_id = %id, path = %meta.paste_path, "metadata points at a missing text");
@@ -281,17 +247,14 @@ impl ReadApi {
             return Err(sqlsvc_down());
         }
         let ticket = self.cache.ticket(Instant::now());
-        let mut url = format!("{}/pastes?limit={limit}", self.upstreams.sqlsvc);
-        if let Some(cursor) = cursor {
-            url.push_str("&cursor=");
-            url.push_str(cursor);
-        }
-        let page: MetaPage = self.client.get_json(&url).await.map_err(|err| match err {
-            ClientError::Status { status, message } if status.as_u16() == 400 => {
-                ReadError::BadCursor(message)
-            }
-            other => ReadError::Upstream(other),
-        })?;
+        let page: MetaPage = self
+            .meta
+            .list(limit, cursor)
+            .await
+            .map_err(|err| match err {
+                CallError::Invalid { message, .. } => ReadError::BadCursor(message),
+                other => ReadError::Upstream(other),
+            })?;
 
         let now = now_unix();
         let mut texts: Vec<Option<Arc<str>>> = page
@@ -302,7 +265,7 @@ impl ReadApi {
                 Lookup::Expired | Lookup::Miss => None,
             })
             .collect();
-        let missing: Vec<String> = page
+        let missing: Vec<PastePath> = page
             .pastes
             .iter()
             .zip(&texts)
@@ -310,10 +273,9 @@ impl ReadApi {
             .map(|(m, _)| m.paste_path.clone())
             .collect();
         if !missing.is_empty() {
-            let url = format!("{}/texts/batch", self.upstreams.nosqlsvc);
             let fetched: Texts = self
-                .client
-                .post_json(&url, &GetMany { paths: missing })
+                .texts
+                .get_many(&missing)
                 .await
                 .map_err(ReadError::Upstream)?;
             let mut fetched = fetched.texts.into_iter();
@@ -367,14 +329,8 @@ impl ReadApi {
 impl ReadApi {
     /// Both storage services answer their health checks.
     pub async fn ready(&self) -> Result<(), ReadError> {
-        for base in [&self.upstreams.sqlsvc, &self.upstreams.nosqlsvc] {
-            let url = format!("{base}/healthz");
-            self.client
-                .get_json::<serde::de::IgnoredAny>(&url)
-                .await
-                .map_err(ReadError::Upstream)?;
-        }
-        Ok(())
+        self.meta.health().await.map_err(ReadError::Upstream)?;
+        self.texts.health().await.map_err(ReadError::Upstream)
     }
 }
 
@@ -388,14 +344,14 @@ fn now_unix() -> i64 {
 
 /// The answer while the deletion-log polls say sqlsvc is not answering.
 fn sqlsvc_down() -> ReadError {
-    ReadError::Upstream(ClientError::Unavailable(
+    ReadError::Upstream(CallError::Unavailable(
         "sqlsvc is not answering (deletion-log polls fail)".into(),
     ))
 }
 
-fn not_found_or(err: ClientError) -> ReadError {
+fn not_found_or(err: CallError) -> ReadError {
     match err {
-        ClientError::Status { status, .. } if status.as_u16() == 404 => ReadError::NotFound,
+        CallError::NotFound => ReadError::NotFound,
         other => ReadError::Upstream(other),
     }
 }

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use httpkit::JsonClient;
-use sqlsvc::api::{MAX_VIEW_ENTRIES, PasteId, ViewCount, ViewCounts};
+use contract::MetaClient;
+use contract::PasteId;
+use contract::meta::{MAX_VIEW_ENTRIES, ViewCount, ViewCounts};
 
 /// Time between two flushes: views show in the stats within this and one round trip.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
@@ -57,25 +58,22 @@ impl ViewCounter {
 
     /// Flushes every `FLUSH_INTERVAL` until dropped; counts a failed flush could not
     /// deliver are put back for the next one.
-    pub async fn flush_forever(&self, client: JsonClient, sqlsvc: String) {
-        let url = format!("{sqlsvc}/views");
+    pub async fn flush_forever(&self, meta: MetaClient) {
         let mut tick = tokio::time::interval(FLUSH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            self.flush(&client, &url).await;
+            self.flush(&meta).await;
         }
     }
 
     /// One flush, in batches of at most `MAX_VIEW_ENTRIES`.
-    pub async fn flush(&self, client: &JsonClient, url: &str) {
+    pub async fn flush(&self, meta: &MetaClient) {
         let mut views = self.take();
         while !views.is_empty() {
             let rest = views.split_off(views.len().min(MAX_VIEW_ENTRIES));
             let batch = ViewCounts { views };
-            let sent = client
-                .post_json::<_, serde::de::IgnoredAny>(url, &batch)
-                .await;
+            let sent = meta.add_views(&batch).await;
             if let Err(err) = sent {
                 tracing::warn!(%err, "view counts not flushed; kept for the next flush");
                 for v in batch.views.into_iter().chain(rest) {

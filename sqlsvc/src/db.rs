@@ -8,7 +8,7 @@ use rusqlite::types::Type;
 use rusqlite::{OptionalExtension, Row, params};
 use tokio_rusqlite::Connection;
 
-use crate::api::{DeletionPage, Meta, PasteId, PasteStats, ViewCount};
+use crate::api::{DeletionPage, Meta, PasteId, PastePath, PasteStats, ViewCount};
 use crate::error::Error;
 use crate::migrations;
 
@@ -186,7 +186,9 @@ pub(crate) fn meta_from_row(row: &Row<'_>) -> rusqlite::Result<Meta> {
         })?;
     Ok(Meta {
         paste_id,
-        paste_path: row.get(1)?,
+        paste_path: PastePath::try_from(row.get::<_, String>(1)?).map_err(|err| {
+            rusqlite::Error::FromSqlConversionFailure(1, Type::Text, Box::new(err))
+        })?,
         created_at: row.get(2)?,
         expires_at: row.get(3)?,
         size,
@@ -368,7 +370,7 @@ fn remove_row(tx: &rusqlite::Transaction<'_>, meta: &Meta, now: i64) -> rusqlite
         "INSERT INTO text_trash (paste_path, since) VALUES (?1, ?2) \
          ON CONFLICT (paste_path) DO NOTHING",
     )?
-    .execute(params![meta.paste_path, now])?;
+    .execute(params![meta.paste_path.as_str(), now])?;
     tx.prepare_cached("INSERT INTO deletions (paste_id, deleted_at) VALUES (?1, ?2)")?
         .execute(params![id, now])?;
     let seq = tx.last_insert_rowid();
@@ -775,7 +777,7 @@ mod tests {
         let gone = delete(&conn, &id, 7, &Deleter::Token("secret".into()))
             .unwrap()
             .unwrap();
-        assert_eq!(gone.paste_path, "path_eeeeeeeee1");
+        assert_eq!(gone.paste_path.as_str(), "path_eeeeeeeee1");
         assert!(get(&conn, &id, 0).unwrap().is_none());
         assert_eq!(trash(&conn), ["path_eeeeeeeee1"]);
         let log = deletions(&conn, Some(0), 10).unwrap();

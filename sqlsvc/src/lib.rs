@@ -101,7 +101,10 @@ pub async fn run(
         tracing::info!(nosqlsvc = %sweep.nosqlsvc, interval = ?sweep.interval, "sweeper on");
         let sweeper = sweeper::Sweeper {
             db: db.clone(),
-            client: httpkit::JsonClient::new(httpkit::ClientConfig::default()),
+            texts: contract::TextClient::new(
+                httpkit::JsonClient::new(httpkit::ClientConfig::default()),
+                sweep.nosqlsvc.clone(),
+            ),
             config: sweep,
             counters: counters.clone(),
             wake: wake.clone(),

@@ -5,7 +5,8 @@
 //! It lives in sqlsvc because sqlsvc alone knows which texts are still wanted: a
 //! row removed and its text put in the trash is one SQLite transaction, and "does a
 //! row point at this text?" is one indexed query here. It drives nosqlsvc through
-//! nosqlsvc's own HTTP API (batch delete, the list of unsettled texts, settle), so it
+//! nosqlsvc's own API (`contract::TextClient`: batch delete, the list of unsettled
+//! texts, settle), so it
 //! works the same with the embedded store and with MongoDB, on one host or several,
 //! and needs no process of its own (the launcher is not there in a multi-host
 //! deployment, and N webservers would need to elect one of them).
@@ -14,8 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use httpkit::{ClientError, JsonClient};
-use serde::{Deserialize, Serialize};
+use contract::{CallError, PastePath, TextClient};
 use tokio::sync::Notify;
 
 use crate::clock::now_unix;
@@ -75,27 +75,12 @@ pub(crate) struct SweepCounters {
     pub(crate) errors: AtomicU64,
 }
 
-// nosqlsvc's wire types for the sweep. They belong in the contract crate with the
-// rest of nosqlsvc's contract; sqlsvc cannot link nosqlsvc (its storage engines).
-
-/// Body of nosqlsvc's `POST /texts/delete` and `POST /texts/settle`; answer of
-/// `GET /texts/unsettled`.
-#[derive(Debug, Serialize, Deserialize)]
-struct Paths {
-    paths: Vec<String>,
-}
-
-/// Answer of nosqlsvc's `POST /texts/delete` and `POST /texts/settle`.
-#[derive(Debug, Deserialize)]
-struct Affected {
-    affected: u64,
-}
-
 /// The sweeper's state.
 pub(crate) struct Sweeper {
     pub(crate) db: Arc<Db>,
     pub(crate) config: SweepConfig,
-    pub(crate) client: JsonClient,
+    /// nosqlsvc, through its contract's client.
+    pub(crate) texts: TextClient,
     pub(crate) counters: Arc<SweepCounters>,
     pub(crate) wake: Arc<Notify>,
 }
@@ -148,7 +133,10 @@ impl Sweeper {
                 break;
             }
             let full = paths.len() == batch as usize;
-            let deleted = self.call_nosqlsvc("/texts/delete", paths.clone()).await?;
+            // Only valid paths are ever stored; one that is not is dropped from the
+            // trash rather than retried forever.
+            let valid: Vec<PastePath> = paths.iter().filter_map(|p| p.parse().ok()).collect();
+            let deleted = self.texts.delete_many(&valid).await.map_err(nosqlsvc_err)?;
             self.counters
                 .trash_texts
                 .fetch_add(deleted, Ordering::Relaxed);
@@ -164,17 +152,16 @@ impl Sweeper {
         let grace = i64::try_from(self.config.orphan_grace.as_secs()).unwrap_or(i64::MAX);
         let before = now.saturating_sub(grace);
         for _ in 0..MAX_BATCHES {
-            let url = format!(
-                "{}/texts/unsettled?before={before}&limit={batch}",
-                self.config.nosqlsvc
-            );
-            let listed: Paths = self.client.get_json(&url).await.map_err(nosqlsvc_err)?;
-            if listed.paths.is_empty() {
+            let paths = self
+                .texts
+                .unsettled(before, batch)
+                .await
+                .map_err(nosqlsvc_err)?;
+            if paths.is_empty() {
                 break;
             }
-            let full = listed.paths.len() == batch as usize;
-            let paths = listed.paths;
-            let probe = paths.clone();
+            let full = paths.len() == batch as usize;
+            let probe: Vec<String> = paths.iter().map(|p| p.as_str().to_owned()).collect();
             let wanted = self
                 .db
                 .read(move |conn| db::referenced(conn, &probe))
@@ -182,15 +169,19 @@ impl Sweeper {
                 .map_err(|err| format!("orphans: {err}"))?;
             let (keep, orphans): (Vec<_>, Vec<_>) =
                 paths.into_iter().zip(wanted).partition(|(_, w)| *w);
-            let keep: Vec<String> = keep.into_iter().map(|(p, _)| p).collect();
-            let orphans: Vec<String> = orphans.into_iter().map(|(p, _)| p).collect();
+            let keep: Vec<PastePath> = keep.into_iter().map(|(p, _)| p).collect();
+            let orphans: Vec<PastePath> = orphans.into_iter().map(|(p, _)| p).collect();
             if !keep.is_empty() {
-                let settled = self.call_nosqlsvc("/texts/settle", keep).await?;
+                let settled = self.texts.settle(&keep).await.map_err(nosqlsvc_err)?;
                 self.counters.settled.fetch_add(settled, Ordering::Relaxed);
             }
             if !orphans.is_empty() {
                 let n = orphans.len();
-                let deleted = self.call_nosqlsvc("/texts/delete", orphans).await?;
+                let deleted = self
+                    .texts
+                    .delete_many(&orphans)
+                    .await
+                    .map_err(nosqlsvc_err)?;
                 self.counters
                     .orphan_texts
                     .fetch_add(deleted, Ordering::Relaxed);
@@ -202,18 +193,8 @@ impl Sweeper {
         }
         Ok(())
     }
-
-    async fn call_nosqlsvc(&self, path: &str, paths: Vec<String>) -> Result<u64, String> {
-        let url = format!("{}{path}", self.config.nosqlsvc);
-        let answer: Affected = self
-            .client
-            .post_json(&url, &Paths { paths })
-            .await
-            .map_err(nosqlsvc_err)?;
-        Ok(answer.affected)
-    }
 }
 
-fn nosqlsvc_err(err: ClientError) -> String {
+fn nosqlsvc_err(err: CallError) -> String {
     format!("nosqlsvc: {err}")
 }

@@ -142,7 +142,7 @@ pub async fn run(
     let nosqlsvc = format!("http://{}", config.nosqlsvc);
     let read = ReadApi::new(
         client.clone(),
-        read::Upstreams {
+        contract::Upstreams {
             sqlsvc: sqlsvc.clone(),
             nosqlsvc: nosqlsvc.clone(),
         },
@@ -156,7 +156,7 @@ pub async fn run(
     let last_flush = read.clone();
     let app = App {
         read,
-        write: WriteApi::new(client, write::Upstreams { sqlsvc, nosqlsvc }),
+        write: WriteApi::new(client, contract::Upstreams { sqlsvc, nosqlsvc }),
         max_body_bytes: config.max_body_bytes,
         public_url: config
             .public_url

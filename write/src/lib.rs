@@ -3,25 +3,25 @@
 //! an id that points at nothing; a metadata write that sqlsvc refused deletes the text
 //! it orphaned.
 
-use std::sync::Arc;
+use contract::meta::{CreateMeta, Created, Meta};
+use contract::text::Inserted;
+use contract::{CallError, MetaClient, PasteId, PastePath, TextClient};
+use httpkit::JsonClient;
 
-use httpkit::{ClientError, JsonClient};
-use nosqlsvc::api::Inserted;
-use serde::Serialize;
-use sqlsvc::api::{CreateMeta, Created, DeleteRequest, Meta, PasteId};
+pub use contract::Upstreams;
 
 /// Why a write failed.
 #[derive(Debug)]
 pub enum WriteError {
     /// nosqlsvc could not store the text.
-    Text(ClientError),
+    Text(CallError),
     /// sqlsvc could not record the metadata.
-    Meta(ClientError),
+    Meta(CallError),
 }
 
 impl WriteError {
     /// The failure of the service that failed.
-    pub fn upstream(&self) -> &ClientError {
+    pub fn upstream(&self) -> &CallError {
         match self {
             WriteError::Text(err) | WriteError::Meta(err) => err,
         }
@@ -39,13 +39,6 @@ impl std::fmt::Display for WriteError {
 
 impl std::error::Error for WriteError {}
 
-/// Where the Write API finds its services: base URLs such as `http://127.0.0.1:5004`.
-#[derive(Debug, Clone)]
-pub struct Upstreams {
-    pub sqlsvc: String,
-    pub nosqlsvc: String,
-}
-
 /// The options of a new paste.
 #[derive(Debug, Clone, Default)]
 pub struct NewPaste {
@@ -60,22 +53,14 @@ pub struct NewPaste {
 /// The Write API. Cheap to clone; clones share the client pool.
 #[derive(Clone)]
 pub struct WriteApi {
-    client: JsonClient,
-    upstreams: Arc<Upstreams>,
-}
-
-/// The text to insert, borrowed so that a large paste is not copied to be encoded.
-#[derive(Serialize)]
-struct InsertTextRef<'a> {
-    text: &'a str,
+    meta: MetaClient,
+    texts: TextClient,
 }
 
 impl WriteApi {
     pub fn new(client: JsonClient, upstreams: Upstreams) -> Self {
-        Self {
-            client,
-            upstreams: Arc::new(upstreams),
-        }
+        let (meta, texts) = upstreams.clients(client);
+        Self { meta, texts }
     }
 
     /// Stores `text` and records a new paste for it, expiring at `expires_at` (unix
@@ -91,14 +76,8 @@ impl WriteApi {
     /// Like [`WriteApi::create`], with every option of a new paste; the answer holds
     /// the delete token, handed out this once.
     pub async fn create_with(&self, text: &str, options: NewPaste) -> Result<Created, WriteError> {
-        let texts_url = format!("{}/texts", self.upstreams.nosqlsvc);
-        let inserted: Inserted = self
-            .client
-            .post_json(&texts_url, &InsertTextRef { text })
-            .await
-            .map_err(WriteError::Text)?;
+        let inserted: Inserted = self.texts.insert(text).await.map_err(WriteError::Text)?;
 
-        let meta_url = format!("{}/pastes", self.upstreams.sqlsvc);
         let request = CreateMeta {
             paste_path: inserted.paste_path,
             expires_at: options.expires_at,
@@ -106,17 +85,13 @@ impl WriteApi {
             burn_after_reading: options.burn_after_reading,
             unlisted: options.unlisted,
         };
-        match self
-            .client
-            .post_json::<_, Created>(&meta_url, &request)
-            .await
-        {
+        match self.meta.create(&request).await {
             Ok(meta) => Ok(meta),
             Err(err) => {
                 // Only an answer from sqlsvc proves the row was not written; after a
                 // timeout or a dropped connection it may have been, and deleting the
                 // text then would leave an id pointing at nothing.
-                if matches!(err, ClientError::Status { .. }) {
+                if err.answered() {
                     self.forget_text(&request.paste_path).await;
                 }
                 Err(WriteError::Meta(err))
@@ -131,30 +106,18 @@ impl WriteApi {
     /// nosqlsvc at once (and again after a crash), so a delete that dies half way
     /// leaves no readable paste and no text forever orphaned.
     pub async fn delete(&self, id: &PasteId, token: &str) -> Result<bool, WriteError> {
-        let url = format!("{}/pastes/{}", self.upstreams.sqlsvc, id);
-        let body = serde_json::to_vec(&DeleteRequest {
-            delete_token: token.to_owned(),
-        })
-        .map_err(|err| WriteError::Meta(ClientError::BadResponse(err.to_string())))?;
-        match self
-            .client
-            .call::<serde::de::IgnoredAny>(http::Method::DELETE, &url, Some(body.into()))
-            .await
-        {
+        match self.meta.delete(id, Some(token)).await {
             Ok(_) => Ok(true),
-            Err(ClientError::Status { status, .. }) if status == http::StatusCode::NOT_FOUND => {
-                Ok(false)
-            }
+            Err(CallError::NotFound) => Ok(false),
             Err(err) => Err(WriteError::Meta(err)),
         }
     }
 
     /// Best effort: delete a text whose metadata could not be recorded. If this fails
     /// too, the text stays unreachable until collected; no id points at it.
-    async fn forget_text(&self, path: &str) {
-        let url = format!("{}/texts/{}", self.upstreams.nosqlsvc, path);
-        if let Err(err) = self.client.delete_json::<serde::de::IgnoredAny>(&url).await {
-            tracing::warn!(%err, path, "could not delete an orphaned text");
+    async fn forget_text(&self, path: &PastePath) {
+        if let Err(err) = self.texts.delete(path).await {
+            tracing::warn!(%err, %path, "could not delete an orphaned text");
         }
     }
 }
