@@ -454,13 +454,11 @@ async fn every_get_counts_a_view_and_head_does_not() {
         assert_eq!(head.status, StatusCode::OK);
     }
     let want = json!({ "views": 7, "monthly": { month_now(): 7 } });
-    let mut last = Value::Null;
     testkit::eventually("the views show in the stats", || async {
-        last = stack.client.get(&stats_url).await.json();
-        last["views"].as_u64() >= Some(7)
+        stack.client.get(&stats_url).await.json()["views"].as_u64() >= Some(7)
     })
     .await;
-    assert_eq!(last, want);
+    assert_eq!(stack.client.get(&stats_url).await.json(), want);
     stack
         .client
         .get(&stack.url("/pastes/ZZZZZZZZZZ/stats"))
@@ -620,7 +618,7 @@ async fn the_sweeper_against_thousands_of_expired_pastes_with_readers_running() 
         c.await.unwrap();
     }
     let c = &stack.client;
-    testkit::eventually_within(
+    testkit::wait::eventually_within(
         "every expired paste and its text are swept",
         Duration::from_secs(120),
         || async {
