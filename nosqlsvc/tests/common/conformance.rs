@@ -231,7 +231,7 @@ pub async fn unsettled_settle_and_delete_many<S: TextStore>(store: Arc<S>) {
     let mut settle = vec![a.clone(), MISSING.to_owned()];
     settle.extend(MISSING_LOOKALIKES.iter().map(|s| s.to_string()));
     assert_eq!(store.settle(&settle).await.unwrap(), 1);
-    assert_eq!(store.settle(&[a.clone()]).await.unwrap(), 0);
+    assert_eq!(store.settle(std::slice::from_ref(&a)).await.unwrap(), 0);
     let listed = store.unsettled(later, 1000).await.unwrap();
     assert!(!listed.contains(&a));
     assert!(listed.contains(&b) && listed.contains(&c));
