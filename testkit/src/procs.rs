@@ -56,6 +56,15 @@ pub fn signal(pid: u32, signal: &str) {
     assert!(status.success(), "kill -{signal} {pid} failed");
 }
 
+/// Sends `signal` to `pid`; a process already gone is not an error.
+pub fn signal_quietly(pid: u32, signal: &str) {
+    let _ = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
 /// Sends `signal` to every process of process group `pgid` with kill(1); a group
 /// already gone is not an error.
 pub fn signal_group(pgid: u32, signal: &str) {
