@@ -13,10 +13,11 @@
 # FerretDB or a Schemathesis that cannot be installed makes that part skip loudly;
 # under CI=true it is a failure.
 #
-# The tests that need FerretDB are #[ignore]d with the reason, so a plain `cargo test`
-# lists them as ignored, never as passed; this script runs them with `--ignored` once
-# FerretDB is up. Outside CI, a FerretDB that cannot be built or started makes that
-# part skip loudly (and counted); under CI=true it is a failure.
+# The tests that need FerretDB, and those that need root and iproute2 (emulated hosts,
+# named emulated_hosts_*), are #[ignore]d with the reason, so a plain `cargo test`
+# lists them as ignored, never as passed; this script runs them with `--ignored` where
+# they can run. Outside CI, a FerretDB that cannot be built or started, or no root,
+# makes that part skip loudly (and counted); under CI=true it is a failure.
 #
 # Arguments go to every test binary, e.g. `scripts/test.sh --test-threads=1`.
 set -euo pipefail
@@ -64,20 +65,45 @@ else
 fi
 fdb_install_pid=""
 
-echo "test.sh: cargo test (embedded store; tests needing FerretDB are ignored here)"
+# Emulated hosts make network namespaces and cgroups: root and `ip` (iproute2).
+emulate_ready=false
+if [ "$(id -u)" = "0" ] && ip -V >/dev/null 2>&1; then
+    emulate_ready=true
+else
+    missing "emulated hosts" "they need root and iproute2's ip"
+fi
+
+echo "test.sh: cargo test (embedded store; tests needing FerretDB or root are ignored here)"
 cargo test --release --workspace --all-targets -- "$@"
 
-if [ "$mongo_ready" = "true" ]; then
-    echo "test.sh: the ignored tests that need FerretDB (MongoDB backend, FerretDB restart)"
-    # (Ignored benchmarks are named bench_*: figures, not checks; not run here.)
+# The ignored tests this machine can run: those needing FerretDB, those needing root
+# (named emulated_hosts_*), or both. (Ignored benchmarks are named bench_*: figures,
+# not checks; never run here.)
+count_ignored() { # test-binary arguments selecting ignored tests
+    cargo test --release --workspace --all-targets -- --list --ignored "$@" 2>/dev/null | grep -c ': test$' || true
+}
+if [ "$mongo_ready" = "true" ] && [ "$emulate_ready" = "true" ]; then
+    echo "test.sh: the ignored tests that need FerretDB or root (MongoDB backend, FerretDB restart, emulated hosts)"
     cargo test --release --workspace --all-targets -- --ignored --skip bench_ "$@"
+elif [ "$mongo_ready" = "true" ]; then
+    echo "test.sh: the ignored tests that need FerretDB (MongoDB backend, FerretDB restart)"
+    cargo test --release --workspace --all-targets -- --ignored --skip bench_ --skip emulated_hosts_ "$@"
+    echo "test.sh: ******** SKIPPED: $(count_ignored emulated_hosts_) tests that need root (emulated hosts) ********" >&2
+elif [ "$emulate_ready" = "true" ]; then
+    echo "test.sh: the ignored tests that need root (emulated hosts)"
+    cargo test --release --workspace --all-targets -- --ignored emulated_hosts_ "$@"
+    echo "test.sh: ******** SKIPPED: $(count_ignored --skip bench_ --skip emulated_hosts_) tests that need FerretDB ********" >&2
+else
+    echo "test.sh: ******** SKIPPED: $(count_ignored --skip bench_) tests that need FerretDB or root ********" >&2
+fi
+
+if [ "$mongo_ready" = "true" ]; then
     echo "test.sh: end-to-end API tests again, nosqlsvc on MongoDB (FerretDB)"
     PASTEBIN_TEST_NOSQL=mongodb cargo test --release -p pastebin --test api -- "$@"
     echo "test.sh: the size matrix again, nosqlsvc on MongoDB (16 MiB documents)"
     PASTEBIN_TEST_NOSQL=mongodb cargo test --release -p pastebin --test hardening size_matrix -- "$@"
 else
-    n_ignored="$(cargo test --release --workspace --all-targets -- --list --ignored --skip bench_ 2>/dev/null | grep -c ': test$' || true)"
-    echo "test.sh: ******** SKIPPED: $n_ignored tests that need FerretDB, and the API tests on MongoDB ********" >&2
+    echo "test.sh: ******** SKIPPED: the API tests and the size matrix on MongoDB ********" >&2
 fi
 
 if scripts/schemathesis.sh install >/dev/null; then

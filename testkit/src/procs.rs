@@ -72,6 +72,7 @@ pub fn signal_group(pgid: u32, signal: &str) {
         .arg(format!("-{signal}"))
         .arg("--")
         .arg(format!("-{pgid}"))
+        .stderr(std::process::Stdio::null())
         .status();
 }
 
@@ -83,10 +84,12 @@ pub fn kill_tree(pid: u32) {
         signal_group(child, "KILL");
         let _ = std::process::Command::new("kill")
             .args(["-KILL", &child.to_string()])
+            .stderr(std::process::Stdio::null())
             .status();
     }
     let _ = std::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
         .status();
 }
 

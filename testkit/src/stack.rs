@@ -191,6 +191,9 @@ impl Drop for Process {
     fn drop(&mut self) {
         if let (Ok(None), Some(pid)) = (self.child.try_wait(), self.child.id()) {
             // Still running: a test that failed half-way, or that did not stop it.
+            // SIGTERM first (a launcher then stops its children in order and removes
+            // emulated hosts), then whatever is left is killed.
+            let children = crate::procs::children(pid);
             crate::procs::signal_quietly(pid, "TERM");
             let deadline = Instant::now() + DROP_GRACE;
             while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
@@ -199,6 +202,12 @@ impl Drop for Process {
             if matches!(self.child.try_wait(), Ok(None)) {
                 crate::procs::kill_tree(pid);
                 let _ = self.child.start_kill();
+            }
+            for (child, _) in children {
+                if crate::procs::alive(child) {
+                    crate::procs::signal_group(child, "KILL");
+                    crate::procs::signal_quietly(child, "KILL");
+                }
             }
         }
         if std::thread::panicking() {
@@ -450,5 +459,30 @@ impl Stack {
     /// SIGTERM, then a clean exit with no child left.
     pub async fn stop(self) {
         self.stop_with("TERM").await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_dropped_process_is_stopped_with_what_it_started() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "sleep 600 & echo $!; echo to stderr >&2; wait"]);
+        let mut process = Process::spawn(cmd, "sh");
+        let line = process.announcements().next_matching(|_| true).await;
+        let sleeper: u32 = line.trim().parse().unwrap();
+        assert!(crate::procs::alive(sleeper));
+        crate::wait::eventually("stderr reaches the log", || async {
+            process.log().contains("to stderr")
+        })
+        .await;
+        let sh = process.pid();
+        drop(process);
+        crate::wait::eventually("sh and its child are gone", || async {
+            !crate::procs::alive(sh) && !crate::procs::alive(sleeper)
+        })
+        .await;
     }
 }
