@@ -99,9 +99,9 @@ fi
 
 if [ "$mongo_ready" = "true" ]; then
     echo "test.sh: end-to-end API tests again, nosqlsvc on MongoDB (FerretDB)"
-    PASTEBIN_TEST_NOSQL=mongodb cargo test --release -p pastebin --test api -- "$@"
+    PASTEBIN_TEST_NOSQL=mongodb cargo test --release -p stacktests --test api -- "$@"
     echo "test.sh: the size matrix again, nosqlsvc on MongoDB (16 MiB documents)"
-    PASTEBIN_TEST_NOSQL=mongodb cargo test --release -p pastebin --test hardening size_matrix -- "$@"
+    PASTEBIN_TEST_NOSQL=mongodb cargo test --release -p stacktests --test hardening size_matrix -- "$@"
 else
     echo "test.sh: ******** SKIPPED: the API tests and the size matrix on MongoDB ********" >&2
 fi

@@ -123,7 +123,7 @@ async fn up_serves_through_both_webservers_restarts_a_dead_one_and_stops_cleanly
 
 #[tokio::test]
 async fn bad_configuration_exits_with_a_usage_error_naming_the_setting() {
-    let out = Command::new(env!("CARGO_BIN_EXE_pastebin"))
+    let out = Command::new(testkit::stack::pastebin_binary())
         .args(["up", "--webservers", "0"])
         .output()
         .await
@@ -276,7 +276,7 @@ async fn webservers_seen(url: &str, tries: usize) -> HashSet<String> {
 }
 
 async fn scale(config_dir: &Path, n: usize) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pastebin"))
+    let out = Command::new(testkit::stack::pastebin_binary())
         .arg("--config")
         .arg(config_dir.join("pastebin.toml"))
         .args(["scale", &n.to_string()])
