@@ -116,7 +116,14 @@ fi
 # The release binary the integration tests ran; screenshots go to a scratch directory
 # here (`--screenshots docs` refreshes the README's).
 echo "test.sh: the pages in headless Chromium (scripts/browser_test.py)"
-python3 scripts/browser_test.py --bin "$target_dir/release/pastebin" --screenshots "$shots_dir"
+browser_status=0
+python3 scripts/browser_test.py --bin "$target_dir/release/pastebin" --screenshots "$shots_dir" \
+    || browser_status=$?
+if [ "$browser_status" = "77" ]; then
+    skipped+=("browser tests")
+elif [ "$browser_status" != "0" ]; then
+    exit "$browser_status"
+fi
 
 if [ "${#skipped[@]}" -gt 0 ]; then
     echo "test.sh: passed, but ******** SKIPPED: ${skipped[*]} ********" >&2
