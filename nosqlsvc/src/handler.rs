@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    Deleted, GetMany, InsertText, Inserted, MAX_BATCH_PATHS, TextDoc, Texts, valid_path,
+    Deleted, GetMany, InsertText, Inserted, MAX_BATCH_PATHS, PastePath, TextDoc, Texts,
 };
 use crate::error::ApiError;
 use crate::routes::Route;
@@ -40,7 +40,10 @@ impl<S: TextStore> App<S> {
                 if body.text.is_empty() {
                     return Err(ApiError::BadRequest("text must not be empty".into()));
                 }
-                let paste_path = self.store.insert(body.text).await?;
+                let path = self.store.insert(body.text).await?;
+                let paste_path = PastePath::try_from(path).map_err(|err| {
+                    StoreError::Internal(format!("the store made a bad path: {err}"))
+                })?;
                 Ok(json_response(StatusCode::CREATED, &Inserted { paste_path }))
             }
             Route::GetMany => {
@@ -50,7 +53,7 @@ impl<S: TextStore> App<S> {
                         "at most {MAX_BATCH_PATHS} paths per batch"
                     )));
                 }
-                if let Some(bad) = body.paths.iter().position(|p| !valid_path(p)) {
+                if let Some(bad) = body.paths.iter().position(|p| !PastePath::is_valid(p)) {
                     return Err(ApiError::BadRequest(format!(
                         "malformed path at index {bad}"
                     )));
@@ -58,11 +61,11 @@ impl<S: TextStore> App<S> {
                 let texts = self.store.get_many(&body.paths).await?;
                 Ok(json_response(StatusCode::OK, &Texts { texts }))
             }
-            Route::Get(paste_path) => match self.store.get(&paste_path).await? {
+            Route::Get(paste_path) => match self.store.get(paste_path.as_str()).await? {
                 Some(text) => Ok(json_response(StatusCode::OK, &TextDoc { paste_path, text })),
                 None => Err(ApiError::TextNotFound),
             },
-            Route::Delete(path) => match self.store.delete(&path).await? {
+            Route::Delete(path) => match self.store.delete(path.as_str()).await? {
                 true => Ok(json_response(StatusCode::OK, &Deleted { deleted: true })),
                 false => Err(ApiError::TextNotFound),
             },

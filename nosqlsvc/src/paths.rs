@@ -27,14 +27,14 @@ fn encode(bytes: &[u8; 12]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::valid_path;
+    use crate::api::PastePath;
 
     #[test]
     fn paths_are_valid_and_distinct() {
         let a = new_path().unwrap();
         let b = new_path().unwrap();
         assert_eq!(a.len(), PATH_LEN);
-        assert!(valid_path(&a));
+        assert!(PastePath::is_valid(&a));
         assert_ne!(a, b);
     }
 

@@ -2,7 +2,7 @@
 
 use http::Method;
 
-use crate::api::valid_path;
+use crate::api::PastePath;
 use crate::error::ApiError;
 
 /// What a request asks for.
@@ -10,8 +10,8 @@ use crate::error::ApiError;
 pub(crate) enum Route {
     Insert,
     GetMany,
-    Get(String),
-    Delete(String),
+    Get(PastePath),
+    Delete(PastePath),
     Health,
 }
 
@@ -38,10 +38,10 @@ impl Route {
                     Method::DELETE => Route::Delete,
                     _ => return Err(ApiError::MethodNotAllowed(ALLOW_GET_DELETE)),
                 };
-                if !valid_path(p) {
-                    return Err(ApiError::BadRequest("malformed text path".into()));
+                match p.parse::<PastePath>() {
+                    Ok(p) => Ok(route(p)),
+                    Err(_) => Err(ApiError::BadRequest("malformed text path".into())),
                 }
-                Ok(route((*p).to_owned()))
             }
             ["healthz"] => match *method {
                 Method::GET => Ok(Route::Health),
@@ -67,11 +67,11 @@ mod tests {
         assert_eq!(parse(Method::POST, "/texts/batch").unwrap(), Route::GetMany);
         assert_eq!(
             parse(Method::GET, "/texts/abc_-9").unwrap(),
-            Route::Get("abc_-9".into())
+            Route::Get("abc_-9".parse().unwrap())
         );
         assert_eq!(
             parse(Method::DELETE, "/texts/abc").unwrap(),
-            Route::Delete("abc".into())
+            Route::Delete("abc".parse().unwrap())
         );
         assert_eq!(parse(Method::GET, "/healthz").unwrap(), Route::Health);
     }
@@ -111,7 +111,7 @@ mod tests {
             method in proptest::sample::select(vec!["GET", "POST", "PUT", "DELETE", "PATCH"]),
         ) {
             match Route::parse(&method.parse().unwrap(), &path) {
-                Ok(Route::Get(p) | Route::Delete(p)) => proptest::prop_assert!(valid_path(&p)),
+                Ok(Route::Get(p) | Route::Delete(p)) => proptest::prop_assert!(PastePath::is_valid(p.as_str())),
                 Ok(_) => {}
                 Err(err) => {
                     let resp = err.into_response();

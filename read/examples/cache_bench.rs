@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use contract::PasteId;
+use contract::meta::Meta;
 use read::{Lookup, Paste, PasteCache};
-use sqlsvc::api::{Meta, PasteId};
 
 const PASTES: usize = 100_000;
 const TEXT: usize = 1024;
@@ -139,7 +140,7 @@ fn main() {
             Arc::new(Paste {
                 meta: Meta {
                     paste_id: format!("{i:010}").parse().unwrap(),
-                    paste_path: format!("path{i:012}"),
+                    paste_path: format!("path{i:012}").parse().unwrap(),
                     created_at: 0,
                     expires_at: None,
                     size: Some(TEXT as u64),

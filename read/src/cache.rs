@@ -21,9 +21,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use contract::PasteId;
+use contract::meta::Meta;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
-use sqlsvc::api::{Meta, PasteId};
 
 use crate::Paste;
 
@@ -50,7 +51,7 @@ pub fn may_cache(_meta: &Meta) -> bool {
 /// Bytes an entry is charged: its text, path and id, and the fixed overhead.
 pub fn entry_bytes(paste: &Paste) -> usize {
     paste.text.len()
-        + paste.meta.paste_path.len()
+        + paste.meta.paste_path.as_str().len()
         + paste.meta.paste_id.as_str().len()
         + ENTRY_OVERHEAD
 }
@@ -234,7 +235,7 @@ mod tests {
         Arc::new(Paste {
             meta: Meta {
                 paste_id: id.parse().unwrap(),
-                paste_path: format!("path_{id}"),
+                paste_path: format!("path_{id}").parse().unwrap(),
                 created_at: 1,
                 expires_at,
                 size: Some(text_len as u64),

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use httpkit::{ClientError, JsonClient};
-use sqlsvc::api::DeletionPage;
+use contract::meta::DeletionPage;
+use contract::{CallError, MetaClient};
 
 use crate::cache::PasteCache;
 
@@ -83,12 +83,7 @@ struct Position {
 }
 
 /// Polls the deletion log forever (the caller aborts the task at shutdown).
-pub async fn follow(
-    client: JsonClient,
-    sqlsvc: String,
-    cache: Arc<PasteCache>,
-    health: Arc<SqlsvcHealth>,
-) {
+pub async fn follow(sqlsvc: MetaClient, cache: Arc<PasteCache>, health: Arc<SqlsvcHealth>) {
     let mut position = Position::default();
     let mut ticks = tokio::time::interval(POLL_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -96,7 +91,7 @@ pub async fn follow(
         ticks.tick().await;
         // Drain: a long backlog comes in pages, asked for back to back.
         loop {
-            let more = match poll_once(&client, &sqlsvc, &cache, &mut position).await {
+            let more = match poll_once(&sqlsvc, &cache, &mut position).await {
                 Ok(more) => {
                     health.record(true);
                     if let Some(next) = position.next {
@@ -119,18 +114,13 @@ pub async fn follow(
 
 /// One poll: applies what it got and says whether more is waiting.
 async fn poll_once(
-    client: &JsonClient,
-    sqlsvc: &str,
+    sqlsvc: &MetaClient,
     cache: &PasteCache,
     position: &mut Position,
-) -> Result<bool, ClientError> {
-    let url = match position.next {
-        Some(since) => format!("{sqlsvc}/deletions?since={since}"),
-        None => format!("{sqlsvc}/deletions"),
-    };
-    let page: DeletionPage = tokio::time::timeout(POLL_TIMEOUT, client.get_json(&url))
+) -> Result<bool, CallError> {
+    let page: DeletionPage = tokio::time::timeout(POLL_TIMEOUT, sqlsvc.deletions(position.next))
         .await
-        .map_err(|_| ClientError::Timeout)??;
+        .map_err(|_| CallError::Timeout)??;
     Ok(apply(&page, cache, position, Instant::now()))
 }
 
@@ -159,7 +149,8 @@ fn apply(page: &DeletionPage, cache: &PasteCache, position: &mut Position, now: 
 mod tests {
     use std::sync::Arc as StdArc;
 
-    use sqlsvc::api::{Meta, PasteId};
+    use contract::PasteId;
+    use contract::meta::Meta;
 
     use super::*;
     use crate::Paste;
@@ -170,7 +161,7 @@ mod tests {
         let paste = StdArc::new(Paste {
             meta: Meta {
                 paste_id: id.parse().unwrap(),
-                paste_path: "p".into(),
+                paste_path: "p".parse().unwrap(),
                 created_at: 0,
                 expires_at: None,
                 size: None,

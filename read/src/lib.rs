@@ -13,10 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use httpkit::{ClientError, JsonClient};
-use nosqlsvc::api::{GetMany, TextDoc, Texts};
+use contract::meta::{Meta, MetaPage};
+use contract::text::{TextDoc, Texts};
+use contract::{CallError, MetaClient, PasteId, PastePath, TextClient};
+use httpkit::JsonClient;
 use serde::Serialize;
-use sqlsvc::api::{Meta, MetaPage, PasteId};
 
 pub use cache::{Lookup, PasteCache};
 use flight::Flights;
@@ -39,15 +40,16 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-/// Why a read failed.
-#[derive(Debug)]
+/// Why a read failed. `Clone`: one fetch's error goes to every reader that waited
+/// on it.
+#[derive(Debug, Clone)]
 pub enum ReadError {
     /// No such paste, or it has expired.
     NotFound,
     /// A cursor sqlsvc did not accept.
     BadCursor(String),
     /// sqlsvc or nosqlsvc failed or could not be reached.
-    Upstream(ClientError),
+    Upstream(CallError),
 }
 
 impl std::fmt::Display for ReadError {
@@ -62,42 +64,17 @@ impl std::fmt::Display for ReadError {
 
 impl std::error::Error for ReadError {}
 
-/// By hand, because `ClientError` is not `Clone`: one fetch's error goes to every
-/// reader that waited on it.
-impl Clone for ReadError {
-    fn clone(&self) -> Self {
-        match self {
-            ReadError::NotFound => ReadError::NotFound,
-            ReadError::BadCursor(msg) => ReadError::BadCursor(msg.clone()),
-            ReadError::Upstream(err) => ReadError::Upstream(match err {
-                ClientError::Unavailable(msg) => ClientError::Unavailable(msg.clone()),
-                ClientError::Timeout => ClientError::Timeout,
-                ClientError::Status { status, message } => ClientError::Status {
-                    status: *status,
-                    message: message.clone(),
-                },
-                ClientError::BadResponse(msg) => ClientError::BadResponse(msg.clone()),
-            }),
-        }
-    }
-}
-
 /// What one fetch gives every reader that waited on it.
 type Fetched = Result<Arc<Paste>, ReadError>;
 
-/// Where the Read API finds its services: base URLs such as `http://127.0.0.1:5004`.
-#[derive(Debug, Clone)]
-pub struct Upstreams {
-    pub sqlsvc: String,
-    pub nosqlsvc: String,
-}
+pub use contract::Upstreams;
 
 /// The Read API. Cheap to clone; clones share the client pool, the cache, the
 /// fetches under way and what is known of sqlsvc's health.
 #[derive(Clone)]
 pub struct ReadApi {
-    client: JsonClient,
-    upstreams: Arc<Upstreams>,
+    meta: MetaClient,
+    texts: TextClient,
     cache: Arc<PasteCache>,
     flights: Arc<Flights<PasteId, Fetched>>,
     health: Arc<SqlsvcHealth>,
@@ -124,9 +101,10 @@ impl ReadApi {
     /// A Read API with a cache of `cache_bytes` (0: no cache). Caching is safe only
     /// while `follow_deletions` runs beside it.
     pub fn new(client: JsonClient, upstreams: Upstreams, cache_bytes: usize) -> Self {
+        let (meta, texts) = upstreams.clients(client);
         Self {
-            client,
-            upstreams: Arc::new(upstreams),
+            meta,
+            texts,
             cache: Arc::new(PasteCache::new(cache_bytes)),
             flights: Arc::default(),
             health: Arc::default(),
@@ -149,12 +127,7 @@ impl ReadApi {
     /// Follows sqlsvc's deletion log until dropped: the webserver runs it as a task
     /// for as long as it serves.
     pub fn follow_deletions(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        invalidation::follow(
-            self.client.clone(),
-            self.upstreams.sqlsvc.clone(),
-            self.cache.clone(),
-            self.health.clone(),
-        )
+        invalidation::follow(self.meta.clone(), self.cache.clone(), self.health.clone())
     }
 
     /// The cache, for its figures and for tests.
@@ -189,7 +162,7 @@ impl ReadApi {
                 id,
                 move || async move { this.fetch_and_cache(&key).await },
                 || {
-                    Err(ReadError::Upstream(ClientError::Unavailable(
+                    Err(ReadError::Upstream(CallError::Unavailable(
                         "the fetch was abandoned".into(),
                     )))
                 },
@@ -205,12 +178,13 @@ impl ReadApi {
         }
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let ticket = self.cache.ticket(Instant::now());
-        let url = format!("{}/pastes/{}", self.upstreams.sqlsvc, id);
-        let meta: Meta = self.client.get_json(&url).await.map_err(not_found_or)?;
-        let url = format!("{}/texts/{}", self.upstreams.nosqlsvc, meta.paste_path);
-        let doc: TextDoc = match self.client.get_json(&url).await {
+        let meta: Meta = self.meta.get(id).await.map_err(|err| match err {
+            CallError::NotFound => ReadError::NotFound,
+            other => ReadError::Upstream(other),
+        })?;
+        let doc: TextDoc = match self.texts.get(&meta.paste_path).await {
             Ok(doc) => doc,
-            Err(ClientError::Status { status, .. }) if status.as_u16() == 404 => {
+            Err(CallError::NotFound) => {
                 // Text first, then metadata, so this only happens if a text was
                 // lost or deleted under a live row.
                 tracing::warn!(paste_id = %id, path = %meta.paste_path, "metadata points at a missing text");
@@ -232,17 +206,14 @@ impl ReadApi {
             return Err(sqlsvc_down());
         }
         let ticket = self.cache.ticket(Instant::now());
-        let mut url = format!("{}/pastes?limit={limit}", self.upstreams.sqlsvc);
-        if let Some(cursor) = cursor {
-            url.push_str("&cursor=");
-            url.push_str(cursor);
-        }
-        let page: MetaPage = self.client.get_json(&url).await.map_err(|err| match err {
-            ClientError::Status { status, message } if status.as_u16() == 400 => {
-                ReadError::BadCursor(message)
-            }
-            other => ReadError::Upstream(other),
-        })?;
+        let page: MetaPage = self
+            .meta
+            .list(limit, cursor)
+            .await
+            .map_err(|err| match err {
+                CallError::Invalid { message, .. } => ReadError::BadCursor(message),
+                other => ReadError::Upstream(other),
+            })?;
 
         let now = now_unix();
         let mut texts: Vec<Option<Arc<str>>> = page
@@ -253,7 +224,7 @@ impl ReadApi {
                 Lookup::Expired | Lookup::Miss => None,
             })
             .collect();
-        let missing: Vec<String> = page
+        let missing: Vec<PastePath> = page
             .pastes
             .iter()
             .zip(&texts)
@@ -261,10 +232,9 @@ impl ReadApi {
             .map(|(m, _)| m.paste_path.clone())
             .collect();
         if !missing.is_empty() {
-            let url = format!("{}/texts/batch", self.upstreams.nosqlsvc);
             let fetched: Texts = self
-                .client
-                .post_json(&url, &GetMany { paths: missing })
+                .texts
+                .get_many(&missing)
                 .await
                 .map_err(ReadError::Upstream)?;
             let mut fetched = fetched.texts.into_iter();
@@ -318,14 +288,8 @@ impl ReadApi {
 impl ReadApi {
     /// Both storage services answer their health checks.
     pub async fn ready(&self) -> Result<(), ReadError> {
-        for base in [&self.upstreams.sqlsvc, &self.upstreams.nosqlsvc] {
-            let url = format!("{base}/healthz");
-            self.client
-                .get_json::<serde::de::IgnoredAny>(&url)
-                .await
-                .map_err(ReadError::Upstream)?;
-        }
-        Ok(())
+        self.meta.health().await.map_err(ReadError::Upstream)?;
+        self.texts.health().await.map_err(ReadError::Upstream)
     }
 }
 
@@ -339,14 +303,7 @@ fn now_unix() -> i64 {
 
 /// The answer while the deletion-log polls say sqlsvc is not answering.
 fn sqlsvc_down() -> ReadError {
-    ReadError::Upstream(ClientError::Unavailable(
+    ReadError::Upstream(CallError::Unavailable(
         "sqlsvc is not answering (deletion-log polls fail)".into(),
     ))
-}
-
-fn not_found_or(err: ClientError) -> ReadError {
-    match err {
-        ClientError::Status { status, .. } if status.as_u16() == 404 => ReadError::NotFound,
-        other => ReadError::Upstream(other),
-    }
 }

@@ -29,21 +29,21 @@ async fn main() {
     }));
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let client = httpkit::JsonClient::new(httpkit::ClientConfig::default());
-    let url = format!("http://{addr}/pastes");
+    let http = httpkit::JsonClient::new(httpkit::ClientConfig::default());
+    let client = contract::MetaClient::new(http.clone(), format!("http://{addr}"));
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..clients)
         .map(|i| {
-            let (client, url, done) = (client.clone(), url.clone(), done.clone());
+            let (client, done) = (client.clone(), done.clone());
             tokio::spawn(async move {
                 let body = CreateMeta {
-                    paste_path: format!("bench{i}"),
+                    paste_path: format!("bench{i}").parse().unwrap(),
                     expires_at: None,
                     size: Some(100),
                 };
                 while Instant::now() < deadline {
-                    let _: Meta = client.post_json(&url, &body).await.unwrap();
+                    let _: Meta = client.create(&body).await.unwrap();
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -55,7 +55,7 @@ async fn main() {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let n = done.load(Ordering::Relaxed);
-    let stats: serde_json::Value = client
+    let stats: serde_json::Value = http
         .get_json(&format!("http://{addr}/stats"))
         .await
         .unwrap();

@@ -8,7 +8,7 @@ use rusqlite::types::Type;
 use rusqlite::{OptionalExtension, Row, params};
 use tokio_rusqlite::Connection;
 
-use crate::api::{DeletionPage, Meta, PasteId};
+use crate::api::{DeletionPage, Meta, PasteId, PastePath};
 use crate::error::Error;
 use crate::migrations;
 
@@ -182,7 +182,9 @@ pub(crate) fn meta_from_row(row: &Row<'_>) -> rusqlite::Result<Meta> {
         })?;
     Ok(Meta {
         paste_id,
-        paste_path: row.get(1)?,
+        paste_path: PastePath::try_from(row.get::<_, String>(1)?).map_err(|err| {
+            rusqlite::Error::FromSqlConversionFailure(1, Type::Text, Box::new(err))
+        })?,
         created_at: row.get(2)?,
         expires_at: row.get(3)?,
         size,

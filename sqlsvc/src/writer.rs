@@ -141,7 +141,7 @@ pub(crate) fn insert_batch(
                 };
                 let inserted = insert.execute(params![
                     id.as_str(),
-                    meta.paste_path,
+                    meta.paste_path.as_str(),
                     now,
                     meta.expires_at,
                     size,
@@ -203,7 +203,7 @@ mod tests {
 
     fn meta(path: &str) -> CreateMeta {
         CreateMeta {
-            paste_path: path.into(),
+            paste_path: path.parse().unwrap(),
             expires_at: None,
             size: Some(3),
         }
@@ -254,7 +254,7 @@ mod tests {
         let mut ids = scripted(&["AAAAAAAAAA"; ID_ATTEMPTS]);
         let rows = insert_batch(&mut conn, vec![meta("x"), meta("y")], 2, &mut ids).unwrap();
         assert!(matches!(rows[0], Err(RowError::Collisions)));
-        assert_eq!(rows[1].as_ref().unwrap().paste_path, "y");
+        assert_eq!(rows[1].as_ref().unwrap().paste_path.as_str(), "y");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The errors a webserver answers with, and their one mapping to status codes.
 
+use contract::CallError;
 use http::{HeaderValue, Response, StatusCode, header};
-use httpkit::{Body, ClientError, error_response};
+use httpkit::{Body, error_response};
 
 /// Everything that can go wrong with a public request.
 #[derive(Debug)]
@@ -21,7 +22,7 @@ pub enum ApiError {
     /// The body's content type is not one the route takes.
     UnsupportedMediaType(String),
     /// A storage service failed; classified by how.
-    Upstream(ClientError),
+    Upstream(CallError),
     /// More header lines than [`httpkit::framing::MAX_HEADERS`].
     TooManyHeaders,
     /// Too many large answers are being sent to slow readers; try again.
@@ -76,22 +77,22 @@ impl ApiError {
     }
 }
 
-/// Who failed decides the status: unreachable -> 503, slow -> 504, a storage service
-/// that failed -> 502, and a storage service refusing what we sent is our bug -> 500.
-/// The message stays generic; the detail is logged.
-fn upstream_status(err: &ClientError) -> (StatusCode, &'static str) {
+/// Who failed decides the status: unreachable or not ready -> 503, slow -> 504, a
+/// storage service that failed -> 502, and a storage service refusing what we sent
+/// (or not finding what it was just asked for where the handler did not expect
+/// that) is our bug -> 500. The message stays generic; the detail is logged.
+fn upstream_status(err: &CallError) -> (StatusCode, &'static str) {
     const UNAVAILABLE: &str = "a storage service is unavailable";
+    const FAILED: &str = "a storage service failed";
     match err {
-        ClientError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE),
-        ClientError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "a storage service timed out"),
-        ClientError::Status { status, .. } if *status == StatusCode::SERVICE_UNAVAILABLE => {
+        CallError::Unavailable(_) | CallError::Overloaded(_) => {
             (StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE)
         }
-        ClientError::Status { status, .. } if status.is_server_error() => {
-            (StatusCode::BAD_GATEWAY, "a storage service failed")
+        CallError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "a storage service timed out"),
+        CallError::Failed { .. } | CallError::BadResponse(_) => (StatusCode::BAD_GATEWAY, FAILED),
+        CallError::NotFound | CallError::Conflict(_) | CallError::Invalid { .. } => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         }
-        ClientError::Status { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
-        ClientError::BadResponse(_) => (StatusCode::BAD_GATEWAY, "a storage service failed"),
     }
 }
 

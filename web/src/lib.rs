@@ -121,7 +121,7 @@ pub async fn run(
     let nosqlsvc = format!("http://{}", config.nosqlsvc);
     let read = ReadApi::new(
         client.clone(),
-        read::Upstreams {
+        contract::Upstreams {
             sqlsvc: sqlsvc.clone(),
             nosqlsvc: nosqlsvc.clone(),
         },
@@ -131,7 +131,7 @@ pub async fn run(
     let follower = AbortOnDrop(tokio::spawn(read.follow_deletions()));
     let app = App {
         read,
-        write: WriteApi::new(client, write::Upstreams { sqlsvc, nosqlsvc }),
+        write: WriteApi::new(client, contract::Upstreams { sqlsvc, nosqlsvc }),
         max_body_bytes: config.max_body_bytes,
         public_url: config
             .public_url

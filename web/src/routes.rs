@@ -3,8 +3,8 @@
 //! ways, with the OpenAPI description in `openapi.json`, so a route cannot exist
 //! without being described, nor be described without existing.
 
+use contract::PasteId;
 use http::Method;
-use sqlsvc::api::PasteId;
 
 use crate::ApiError;
 

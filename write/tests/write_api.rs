@@ -9,8 +9,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use contract::CallError;
 use http::StatusCode;
-use httpkit::{ClientConfig, ClientError, JsonClient};
+use httpkit::{ClientConfig, JsonClient};
 use serde_json::json;
 use testkit::fake::{FakeService, Reply};
 use testkit::spawn::{Spawned, spawn};
@@ -134,7 +135,7 @@ async fn the_text_is_stored_before_the_metadata_is_recorded() {
         "sqlsvc was asked before the text was stored"
     );
     let path = setup.recorded_path();
-    assert_eq!(meta.paste_path, path);
+    assert_eq!(meta.paste_path.as_str(), path);
     // What sqlsvc was told: the expiry and the size in bytes.
     let body: serde_json::Value = serde_json::from_slice(&setup.sqlsvc.received()[0].body).unwrap();
     assert_eq!(body["expires_at"], 1_900_000_000);
@@ -152,7 +153,8 @@ async fn a_refused_metadata_write_deletes_the_orphaned_text() {
         let mut setup = setup(Sql::Refuses(status)).await;
         let err = setup.api.create("orphan", None).await.unwrap_err();
         match &err {
-            WriteError::Meta(ClientError::Status { status: got, .. }) => assert_eq!(*got, status),
+            WriteError::Meta(CallError::Conflict(_)) => assert_eq!(status, StatusCode::CONFLICT),
+            WriteError::Meta(CallError::Failed { status: got, .. }) => assert_eq!(*got, status),
             other => panic!("{status}: {other:?}"),
         }
         let path = setup.recorded_path();
@@ -176,7 +178,7 @@ async fn a_metadata_timeout_keeps_the_text() {
     let mut setup = setup(Sql::Hangs).await;
     let err = setup.api.create("maybe recorded", None).await.unwrap_err();
     assert!(
-        matches!(err, WriteError::Meta(ClientError::Timeout)),
+        matches!(err, WriteError::Meta(CallError::Timeout)),
         "{err:?}"
     );
     let path = setup.recorded_path();
@@ -193,7 +195,7 @@ async fn nosqlsvc_down_fails_before_sqlsvc_is_asked() {
     setup.nosqlsvc.stop().await;
     let err = setup.api.create("nowhere to go", None).await.unwrap_err();
     assert!(
-        matches!(err, WriteError::Text(ClientError::Unavailable(_))),
+        matches!(err, WriteError::Text(CallError::Unavailable(_))),
         "{err:?}"
     );
     assert!(setup.sqlsvc.received().is_empty());

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use nosqlsvc::api::valid_path;
+use nosqlsvc::api::PastePath;
 use nosqlsvc::store::TextStore;
 
 /// A well-formed path no backend will have made (generated paths are 16 or 24 chars).
@@ -27,7 +27,7 @@ pub fn unicode_samples() -> Vec<String> {
 
 pub async fn insert_then_get<S: TextStore>(store: Arc<S>) {
     let path = store.insert("hello world".to_owned()).await.unwrap();
-    assert!(valid_path(&path), "bad path {path:?}");
+    assert!(PastePath::is_valid(&path), "bad path {path:?}");
     assert_eq!(
         store.get(&path).await.unwrap().as_deref(),
         Some("hello world")

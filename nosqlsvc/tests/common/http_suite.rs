@@ -18,7 +18,7 @@ async fn insert(app: &TestApp, text: &str) -> String {
     let answer = post_json(&app.url("/texts"), &json!({ "text": text })).await;
     assert_eq!(answer.status, StatusCode::CREATED);
     let path = answer.json()["paste_path"].as_str().unwrap().to_owned();
-    assert!(nosqlsvc::api::valid_path(&path));
+    assert!(nosqlsvc::api::PastePath::is_valid(&path));
     path
 }
 
@@ -30,7 +30,7 @@ pub async fn insert_get_delete(config: Config) {
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.headers["content-type"], "application/json");
     let doc: nosqlsvc::api::TextDoc = serde_json::from_slice(&answer.body).unwrap();
-    assert_eq!(doc.paste_path, path);
+    assert_eq!(doc.paste_path.as_str(), path);
     assert_eq!(doc.text, "some text");
 
     get(&app.url(&format!("/texts/{MISSING}")))

@@ -18,7 +18,7 @@ async fn concurrent_creates_get_distinct_ids_and_are_batched() {
         let url = url.clone();
         async move {
             let body = CreateMeta {
-                paste_path: format!("c{i}"),
+                paste_path: format!("c{i}").parse().unwrap(),
                 expires_at: None,
                 size: Some(i),
             };

@@ -30,7 +30,7 @@ async fn create_returns_201_with_the_stored_meta() {
 #[tokio::test]
 async fn bad_creates_are_400() {
     let app = spawn_app().await;
-    let long = "a".repeat(129);
+    let long = "a".repeat(contract::ids::MAX_PATH_LEN + 1);
     let past = now() - 3600;
     let cases = [
         "not json".to_owned(),
@@ -63,7 +63,10 @@ async fn bad_creates_are_400() {
         404
     );
     // The longest valid path is accepted.
-    let ok = format!(r#"{{"paste_path":"{}"}}"#, "a".repeat(128));
+    let ok = format!(
+        r#"{{"paste_path":"{}"}}"#,
+        "a".repeat(contract::ids::MAX_PATH_LEN)
+    );
     assert_eq!(app.request("POST", "/pastes", Some(&ok)).await.0, 201);
     app.stop().await;
 }

@@ -67,7 +67,7 @@ async fn pages_are_stable_while_pastes_are_inserted() {
 
     // A fresh listing now starts with the newest insert.
     let first = page(&app, "?limit=1").await;
-    assert_eq!(first.pastes[0].paste_path, "new3_2");
+    assert_eq!(first.pastes[0].paste_path.as_str(), "new3_2");
     assert!(first.next_cursor.is_some());
     app.stop().await;
 }

@@ -6,8 +6,9 @@ mod pastes;
 
 use std::future::Future;
 
+use contract::CallError;
 use http::{HeaderMap, Request, Response, header};
-use httpkit::{Body, ClientError};
+use httpkit::Body;
 use hyper::body::Incoming;
 
 use crate::routes::Route;
@@ -75,7 +76,7 @@ pub(crate) async fn within_store_timeout<T, E: Into<ApiError>>(
 ) -> Result<T, ApiError> {
     match tokio::time::timeout(app.store_timeout, calls).await {
         Ok(result) => result.map_err(Into::into),
-        Err(_) => Err(ApiError::Upstream(ClientError::Timeout)),
+        Err(_) => Err(ApiError::Upstream(CallError::Timeout)),
     }
 }
 

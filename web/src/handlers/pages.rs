@@ -331,9 +331,9 @@ mod tests {
 
     fn paste(text: &str) -> Paste {
         Paste {
-            meta: sqlsvc::api::Meta {
+            meta: contract::meta::Meta {
                 paste_id: "abcDEF0123".parse().unwrap(),
-                paste_path: "p".into(),
+                paste_path: "p".parse().unwrap(),
                 created_at: 1_795_833_289,
                 expires_at: Some(1_795_836_889),
                 size: Some(text.len() as u64),

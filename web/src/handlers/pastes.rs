@@ -1,12 +1,12 @@
 //! `GET /pastes/{id}`, `GET /pastes/{id}/raw` and `GET /pastes` (a page, newest first).
 
 use bytes::Bytes;
+use contract::PasteId;
 use http::{HeaderValue, Request, Response, header};
 use httpkit::Body;
 use hyper::body::Incoming;
 use read::Paste;
 use serde::Serialize;
-use sqlsvc::api::PasteId;
 
 use super::{base_url, within_store_timeout};
 use crate::time::rfc3339;
@@ -230,9 +230,9 @@ mod tests {
 
     fn paste(n: usize, text: &str) -> Paste {
         Paste {
-            meta: sqlsvc::api::Meta {
+            meta: contract::meta::Meta {
                 paste_id: format!("{n:0>10}").parse().unwrap(),
-                paste_path: format!("p{n}"),
+                paste_path: format!("p{n}").parse().unwrap(),
                 created_at: 0,
                 expires_at: None,
                 size: Some(text.len() as u64),

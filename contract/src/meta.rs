@@ -1,0 +1,165 @@
+//! sqlsvc's contract: the paste metadata service. Its wire types, and
+//! [`MetaClient`], which owns the URLs and turns statuses into [`CallError`]s.
+//!
+//! | Call                       | Method                    | Answer          |
+//! |----------------------------|---------------------------|-----------------|
+//! | `POST /pastes`             | [`MetaClient::create`]    | 201 [`Meta`]    |
+//! | `GET /pastes/{id}`         | [`MetaClient::get`]       | 200 [`Meta`], 404 |
+//! | `GET /pastes?limit&cursor` | [`MetaClient::list`]      | 200 [`MetaPage`], 400 bad cursor |
+//! | `GET /deletions?since`     | [`MetaClient::deletions`] | 200 [`DeletionPage`] |
+//! | `GET /healthz`             | [`MetaClient::health`]    | 200, 503        |
+
+use httpkit::JsonClient;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CallError;
+use crate::ids::{PasteId, PastePath};
+
+/// Body of `POST /pastes`: where the text is stored, and its optional expiry and size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateMeta {
+    /// Location of the text in nosqlsvc.
+    pub paste_path: PastePath,
+    /// Unix seconds after which the paste is gone; at most 60 s in the past (a create
+    /// that took long is stored already expired). None = never.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// Size of the text in bytes, if the caller knows it.
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
+/// One metadata row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    pub paste_id: PasteId,
+    pub paste_path: PastePath,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds; None = never expires.
+    pub expires_at: Option<i64>,
+    pub size: Option<u64>,
+}
+
+/// One page of `GET /pastes`, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaPage {
+    pub pastes: Vec<Meta>,
+    /// `cursors[i]` continues the listing right after `pastes[i]`, so a caller may
+    /// cut the page short (the webserver cuts by the size of its JSON answer).
+    #[serde(default)]
+    pub cursors: Vec<String>,
+    /// Pass as `cursor` to get the next page; None when this is the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Answer of `GET /deletions?since=N`: the pastes deleted after position `since` of
+/// the deletion log, which each webserver polls to drop what it cached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionPage {
+    /// Names the log (drawn once per database). A caller that sees it change must
+    /// forget everything it cached: the log it followed is not this one.
+    pub epoch: u64,
+    /// The deletions after `since` cannot be listed (`since` absent, pruned, or ahead
+    /// of the log): the caller must forget everything it cached, then follow from `next`.
+    pub reset: bool,
+    /// The pastes deleted after `since`, oldest first.
+    pub ids: Vec<PasteId>,
+    /// The log position these ids bring the caller to; its next `since`.
+    pub next: u64,
+    /// More deletions follow `next`: ask again at once.
+    pub more: bool,
+}
+
+/// A typed client of sqlsvc. Cheap to clone; clones share the connection pool.
+///
+/// To add an endpoint: one method here that builds its URL from typed arguments
+/// with `self.url(..)`, calls the pooled client and converts its error with `?`
+/// (the [`From`] in [`crate::error`] decides what each status means); its wire types
+/// go above, and the server's handler uses the same types.
+#[derive(Debug, Clone)]
+pub struct MetaClient {
+    http: JsonClient,
+    base: String,
+}
+
+impl MetaClient {
+    /// A client of the sqlsvc at `base`, such as `http://127.0.0.1:5004`.
+    pub fn new(http: JsonClient, base: impl Into<String>) -> Self {
+        Self {
+            http,
+            base: base.into(),
+        }
+    }
+
+    /// The base URL this client calls.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: std::fmt::Arguments<'_>) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Records a new paste (`POST /pastes`).
+    pub async fn create(&self, request: &CreateMeta) -> Result<Meta, CallError> {
+        let url = self.url(format_args!("/pastes"));
+        Ok(self.http.post_json(&url, request).await?)
+    }
+
+    /// One live paste's metadata (`GET /pastes/{id}`); [`CallError::NotFound`] if it
+    /// is unknown, deleted or expired.
+    pub async fn get(&self, id: &PasteId) -> Result<Meta, CallError> {
+        let url = self.url(format_args!("/pastes/{id}"));
+        Ok(self.http.get_json(&url).await?)
+    }
+
+    /// A page of live pastes, newest first (`GET /pastes`). `cursor` is the opaque
+    /// `next_cursor` (or one of `cursors`) of an earlier page, passed on as is; one
+    /// sqlsvc does not accept is [`CallError::Invalid`].
+    pub async fn list(&self, limit: u32, cursor: Option<&str>) -> Result<MetaPage, CallError> {
+        let url = match cursor {
+            Some(cursor) => self.url(format_args!("/pastes?limit={limit}&cursor={cursor}")),
+            None => self.url(format_args!("/pastes?limit={limit}")),
+        };
+        Ok(self.http.get_json(&url).await?)
+    }
+
+    /// The deletion log after position `since` (`GET /deletions`); `None` asks from
+    /// wherever the log can be followed (the answer says `reset`).
+    pub async fn deletions(&self, since: Option<u64>) -> Result<DeletionPage, CallError> {
+        let url = match since {
+            Some(since) => self.url(format_args!("/deletions?since={since}")),
+            None => self.url(format_args!("/deletions")),
+        };
+        Ok(self.http.get_json(&url).await?)
+    }
+
+    /// Whether sqlsvc is ready (`GET /healthz`).
+    pub async fn health(&self) -> Result<(), CallError> {
+        let url = self.url(format_args!("/healthz"));
+        self.http.get_json::<IgnoredAny>(&url).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deserializing_meta_validates_its_id_and_path() {
+        let ok = r#"{"paste_id":"aZ09aZ09aZ","paste_path":"p","created_at":1,"expires_at":null,"size":null}"#;
+        assert!(serde_json::from_str::<Meta>(ok).is_ok());
+        for bad in [
+            r#"{"paste_id":"bad!","paste_path":"p","created_at":1,"expires_at":null,"size":null}"#,
+            r#"{"paste_id":"aZ09aZ09aZ","paste_path":"a/b","created_at":1,"expires_at":null,"size":null}"#,
+        ] {
+            assert!(serde_json::from_str::<Meta>(bad).is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<CreateMeta>(r#"{"paste_path":""}"#).is_err());
+        let create: CreateMeta = serde_json::from_str(r#"{"paste_path":"p"}"#).unwrap();
+        assert_eq!(create.expires_at, None);
+    }
+}

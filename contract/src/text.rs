@@ -1,0 +1,159 @@
+//! nosqlsvc's contract: the paste text service. Its wire types, and [`TextClient`],
+//! which owns the URLs and turns statuses into [`CallError`]s.
+//!
+//! | Call                 | Method                   | Answer                    |
+//! |----------------------|--------------------------|---------------------------|
+//! | `POST /texts`        | [`TextClient::insert`]   | 201 [`Inserted`]          |
+//! | `GET /texts/{path}`  | [`TextClient::get`]      | 200 [`TextDoc`], 404      |
+//! | `POST /texts/batch`  | [`TextClient::get_many`] | 200 [`Texts`]             |
+//! | `DELETE /texts/{path}` | [`TextClient::delete`] | 200 [`Deleted`], 404      |
+//! | `GET /healthz`       | [`TextClient::health`]   | 200, 503                  |
+
+use httpkit::JsonClient;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CallError;
+use crate::ids::PastePath;
+
+/// Most paths accepted in one `POST /texts/batch`.
+pub const MAX_BATCH_PATHS: usize = 1000;
+
+/// Body of `POST /texts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InsertText {
+    pub text: String,
+}
+
+/// Answer of `POST /texts` (201).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inserted {
+    pub paste_path: PastePath,
+}
+
+/// Answer of `GET /texts/{path}` (200).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextDoc {
+    pub paste_path: PastePath,
+    pub text: String,
+}
+
+/// Body of `POST /texts/batch`: at most [`MAX_BATCH_PATHS`] valid paths. Plain
+/// strings on the wire, so that nosqlsvc can name the index of a malformed one;
+/// [`TextClient::get_many`] only sends [`PastePath`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetMany {
+    pub paths: Vec<String>,
+}
+
+/// Answer of `POST /texts/batch`: one entry per requested path, in request order,
+/// `None` (JSON `null`) where the path is unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Texts {
+    pub texts: Vec<Option<String>>,
+}
+
+/// Answer of `DELETE /texts/{path}` (200).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deleted {
+    pub deleted: bool,
+}
+
+/// The text to insert, borrowed so that a large paste is not copied to be encoded
+/// (the same JSON as [`InsertText`]).
+#[derive(Serialize)]
+struct InsertTextRef<'a> {
+    text: &'a str,
+}
+
+/// A typed client of nosqlsvc. Cheap to clone; clones share the connection pool.
+///
+/// To add an endpoint: one method here that builds its URL from typed arguments
+/// with `self.url(..)`, calls the pooled client and converts its error with `?`;
+/// its wire types go above, and the server's handler uses the same types.
+#[derive(Debug, Clone)]
+pub struct TextClient {
+    http: JsonClient,
+    base: String,
+}
+
+impl TextClient {
+    /// A client of the nosqlsvc at `base`, such as `http://127.0.0.1:5005`.
+    pub fn new(http: JsonClient, base: impl Into<String>) -> Self {
+        Self {
+            http,
+            base: base.into(),
+        }
+    }
+
+    /// The base URL this client calls.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: std::fmt::Arguments<'_>) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stores a text under a new path (`POST /texts`).
+    pub async fn insert(&self, text: &str) -> Result<Inserted, CallError> {
+        let url = self.url(format_args!("/texts"));
+        Ok(self.http.post_json(&url, &InsertTextRef { text }).await?)
+    }
+
+    /// One text (`GET /texts/{path}`); [`CallError::NotFound`] if none is stored there.
+    pub async fn get(&self, path: &PastePath) -> Result<TextDoc, CallError> {
+        let url = self.url(format_args!("/texts/{path}"));
+        Ok(self.http.get_json(&url).await?)
+    }
+
+    /// Many texts in one call (`POST /texts/batch`), in the order asked, `None`
+    /// where a path holds nothing. At most [`MAX_BATCH_PATHS`] paths.
+    pub async fn get_many(&self, paths: &[PastePath]) -> Result<Texts, CallError> {
+        let url = self.url(format_args!("/texts/batch"));
+        let body = GetMany {
+            paths: paths.iter().map(|p| p.as_str().to_owned()).collect(),
+        };
+        Ok(self.http.post_json(&url, &body).await?)
+    }
+
+    /// Deletes one text (`DELETE /texts/{path}`); [`CallError::NotFound`] if none
+    /// was stored there.
+    pub async fn delete(&self, path: &PastePath) -> Result<Deleted, CallError> {
+        let url = self.url(format_args!("/texts/{path}"));
+        Ok(self.http.delete_json(&url).await?)
+    }
+
+    /// Whether nosqlsvc is ready (`GET /healthz`).
+    pub async fn health(&self) -> Result<(), CallError> {
+        let url = self.url(format_args!("/healthz"));
+        self.http.get_json::<IgnoredAny>(&url).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_serialize_missing_as_null() {
+        let t = Texts {
+            texts: vec![Some("a".into()), None],
+        };
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            r#"{"texts":["a",null]}"#
+        );
+    }
+
+    #[test]
+    fn the_borrowed_insert_body_is_the_wire_type() {
+        let borrowed = serde_json::to_string(&InsertTextRef { text: "x\"y" }).unwrap();
+        let owned = serde_json::to_string(&InsertText {
+            text: "x\"y".into(),
+        })
+        .unwrap();
+        assert_eq!(borrowed, owned);
+    }
+}
