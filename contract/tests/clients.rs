@@ -1,6 +1,8 @@
 //! The typed clients against real local HTTP servers (testkit's `FakeService`, on
 //! port 0): the URLs they call, and what each answer status becomes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use contract::{CallError, ClientConfig, JsonClient, MetaClient, PasteId, PastePath, TextClient};
