@@ -8,7 +8,8 @@ replace a client library (no venv, no download, nothing to pin).
 
 Usage: scripts/browser_test.py [--bin target/debug/pastebin] [--screenshots DIR]
 
-Without chromium/chromedriver it prints a loud SKIPPED line and exits 0, unless
+Without chromium/chromedriver it prints a loud SKIPPED line and exits 77 (the
+conventional "skipped", which scripts/test.sh counts among what it skipped), unless
 CI=true, where it fails.
 """
 
@@ -459,6 +460,10 @@ def run(args, chromium, chromedriver):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+# Exit status of a run that tested nothing (as automake's test drivers use it).
+SKIPPED = 77
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", default=os.environ.get("PASTEBIN_BIN", "target/debug/pastebin"))
@@ -471,7 +476,7 @@ def main():
             log("chromium or chromedriver missing, and CI=true: failing")
             return 1
         log("******** SKIPPED: browser tests (install chromium and chromium-driver) ********")
-        return 0
+        return SKIPPED
     if args.screenshots:
         os.makedirs(args.screenshots, exist_ok=True)
     run(args, chromium, chromedriver)

@@ -25,9 +25,12 @@
 # FerretDB or a Schemathesis that cannot be installed makes that part skip loudly;
 # under CI=true it is a failure.
 #
-# The tests that need FerretDB are #[ignore]d with the reason, so a plain `cargo test`
+# The tests that need FerretDB, and those that need root and iproute2 (emulated hosts,
+# named emulated_hosts_*), are #[ignore]d with the reason, so a plain `cargo test`
 # lists them as ignored, never as passed; this script runs them (`--include-ignored`,
-# except the benchmarks named bench_*: figures, not checks) once FerretDB is up.
+# except the benchmarks named bench_*: figures, not checks) where they can run. Outside
+# CI, a FerretDB that cannot be built or started, or no root, makes that part skip
+# loudly (and counted); under CI=true it is a failure.
 #
 # Arguments go to every test binary, e.g. `scripts/test.sh --test-threads=1`.
 set -euo pipefail
@@ -100,7 +103,9 @@ finish() { # pid of an ended job: print its output
     rc=$(<"$work/jobs/$i.rc")
     echo "test.sh: ---- ${job_labels[$i]} ($((SECONDS - started_at[$p])) s, exit $rc) ----"
     cat "$work/jobs/$i.out"
-    if [ "$rc" != 0 ]; then
+    if [ "$rc" = 77 ]; then # the job's own loud skip (browser_test.py without a browser)
+        skipped+=("${job_labels[$i]}")
+    elif [ "$rc" != 0 ]; then
         failed+=("${job_labels[$i]}")
     fi
     phases+=("$(printf '  %-56s %4d s' "${job_labels[$i]}" $((SECONDS - started_at[$p])))")
@@ -202,28 +207,57 @@ fi
 fdb_install_pid=""
 phase "wait for FerretDB's build after the compile, start it" "$t"
 
-# The longest first, so that the pool ends together.
+# Emulated hosts make network namespaces and cgroups: root and `ip` (iproute2).
+emulate_ready=false
+if [ "$(id -u)" = "0" ] && ip -V >/dev/null 2>&1; then
+    emulate_ready=true
+else
+    missing "emulated hosts" "they need root and iproute2's ip"
+fi
+
+# Which ignored tests this machine can run: those needing FerretDB, those needing root
+# (named emulated_hosts_*), or both.
 ignored=()
-if [ "$mongo_ready" = "true" ]; then
+extra_emulated=false
+if [ "$mongo_ready" = "true" ] && [ "$emulate_ready" = "true" ]; then
     ignored=(--include-ignored --skip bench_)
-    add_job "pastebin hardening size_matrix, nosqlsvc on MongoDB" "$root/pastebin" \
-        env PASTEBIN_TEST_NOSQL=mongodb CARGO_MANIFEST_DIR="$root/pastebin" \
-        "$(test_bin "pastebin test hardening")" size_matrix "$@"
-    add_job "pastebin api, nosqlsvc on MongoDB" "$root/pastebin" \
-        env PASTEBIN_TEST_NOSQL=mongodb CARGO_MANIFEST_DIR="$root/pastebin" \
-        "$(test_bin "pastebin test api")" "$@"
+elif [ "$mongo_ready" = "true" ]; then
+    ignored=(--include-ignored --skip bench_ --skip emulated_hosts_)
+elif [ "$emulate_ready" = "true" ]; then
+    extra_emulated=true
+fi
+
+# The longest first, so that the pool ends together.
+if [ "$mongo_ready" = "true" ]; then
+    add_job "stacktests hardening size_matrix, nosqlsvc on MongoDB" "$root/stacktests" \
+        env PASTEBIN_TEST_NOSQL=mongodb CARGO_MANIFEST_DIR="$root/stacktests" \
+        "$(test_bin "stacktests test hardening")" size_matrix "$@"
+    add_job "stacktests api, nosqlsvc on MongoDB" "$root/stacktests" \
+        env PASTEBIN_TEST_NOSQL=mongodb CARGO_MANIFEST_DIR="$root/stacktests" \
+        "$(test_bin "stacktests test api")" "$@"
 fi
 while IFS=$'\t' read -r dir label exe; do
     add_job "$label" "$dir" env CARGO_MANIFEST_DIR="$dir" "$exe" "${ignored[@]}" "$@"
+    if [ "$extra_emulated" = "true" ] && "$exe" --list --ignored emulated_hosts_ 2>/dev/null | grep -q ': test$'; then
+        add_job "$label (emulated hosts)" "$dir" env CARGO_MANIFEST_DIR="$dir" "$exe" --ignored emulated_hosts_ "$@"
+    fi
 done <"$work/binaries"
 echo "test.sh: ${#job_labels[@]} jobs in all, $jobs at a time"
 launch_added
 while ((${#running[@]} > 0)); do reap; done
 phase "the ${#job_labels[@]} jobs, $jobs at a time (from the first start)" "$t_jobs"
 
-if [ "$mongo_ready" != "true" ]; then
-    n_ignored="$(while IFS=$'\t' read -r dir label exe; do (cd "$dir" && "$exe" --list --ignored --skip bench_ 2>/dev/null) || true; done <"$work/binaries" | grep -c ': test$' || true)"
-    echo "test.sh: ******** SKIPPED: $n_ignored tests that need FerretDB, and the API tests on MongoDB ********" >&2
+count_ignored() { # test-binary filter arguments -> how many ignored tests they select
+    while IFS=$'\t' read -r dir label exe; do
+        (cd "$dir" && "$exe" --list --ignored "$@" 2>/dev/null) || true
+    done <"$work/binaries" | grep -c ': test$' || true
+}
+if [ "$mongo_ready" != "true" ] && [ "$emulate_ready" != "true" ]; then
+    echo "test.sh: ******** SKIPPED: $(count_ignored --skip bench_) tests that need FerretDB or root, and the API tests on MongoDB ********" >&2
+elif [ "$mongo_ready" != "true" ]; then
+    echo "test.sh: ******** SKIPPED: $(count_ignored --skip bench_ --skip emulated_hosts_) tests that need FerretDB, and the API tests on MongoDB ********" >&2
+elif [ "$emulate_ready" != "true" ]; then
+    echo "test.sh: ******** SKIPPED: $(count_ignored emulated_hosts_) tests that need root (emulated hosts) ********" >&2
 fi
 
 phase "test.sh in all" "$start_time"

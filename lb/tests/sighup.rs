@@ -47,33 +47,37 @@ async fn sighup_rereads_the_backends_file() {
         .status()
         .unwrap();
     assert!(made.success());
-    hup();
-    let fifo = path.clone();
-    let mut writer = tokio::task::spawn_blocking(move || {
-        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo)?;
-        f.write_all(b"http://bad/\n")
-    });
-    match tokio::time::timeout(Duration::from_secs(5), &mut writer).await {
-        Ok(written) => written.unwrap().unwrap(),
-        Err(_) => {
-            // Release the blocked writer before failing.
-            let _ = std::fs::File::open(&path);
-            panic!("the SIGHUP was not handled: the backends file was never read");
-        }
+    // Each write below opens the FIFO, which waits until the reloader opens it to
+    // read: the second open proves the reloader is done with the bad file (it reads
+    // one file per SIGHUP, in order), so anything it published from it is visible then.
+    async fn feed(path: &std::path::Path, text: &'static str) -> std::fs::File {
+        let fifo = path.to_owned();
+        let mut writer = tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new().write(true).open(&fifo)
+        });
+        let file = match tokio::time::timeout(Duration::from_secs(30), &mut writer).await {
+            Ok(opened) => opened.unwrap().unwrap(),
+            Err(_) => {
+                // Release the blocked writer before failing.
+                let _ = std::fs::File::open(path);
+                panic!("the SIGHUP was not handled: the backends file was never read");
+            }
+        };
+        (&file).write_all(text.as_bytes()).unwrap();
+        file
     }
-    // The reloader has read the bad file; had it sent anything, it would be now.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    hup();
+    drop(feed(&path, "http://bad/\n").await); // closed: the reader sees its end
+    hup();
+    let good = feed(&path, "127.0.0.1:4002\n").await;
     assert!(
         !rx.has_changed().unwrap(),
         "a bad file was published: {:?}",
         *rx.borrow()
     );
-
+    drop(good);
     // And it still reloads afterwards.
-    std::fs::remove_file(&path).unwrap();
-    std::fs::write(&path, "127.0.0.1:4002\n").unwrap();
-    hup();
-    tokio::time::timeout(Duration::from_secs(5), rx.changed())
+    tokio::time::timeout(Duration::from_secs(30), rx.changed())
         .await
         .unwrap()
         .unwrap();

@@ -5,61 +5,45 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// `target/<profile>/pastebin`, built on demand if the workspace has not built it yet.
-fn pastebin_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<test exe>
-    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    let bin = profile_dir.join("pastebin");
-    if bin.is_file() {
-        return bin;
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut args = vec!["build", "-p", "pastebin", "--bin", "pastebin"];
-    if profile_dir.ends_with("release") {
-        args.push("--release");
-    }
-    eprintln!(
-        "{} is missing; running `cargo {}`",
-        bin.display(),
-        args.join(" ")
-    );
-    let status = Command::new(cargo)
-        .args(&args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cannot run cargo to build the pastebin binary");
-    assert!(status.success(), "building the pastebin binary failed");
-    assert!(
-        bin.is_file(),
-        "cargo built pastebin, but not at {}",
-        bin.display()
-    );
-    bin
+use testkit::stack::{Process, pastebin_binary};
+use tokio::process::Command;
+
+/// Runs `loadtest` with `args` (its stderr, with that of the stacks it starts, kept
+/// for a failure report) and waits for it, at most `limit`; gone over, it and the
+/// `pastebin up` it started in a process group of its own are killed (see
+/// [`Process`]). It must succeed; its stdout.
+async fn run_loadtest(args: Command, limit: Duration) -> (Process, String) {
+    let mut loadtest = Process::spawn(args, "loadtest");
+    let mut stdout = loadtest.stdout.take().unwrap();
+    let read = tokio::spawn(async move {
+        let mut out = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out)
+            .await
+            .unwrap();
+        out
+    });
+    let status = loadtest.exit_within(limit).await;
+    let out = read.await.unwrap();
+    assert!(status.success(), "loadtest: {status}; its stdout:\n{out}");
+    (loadtest, out)
 }
 
-#[test]
-fn a_sweep_over_spawned_stacks_passes_every_check() {
+#[tokio::test]
+async fn a_sweep_over_spawned_stacks_passes_every_check() {
     let bin = pastebin_binary();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("out.json");
     let csv = dir.path().join("out.csv");
     let svg = dir.path().join("out.svg");
-    // Its logs (and those of the stacks it starts) are shown only if the test fails.
-    let stderr_path = dir.path().join("stderr.log");
-    let stderr = std::fs::File::create(&stderr_path).unwrap();
-    let logs = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
     let started = Instant::now();
     // The stacks' temporary directories go inside this test's, so they are removed
     // with it even if loadtest has to be killed.
     let tmp = dir.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .env("TMPDIR", &tmp)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadtest"));
+    cmd.env("TMPDIR", &tmp)
         .args([
             "--spawn",
             "--webservers",
@@ -87,35 +71,11 @@ fn a_sweep_over_spawned_stacks_passes_every_check() {
         .arg("--csv")
         .arg(&csv)
         .arg("--svg")
-        .arg(&svg)
-        .stdout(std::process::Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
+        .arg(&svg);
     // Bounded: two stacks of about 2 s of load each, plus start and stop; generous
     // for a busy machine.
-    let limit = Duration::from_secs(300);
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            // loadtest, and the `pastebin up` it started in a process group of its
-            // own with that group's children.
-            testkit::procs::kill_tree(child.id());
-            let _ = child.wait();
-            panic!(
-                "loadtest did not finish within {limit:?}; its stderr:\n{}",
-                logs()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut out = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let (_loadtest, out) = run_loadtest(cmd, Duration::from_secs(300)).await;
     eprintln!("{out}\n(took {:?})", started.elapsed());
-    assert!(status.success(), "{status}; its stderr:\n{}", logs());
     assert!(out.contains("webservers"), "sweep table missing:\n{out}");
 
     let v: serde_json::Value =
@@ -148,66 +108,22 @@ fn a_sweep_over_spawned_stacks_passes_every_check() {
     );
 }
 
-/// False (after a loud line) when emulated hosts cannot run here; panics under CI.
-fn can_emulate(test: &str) -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    let ip = Command::new("ip")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if root && ip {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "{test}: emulated hosts need root and iproute2, and CI=true: this test must run in CI"
-    );
-    eprintln!("******** SKIPPED {test}: emulated hosts need root and iproute2 ********");
-    false
-}
-
-/// Whether this machine's cgroups can enforce CPU budgets (v1's `cpu` controller, or
-/// v2 with `cpu` among its controllers); without, budgets are left out, loudly.
-fn cpu_budgets_available() -> bool {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let available = mountinfo.lines().any(|line| {
-        let Some((left, right)) = line.split_once(" - ") else {
-            return false;
-        };
-        let mut right = right.split(' ');
-        let fstype = right.next().unwrap_or_default();
-        let options = right.nth(1).unwrap_or_default();
-        let mount_point = left.split(' ').nth(4).unwrap_or_default();
-        match fstype {
-            "cgroup" => options.split(',').any(|o| o == "cpu"),
-            "cgroup2" => std::fs::read_to_string(format!("{mount_point}/cgroup.controllers"))
-                .is_ok_and(|c| c.split_whitespace().any(|c| c == "cpu")),
-            _ => false,
-        }
-    });
-    if !available {
-        eprintln!("******** no cgroup cpu controller here: CPU budgets NOT tested ********");
-    }
-    available
-}
-
-#[test]
-fn an_emulated_sweep_reports_each_hosts_cpu() {
-    if !can_emulate("an_emulated_sweep_reports_each_hosts_cpu") {
-        return;
-    }
+#[tokio::test]
+#[ignore = "needs root and iproute2 (emulated hosts): scripts/test.sh runs it with --ignored as root"]
+async fn emulated_hosts_sweep_reports_each_hosts_cpu() {
+    let test = "emulated_hosts_sweep_reports_each_hosts_cpu";
+    testkit::needs::emulated_hosts(test);
     let bin = pastebin_binary();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("out.json");
     let csv = dir.path().join("out.csv");
-    let budgets = cpu_budgets_available();
+    let budgets = testkit::needs::cpu_budgets(test);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadtest"));
     cmd.args(["--spawn", "--emulate-hosts"]);
     if budgets {
         cmd.args(["--web-cpu", "0.5", "--host-cpu", "lb=1"]);
     }
-    let mut child = cmd
-        .args(["--webservers", "1,2"])
+    cmd.args(["--webservers", "1,2"])
         .args(["-c", "8", "-d", "1500ms", "-w", "500ms", "--no-progress"])
         .arg("--pastebin-bin")
         .arg(&bin)
@@ -216,25 +132,10 @@ fn an_emulated_sweep_reports_each_hosts_cpu() {
         .arg("--csv")
         .arg(&csv)
         .arg("--svg")
-        .arg(dir.path().join("out.svg"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("loadtest did not finish within 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut out = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+        .arg(dir.path().join("out.svg"));
+    // Bounded: as above, with hosts to make and remove.
+    let (_loadtest, out) = run_loadtest(cmd, Duration::from_secs(300)).await;
     eprintln!("{out}");
-    assert!(status.success(), "{status}");
     assert!(out.contains("web cpu"), "no CPU columns:\n{out}");
 
     let v: serde_json::Value =

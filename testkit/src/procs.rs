@@ -56,6 +56,15 @@ pub fn signal(pid: u32, signal: &str) {
     assert!(status.success(), "kill -{signal} {pid} failed");
 }
 
+/// Sends `signal` to `pid`; a process already gone is not an error.
+pub fn signal_quietly(pid: u32, signal: &str) {
+    let _ = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
 /// Sends `signal` to every process of process group `pgid` with kill(1); a group
 /// already gone is not an error.
 pub fn signal_group(pgid: u32, signal: &str) {
@@ -63,6 +72,7 @@ pub fn signal_group(pgid: u32, signal: &str) {
         .arg(format!("-{signal}"))
         .arg("--")
         .arg(format!("-{pgid}"))
+        .stderr(std::process::Stdio::null())
         .status();
 }
 
@@ -74,10 +84,12 @@ pub fn kill_tree(pid: u32) {
         signal_group(child, "KILL");
         let _ = std::process::Command::new("kill")
             .args(["-KILL", &child.to_string()])
+            .stderr(std::process::Stdio::null())
             .status();
     }
     let _ = std::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
         .status();
 }
 

@@ -121,6 +121,37 @@ pub async fn exchange_within(addr: SocketAddr, request: &[u8], limit: Duration) 
     RawAnswer { bytes }
 }
 
+/// `METHOD url` (an `http://host:port/path` URL) over a fresh connection, with a
+/// JSON content type: status and body text. No pooling, so a restarted server is
+/// never hidden by a stale connection in the test itself.
+pub async fn fetch(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let addr: SocketAddr = tokio::net::lookup_host(authority)
+        .await
+        .unwrap_or_else(|err| panic!("resolve {authority}: {err}"))
+        .next()
+        .unwrap_or_else(|| panic!("no address for {authority}"));
+    let request = request(
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        body.unwrap_or("").as_bytes(),
+    );
+    let answer = exchange(addr, &request).await;
+    (answer.status(), answer.body_text())
+}
+
+/// `GET url` over a fresh connection: status and JSON body (`Null` if not JSON).
+pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let (status, body) = fetch("GET", url, None).await;
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// `METHOD path` with `Connection: close`, the given headers and body, as bytes; a
 /// `Content-Length` is added unless the headers already frame the body.
 pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {

@@ -21,11 +21,14 @@ use crate::common::client::{self, Answer, delete, get, post_json};
 
 const BIN_VAR: &str = "PASTEBIN_FERRETDB_BIN";
 
-/// Longest any request may take while the server is down.
-const FAIL_FAST: Duration = Duration::from_secs(5);
+/// Longest any request may take while the server is down: a generous bound (the
+/// server selection timeout is 1 s) that still tells failing fast from hanging
+/// until the driver's default 30 s selection timeout, on a busy machine.
+const FAIL_FAST: Duration = Duration::from_secs(15);
 
-/// Longest FerretDB may take to listen, and nosqlsvc to recover once it does.
-const STARTUP: Duration = Duration::from_secs(30);
+/// Longest FerretDB may take to listen, and nosqlsvc to recover once it does (a
+/// deadline for polling, generous for a busy machine).
+const STARTUP: Duration = Duration::from_secs(60);
 
 /// The FerretDB binary. The test calling this is `#[ignore]`d; asked to run without
 /// one, it fails rather than pass having run nothing.
@@ -160,8 +163,10 @@ async fn ferretdb_killed_and_restarted_under_a_running_service() {
 
 async fn scenario(bin: PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let server = FerretDb::start(&bin, dir.path(), 0, 1).await;
-    let port = server.port;
+    // It comes back on the same port after the crash: one outside the kernel's
+    // ephemeral range, so no parallel test is handed it while it is down.
+    let port = testkit::net::port_outside_ephemeral_range();
+    let server = FerretDb::start(&bin, dir.path(), port, 1).await;
     // The service's own settings only: no driver timeouts tuned in the URI.
     let settings = MongoConfig {
         server_selection_timeout: Duration::from_secs(1),

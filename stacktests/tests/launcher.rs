@@ -4,14 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{Up, curlish, get};
+use testkit::raw::{fetch as curlish, get_json as get};
+use testkit::{Launch, Stack};
 
-async fn create(up: &Up, text: &str) -> String {
+async fn create(up: &Stack, text: &str) -> String {
     let body = serde_json::json!({ "text": text }).to_string();
     let (status, body) = curlish("POST", &format!("{}/pastes/", up.url), Some(&body)).await;
     assert_eq!(status, 201, "{body}");
@@ -21,8 +20,7 @@ async fn create(up: &Up, text: &str) -> String {
 
 #[tokio::test]
 async fn a_crashed_store_is_restarted_with_back_off_and_children_die_with_the_launcher() {
-    let dir = tempfile::tempdir().unwrap();
-    let up = Up::start(dir.path(), 1).await;
+    let up = Launch::new().webservers(1).start().await;
     let id = create(&up, "written before the crashes").await;
 
     // kill -9 sqlsvc three times in a row, each time as soon as it is back: the
@@ -63,8 +61,7 @@ async fn a_crashed_store_is_restarted_with_back_off_and_children_die_with_the_la
 
 #[tokio::test]
 async fn sigterm_stops_the_balancer_then_the_webservers_then_the_stores() {
-    let dir = tempfile::tempdir().unwrap();
-    let up = Up::start(dir.path(), 2).await;
+    let up = Launch::new().start().await;
     let tier = |cmd: &str| match cmd.split(' ').nth(1) {
         Some("lb") => 0,
         Some("web") => 1,
@@ -104,15 +101,14 @@ async fn sigterm_stops_the_balancer_then_the_webservers_then_the_stores() {
         assert!(Instant::now() < deadline, "children still alive: {alive:?}");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let status = up.child.wait().await.unwrap();
+    let status = up.process.exit_within(testkit::stack::STOP_LIMIT).await;
     assert!(status.success(), "{status}");
 }
 
 #[tokio::test]
 async fn sigint_stops_every_child_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let up = Up::start(dir.path(), 2).await;
-    let lb_addr = up.url.trim_start_matches("http://").to_owned();
+    let up = Launch::new().start().await;
+    let lb_addr = up.lb.clone();
     up.stop_with("INT").await;
     assert!(
         tokio::net::TcpStream::connect(&lb_addr).await.is_err(),
@@ -123,7 +119,7 @@ async fn sigint_stops_every_child_cleanly() {
 #[tokio::test]
 async fn environment_variables_override_the_config_file_and_are_validated() {
     // A bad value from the environment: a usage error naming the setting.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pastebin"))
+    let out = tokio::process::Command::new(testkit::stack::pastebin_binary())
         .arg("up")
         .env("PASTEBIN_WEBSERVERS", "0")
         .output()
@@ -134,8 +130,11 @@ async fn environment_variables_override_the_config_file_and_are_validated() {
     assert!(stderr.contains("webservers"), "{stderr}");
 
     // The file says 2 webservers, the environment 1: the environment wins.
-    let dir = tempfile::tempdir().unwrap();
-    let up = Up::start_with_env(dir.path(), 2, &[("PASTEBIN_WEBSERVERS", "1")]).await;
+    let up = Launch::new()
+        .webservers(2)
+        .env("PASTEBIN_WEBSERVERS", "1")
+        .start()
+        .await;
     let mut seen = HashSet::new();
     for _ in 0..6 {
         let (status, health) = get(&format!("{}/healthz", up.url)).await;

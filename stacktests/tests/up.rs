@@ -4,80 +4,34 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use testkit::raw::{fetch as curlish, get_json as get};
+use testkit::{Launch, Stack};
 use tokio::process::Command;
 
-use common::{Spawned, announced, curlish, spawn_pastebin};
-
-/// A running `pastebin up`; killed (and so its children, which watch its pipe) if a
-/// test fails half-way.
-struct Up {
-    child: Spawned,
-    url: String,
-    data_dir: std::path::PathBuf,
+async fn start(dir: &Path, webservers: usize) -> Stack {
+    Launch::new()
+        .in_dir(dir)
+        .webservers(webservers)
+        .start()
+        .await
 }
 
-impl Up {
-    async fn start(dir: &Path, webservers: usize) -> Up {
-        let config = dir.join("pastebin.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "data_dir = {:?}\n[lb]\nlisten = \"127.0.0.1:0\"\n[web]\ncount = {webservers}\nbase_port = 0\n[sqlsvc]\nlisten = \"127.0.0.1:0\"\n[nosqlsvc]\nlisten = \"127.0.0.1:0\"\n",
-                dir.join("data")
-            ),
-        )
-        .unwrap();
-        let mut child = spawn_pastebin([
-            std::ffi::OsStr::new("--config"),
-            config.as_os_str(),
-            "up".as_ref(),
-        ]);
-        let url = announced(&mut child, |line| line.starts_with("http://")).await;
-        Up {
-            child,
-            url,
-            data_dir: dir.join("data"),
+/// The pids of the webservers, from their `/healthz` asked directly (through the
+/// balancer it shows no pid), at the addresses in the balancer's list.
+async fn web_pids(up: &Stack) -> HashSet<u64> {
+    let mut pids = HashSet::new();
+    for addr in up.backends() {
+        if let Some(pid) = direct_pid(&addr).await {
+            pids.insert(pid);
         }
     }
-
-    /// The pids of the webservers, from their `/healthz` asked directly (through
-    /// the balancer it shows no pid), at the addresses in the balancer's list.
-    async fn web_pids(&self) -> HashSet<u64> {
-        let list = std::fs::read_to_string(self.data_dir.join("lb-backends.txt")).unwrap();
-        let mut pids = HashSet::new();
-        for addr in list
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        {
-            if let Some(pid) = direct_pid(addr.trim()).await {
-                pids.insert(pid);
-            }
-        }
-        pids
-    }
-
-    /// SIGTERM, then the launcher must exit cleanly within 30 s.
-    async fn stop(mut self) {
-        let pid = self.child.id().unwrap() as i32;
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("pastebin up did not stop within 30 s")
-            .unwrap();
-        assert!(status.success(), "{status}");
-    }
+    pids
 }
 
 /// The pid a webserver at `addr` reports, or None if it does not answer (it may be
@@ -95,24 +49,17 @@ async fn direct_pid(addr: &str) -> Option<u64> {
         let health: serde_json::Value = serde_json::from_str(body).ok()?;
         health["pid"].as_u64()
     };
+    // A webserver stopped (SIGSTOP) or dying must not hang the poll that asks.
     tokio::time::timeout(Duration::from_secs(15), exchange)
         .await
         .ok()
         .flatten()
 }
 
-async fn get(url: &str) -> (u16, serde_json::Value) {
-    let out = curlish("GET", url, None).await;
-    (
-        out.0,
-        serde_json::from_str(&out.1).unwrap_or(serde_json::Value::Null),
-    )
-}
-
 #[tokio::test]
 async fn up_serves_through_both_webservers_restarts_a_dead_one_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let up = Up::start(dir.path(), 2).await;
+    let up = start(dir.path(), 2).await;
 
     let (status, body) = curlish(
         "POST",
@@ -135,7 +82,7 @@ async fn up_serves_through_both_webservers_restarts_a_dead_one_and_stops_cleanly
         );
         webs.insert(health["instance"].as_str().unwrap().to_owned());
     }
-    let pids = up.web_pids().await;
+    let pids = web_pids(&up).await;
     assert_eq!(pids.len(), 2);
     assert_eq!(
         webs.len(),
@@ -151,7 +98,7 @@ async fn up_serves_through_both_webservers_restarts_a_dead_one_and_stops_cleanly
     )
     .unwrap();
     testkit::eventually("the launcher restarts the killed webserver", || async {
-        let now_pids = up.web_pids().await;
+        let now_pids = web_pids(&up).await;
         now_pids.len() == 2 && !now_pids.contains(&victim)
     })
     .await;
@@ -167,7 +114,7 @@ async fn up_serves_through_both_webservers_restarts_a_dead_one_and_stops_cleanly
     );
 
     // Same data directory, a new topology: the paste is still there.
-    let up = Up::start(dir.path(), 1).await;
+    let up = start(dir.path(), 1).await;
     let (status, paste) = get(&format!("{}/pastes/{id}", up.url)).await;
     assert_eq!(status, 200);
     assert_eq!(paste["text"], "hello from up");
@@ -176,7 +123,7 @@ async fn up_serves_through_both_webservers_restarts_a_dead_one_and_stops_cleanly
 
 #[tokio::test]
 async fn bad_configuration_exits_with_a_usage_error_naming_the_setting() {
-    let out = Command::new(env!("CARGO_BIN_EXE_pastebin"))
+    let out = Command::new(testkit::stack::pastebin_binary())
         .args(["up", "--webservers", "0"])
         .output()
         .await
@@ -329,7 +276,7 @@ async fn webservers_seen(url: &str, tries: usize) -> HashSet<String> {
 }
 
 async fn scale(config_dir: &Path, n: usize) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pastebin"))
+    let out = Command::new(testkit::stack::pastebin_binary())
         .arg("--config")
         .arg(config_dir.join("pastebin.toml"))
         .args(["scale", &n.to_string()])
@@ -354,7 +301,7 @@ async fn check_all_readable(url: &str, created: &[(String, String)]) {
 #[tokio::test]
 async fn scaling_out_and_in_under_load_fails_no_request() {
     let dir = tempfile::tempdir().unwrap();
-    let up = Up::start(dir.path(), 1).await;
+    let up = start(dir.path(), 1).await;
     let load = Load::start(&up.url, 4);
     load.runs_for(50).await;
 
@@ -391,8 +338,8 @@ async fn scaling_out_and_in_under_load_fails_no_request() {
 #[tokio::test]
 async fn kill_9_of_one_of_three_webservers_under_load_fails_no_get() {
     let dir = tempfile::tempdir().unwrap();
-    let up = Up::start(dir.path(), 3).await;
-    let pids = up.web_pids().await;
+    let up = start(dir.path(), 3).await;
+    let pids = web_pids(&up).await;
     assert_eq!(pids.len(), 3);
     let load = Load::start(&up.url, 4);
     load.runs_for(50).await;
@@ -405,7 +352,7 @@ async fn kill_9_of_one_of_three_webservers_under_load_fails_no_get() {
     .unwrap();
     // Load goes on through the death and the launcher's restart of it.
     testkit::eventually("the launcher restarts the killed webserver", || async {
-        let now_pids = up.web_pids().await;
+        let now_pids = web_pids(&up).await;
         now_pids.len() == 3 && !now_pids.contains(&victim)
     })
     .await;

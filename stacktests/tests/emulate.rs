@@ -3,68 +3,20 @@
 //! (namespaces, bridge, veths, cgroups) gone after a stop, and gone after a `kill -9`
 //! of the launcher once the next one starts.
 //!
-//! Needs root. Without it these tests print a loud SKIPPED line, except under
-//! `CI=true`, where that is a failure.
+//! Needs root and iproute2: the tests that make hosts are `#[ignore]`d with that
+//! reason, and `scripts/test.sh` runs them with `--ignored` where it can (under
+//! `CI=true` it fails where it cannot). Asked to run without root, they fail.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use testkit::raw::fetch as curlish;
+use testkit::{Launch, Stack};
 use tokio::process::Command;
-
-use common::{Spawned, announced, curlish, spawn_pastebin};
-
-/// False (after a loud line) when the test cannot run here; panics under CI.
-fn can_run(test: &str) -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    let ip = StdCommand::new("ip")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if root && ip {
-        return true;
-    }
-    let why = if root {
-        "iproute2's `ip` is missing"
-    } else {
-        "not root"
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: {why}, and CI=true: emulated-host tests must run in CI");
-    }
-    eprintln!("******** SKIPPED {test}: {why} (emulated hosts need root and iproute2) ********");
-    false
-}
-
-/// Whether this machine's cgroups can enforce CPU budgets (v1's `cpu` controller, or
-/// v2 with `cpu` among its controllers); without, budgets are left out, loudly.
-fn cpu_budgets_available() -> bool {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let available = mountinfo.lines().any(|line| {
-        let Some((left, right)) = line.split_once(" - ") else {
-            return false;
-        };
-        let mut right = right.split(' ');
-        let fstype = right.next().unwrap_or_default();
-        let options = right.nth(1).unwrap_or_default();
-        let mount_point = left.split(' ').nth(4).unwrap_or_default();
-        match fstype {
-            "cgroup" => options.split(',').any(|o| o == "cpu"),
-            "cgroup2" => std::fs::read_to_string(format!("{mount_point}/cgroup.controllers"))
-                .is_ok_and(|c| c.split_whitespace().any(|c| c == "cpu")),
-            _ => false,
-        }
-    });
-    if !available {
-        eprintln!("******** no cgroup cpu controller here: CPU budgets NOT tested ********");
-    }
-    available
-}
 
 fn write_config(dir: &Path, webservers: usize) -> PathBuf {
     let config = dir.join("pastebin.toml");
@@ -79,28 +31,29 @@ fn write_config(dir: &Path, webservers: usize) -> PathBuf {
     config
 }
 
-/// A launcher with emulated hosts, and the run id it claimed.
+/// A launcher with emulated hosts, and the hosts it wrote down.
 struct Emulated {
-    child: Spawned,
-    url: String,
+    stack: Stack,
     hosts: serde_json::Value,
 }
 
 impl Emulated {
     async fn start(dir: &Path, webservers: usize, extra: &[&str]) -> Emulated {
-        let config = write_config(dir, webservers);
-        let mut args: Vec<std::ffi::OsString> = vec![
-            "--config".into(),
-            config.into_os_string(),
-            "up".into(),
-            "--emulate-hosts".into(),
-        ];
-        args.extend(extra.iter().map(Into::into));
-        let mut child = spawn_pastebin(args);
-        let url = announced(&mut child, |line| line.starts_with("http://")).await;
-        let hosts_file = dir.join("data").join("emulated-hosts.json");
+        let mut launch = Launch::new()
+            .in_dir(dir)
+            .webservers(webservers)
+            .up_arg("--emulate-hosts");
+        for arg in extra {
+            launch = launch.up_arg(arg);
+        }
+        let stack = launch.start().await;
+        let hosts_file = stack.data_dir.join("emulated-hosts.json");
         let hosts = serde_json::from_str(&std::fs::read_to_string(hosts_file).unwrap()).unwrap();
-        Emulated { child, url, hosts }
+        Emulated { stack, hosts }
+    }
+
+    fn url(&self) -> &str {
+        &self.stack.url
     }
 
     fn id(&self) -> String {
@@ -116,19 +69,9 @@ impl Emulated {
             .unwrap_or_else(|| panic!("no host {name} in {}", self.hosts))
     }
 
-    /// SIGTERM; the launcher must exit cleanly within 60 s.
-    async fn stop(mut self) {
-        let pid = self.child.id().unwrap() as i32;
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
-            .await
-            .expect("pastebin up did not stop within 60 s")
-            .unwrap();
-        assert!(status.success(), "{status}");
+    /// SIGTERM; the launcher must exit cleanly, leaving no child.
+    async fn stop(self) {
+        self.stack.stop().await;
     }
 }
 
@@ -171,18 +114,14 @@ fn leftovers(id: &str) -> Vec<String> {
 
 /// Polls until run `id` has left nothing behind.
 async fn assert_gone(id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    testkit::wait::eventually(&format!("run {id} leaves nothing behind"), || async {
         let left = leftovers(id);
-        if left.is_empty() {
-            return;
+        if !left.is_empty() {
+            eprintln!("run {id} still has: {left:?}");
         }
-        assert!(
-            Instant::now() < deadline,
-            "run {id} left these behind: {left:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        left.is_empty()
+    })
+    .await;
 }
 
 fn in_emulated_range(addr: &str) -> bool {
@@ -192,12 +131,12 @@ fn in_emulated_range(addr: &str) -> bool {
 }
 
 #[tokio::test]
+#[ignore = "needs root and iproute2 (emulated hosts): scripts/test.sh runs it with --ignored as root"]
 async fn emulated_hosts_serve_through_the_printed_url_and_leave_nothing_behind() {
-    if !can_run("emulated_hosts_serve_through_the_printed_url_and_leave_nothing_behind") {
-        return;
-    }
+    let test = "emulated_hosts_serve_through_the_printed_url_and_leave_nothing_behind";
+    testkit::needs::emulated_hosts(test);
     let dir = tempfile::tempdir().unwrap();
-    let budgets = cpu_budgets_available();
+    let budgets = testkit::needs::cpu_budgets(test);
     let extra: &[&str] = if budgets {
         &["--host-cpu", "web=0.5,sqlsvc=1"]
     } else {
@@ -216,9 +155,9 @@ async fn emulated_hosts_serve_through_the_printed_url_and_leave_nothing_behind()
     assert!(addrs.iter().all(|a| in_emulated_range(a)), "{addrs:?}");
     let lb_addr = up.host("lb")["addr"].as_str().unwrap();
     assert!(
-        up.url.starts_with(&format!("http://{lb_addr}:")),
+        up.url().starts_with(&format!("http://{lb_addr}:")),
         "{} is not the lb host's",
-        up.url
+        up.url()
     );
 
     // Each component runs inside its own namespace, and in its host's CPU group.
@@ -247,24 +186,20 @@ async fn emulated_hosts_serve_through_the_printed_url_and_leave_nothing_behind()
     // Served through the printed URL: a write, then a read.
     let (status, body) = curlish(
         "POST",
-        &format!("{}/pastes/", up.url),
+        &format!("{}/pastes/", up.url()),
         Some(r#"{"text": "hello from an emulated cluster"}"#),
     )
     .await;
     assert_eq!(status, 201, "{body}");
     let created: serde_json::Value = serde_json::from_str(&body).unwrap();
     let paste_id = created["paste_id"].as_str().unwrap();
-    let (status, body) = curlish("GET", &format!("{}/pastes/{paste_id}", up.url), None).await;
+    let (status, body) = curlish("GET", &format!("{}/pastes/{paste_id}", up.url()), None).await;
     assert_eq!(status, 200, "{body}");
     let got: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(got["text"], "hello from an emulated cluster");
     // The balancer's list holds the webservers' own addresses, and each answers
     // there (on its host's address, reached over the bridge).
-    let backends = std::fs::read_to_string(dir.path().join("data/lb-backends.txt")).unwrap();
-    let backends: Vec<&str> = backends
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .collect();
+    let backends = up.stack.backends();
     assert_eq!(backends.len(), 2, "{backends:?}");
     for (web, backend) in ["web0", "web1"].iter().zip(&backends) {
         let host_addr = up.host(web)["addr"].as_str().unwrap();
@@ -275,18 +210,19 @@ async fn emulated_hosts_serve_through_the_printed_url_and_leave_nothing_behind()
         assert_eq!(health["addr"], *backend, "{body}");
     }
     // Requests through the printed URL reach both.
-    let mut seen = HashSet::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while seen.len() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the balancer reached only {seen:?}"
-        );
-        let (status, body) = curlish("GET", &format!("{}/healthz", up.url), None).await;
-        assert_eq!(status, 200, "{body}");
-        let health: serde_json::Value = serde_json::from_str(&body).unwrap();
-        seen.insert(health["instance"].to_string());
-    }
+    let seen = std::cell::RefCell::new(HashSet::new());
+    testkit::wait::eventually(
+        "requests through the printed URL reach both webservers",
+        || async {
+            let (status, body) = curlish("GET", &format!("{}/healthz", up.url()), None).await;
+            assert_eq!(status, 200, "{body}");
+            let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let mut seen = seen.borrow_mut();
+            seen.insert(health["instance"].to_string());
+            seen.len() == 2
+        },
+    )
+    .await;
 
     // A clean stop removes everything.
     assert!(!leftovers(&id).is_empty());
@@ -296,19 +232,19 @@ async fn emulated_hosts_serve_through_the_printed_url_and_leave_nothing_behind()
 }
 
 #[tokio::test]
-async fn a_killed_launchers_hosts_are_removed_by_the_next_start() {
-    if !can_run("a_killed_launchers_hosts_are_removed_by_the_next_start") {
-        return;
-    }
+#[ignore = "needs root and iproute2 (emulated hosts): scripts/test.sh runs it with --ignored as root"]
+async fn emulated_hosts_of_a_killed_launcher_are_removed_by_the_next_start() {
+    let test = "emulated_hosts_of_a_killed_launcher_are_removed_by_the_next_start";
+    testkit::needs::emulated_hosts(test);
     let first_dir = tempfile::tempdir().unwrap();
-    let extra: &[&str] = if cpu_budgets_available() {
+    let extra: &[&str] = if testkit::needs::cpu_budgets(test) {
         &["--host-cpu", "web=1"]
     } else {
         &[]
     };
     let mut first = Emulated::start(first_dir.path(), 1, extra).await;
     let first_id = first.id();
-    first.child.kill().await.unwrap(); // SIGKILL, and reaped
+    first.stack.process.kill_9().await; // SIGKILL, and reaped
     assert!(
         !leftovers(&first_id).is_empty(),
         "a killed launcher cannot have removed its hosts"
@@ -321,7 +257,7 @@ async fn a_killed_launchers_hosts_are_removed_by_the_next_start() {
     // The second start swept the first run before claiming its own.
     let left = leftovers(&first_id);
     assert!(left.is_empty(), "left by the killed launcher: {left:?}");
-    let (status, body) = curlish("GET", &format!("{}/pastes", second.url), None).await;
+    let (status, body) = curlish("GET", &format!("{}/pastes", second.url()), None).await;
     assert_eq!(status, 200, "{body}");
     second.stop().await;
     assert_gone(&second_id).await;
@@ -331,7 +267,7 @@ async fn a_killed_launchers_hosts_are_removed_by_the_next_start() {
 async fn without_root_it_refuses_at_once_with_exit_code_2() {
     if !nix::unistd::geteuid().is_root() {
         // Already unprivileged: run it as is.
-        let out = StdCommand::new(env!("CARGO_BIN_EXE_pastebin"))
+        let out = StdCommand::new(testkit::stack::pastebin_binary())
             .args(["up", "--emulate-hosts"])
             .output()
             .unwrap();
@@ -344,7 +280,7 @@ async fn without_root_it_refuses_at_once_with_exit_code_2() {
     // As root: the same binary as user nobody.
     let out = tokio::time::timeout(
         Duration::from_secs(30),
-        Command::new(env!("CARGO_BIN_EXE_pastebin"))
+        Command::new(testkit::stack::pastebin_binary())
             .arg("--config")
             .arg(&config)
             .args(["up", "--emulate-hosts"])

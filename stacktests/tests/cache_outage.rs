@@ -6,18 +6,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use common::{Spawned, announced, curlish, spawn_pastebin};
+use testkit::announce::announced;
+use testkit::raw::fetch as curlish;
+use testkit::stack::{Process, spawn_pastebin};
 
 struct Proc {
-    child: Spawned,
+    child: Process,
     addr: String,
 }
 

@@ -7,8 +7,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use http::StatusCode;
 use testkit::spawn::spawn;
 
-use common::{Announcements, Spawned, spawn_pastebin};
+use testkit::announce::Announcements;
+use testkit::stack::{Process, spawn_pastebin};
 
 /// A store process on an address it keeps across restarts.
 struct Store {
@@ -24,7 +23,7 @@ struct Store {
     addr: String,
     data: std::path::PathBuf,
     extra: Vec<String>,
-    child: Spawned,
+    child: Process,
 }
 
 impl Store {
@@ -43,7 +42,7 @@ impl Store {
         }
     }
 
-    async fn spawn(kind: &str, addr: &str, data: &Path, extra: &[String]) -> Spawned {
+    async fn spawn(kind: &str, addr: &str, data: &Path, extra: &[String]) -> Process {
         let mut args: Vec<std::ffi::OsString> = vec![
             kind.into(),
             "--exit-with-parent".into(),

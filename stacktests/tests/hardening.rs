@@ -17,114 +17,32 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use testkit::{Launch, Stack};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use common::{Spawned, announced, spawn_pastebin};
-
-/// A running `pastebin up` on port 0 everywhere; killed (with its children) if a
-/// test fails half-way.
-struct Up {
-    child: Spawned,
-    /// `127.0.0.1:port` of the balancer.
-    lb: String,
-    data_dir: PathBuf,
+/// A stack of two webservers with `config` lines and global `args` (timeouts);
+/// under `PASTEBIN_TEST_NOSQL=mongodb`, nosqlsvc on MongoDB.
+async fn start(dir: &std::path::Path, config: &str, args: &[&str]) -> Stack {
+    let mut launch = Launch::new()
+        .in_dir(dir)
+        .config(config)
+        .nosql_from_env("pastebin_hardening_tests");
+    for arg in args {
+        launch = launch.arg(arg);
+    }
+    launch.start().await
 }
 
-impl Up {
-    async fn start(dir: &Path, extra: &str, args: &[&str]) -> Up {
-        let config = dir.join("pastebin.toml");
-        let data_dir = dir.join("data");
-        std::fs::write(
-            &config,
-            format!(
-                "data_dir = {data_dir:?}\n{extra}\n[lb]\nlisten = \"127.0.0.1:0\"\n[web]\ncount = 2\nbase_port = 0\n[sqlsvc]\nlisten = \"127.0.0.1:0\"\n[nosqlsvc]\nlisten = \"127.0.0.1:0\"\n"
-            ),
-        )
-        .unwrap();
-        let mut all: Vec<std::ffi::OsString> = vec!["--config".into(), config.into()];
-        all.extend(args.iter().map(Into::into));
-        // `PASTEBIN_TEST_NOSQL=mongodb` (scripts/test.sh, with FerretDB) runs the same
-        // stack with nosqlsvc on MongoDB, in a collection of its own.
-        if std::env::var("PASTEBIN_TEST_NOSQL").as_deref() == Ok("mongodb") {
-            let uri = std::env::var("PASTEBIN_TEST_MONGODB_URI")
-                .expect("PASTEBIN_TEST_NOSQL=mongodb needs PASTEBIN_TEST_MONGODB_URI");
-            let name = dir.file_name().unwrap().to_string_lossy();
-            let collection = format!(
-                "texts_{}",
-                name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-            );
-            for arg in [
-                "--nosql-backend",
-                "mongodb",
-                "--mongodb-uri",
-                &uri,
-                "--mongodb-database",
-                "pastebin_hardening_tests",
-                "--mongodb-collection",
-                &collection,
-            ] {
-                all.push(arg.into());
-            }
-        }
-        all.push("up".into());
-        let mut child = spawn_pastebin(all);
-        let url = announced(&mut child, |line| line.starts_with("http://")).await;
-        Up {
-            child,
-            lb: url.trim_start_matches("http://").to_owned(),
-            data_dir,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id().unwrap() as i32
-    }
-
-    /// The pid of the launcher's child running `component` (its subcommand).
-    fn child_pid(&self, component: &str) -> Option<i32> {
-        let launcher = self.pid();
-        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<i32>().ok());
-            if ppid != Some(launcher) {
-                continue;
-            }
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if cmdline
-                .split(|b| *b == 0)
-                .any(|arg| arg == component.as_bytes())
-            {
-                return Some(pid);
-            }
-        }
-        None
-    }
-
-    async fn stop(mut self) {
-        kill(Pid::from_raw(self.pid()), Signal::SIGTERM).unwrap();
-        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
-            .await
-            .expect("pastebin up did not stop within 60 s")
-            .unwrap();
-        assert!(status.success(), "{status}");
-    }
+/// The pid of the launcher's running `component` child.
+fn child_pid(up: &Stack, component: &str) -> Option<i32> {
+    up.find_child(component, None).map(|pid| pid as i32)
 }
 
 /// An answer read whole.
@@ -408,7 +326,7 @@ async fn stores_hung_and_killed_under_load_cost_only_their_own_routes() {
     let dir = tempfile::tempdir().unwrap();
     // Nested timeouts, short so each fault is quick: store calls 1 s < the
     // balancer's wait 2 s < its total 3 s.
-    let up = Up::start(
+    let up = start(
         dir.path(),
         "",
         &[
@@ -434,9 +352,7 @@ async fn stores_hung_and_killed_under_load_cost_only_their_own_routes() {
 
     for store in ["sqlsvc", "nosqlsvc"] {
         for signal in [Signal::SIGSTOP, Signal::SIGKILL] {
-            let pid = up
-                .child_pid(store)
-                .unwrap_or_else(|| panic!("no {store} child"));
+            let pid = child_pid(&up, store).unwrap_or_else(|| panic!("no {store} child"));
             load.set_phase("fault");
             let before = load.count();
             kill(Pid::from_raw(pid), signal).unwrap();
@@ -465,7 +381,7 @@ async fn stores_hung_and_killed_under_load_cost_only_their_own_routes() {
             load.set_phase("after");
             // Every store really serves again (a new pid after a kill).
             if signal == Signal::SIGKILL {
-                assert_ne!(up.child_pid(store), Some(pid), "{store} not restarted");
+                assert_ne!(child_pid(&up, store), Some(pid), "{store} not restarted");
             }
         }
     }
@@ -592,7 +508,7 @@ async fn size_matrix(lb: &str, limit: usize) {
 #[tokio::test]
 async fn the_size_matrix_holds_at_the_default_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let up = Up::start(dir.path(), "", &[]).await;
+    let up = start(dir.path(), "", &[]).await;
     size_matrix(&up.lb, 512 * 1024).await;
     up.stop().await;
 }
@@ -603,7 +519,7 @@ async fn the_size_matrix_holds_at_the_largest_valid_limit() {
     let limit = httpkit::limits::MAX_BODY_BYTES;
     // Generous timeouts: this is about sizes, and a debug build on a shared machine
     // is slow to escape 48 MiB of JSON.
-    let up = Up::start(
+    let up = start(
         dir.path(),
         &format!("max_body_bytes = {limit}"),
         &[
@@ -631,14 +547,9 @@ async fn the_size_matrix_holds_at_the_largest_valid_limit() {
 #[tokio::test]
 async fn the_edge_leaks_no_internal_address_and_applies_one_header_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let up = Up::start(dir.path(), "", &[]).await;
+    let up = start(dir.path(), "", &[]).await;
     let lb = up.lb.clone();
-    let webs: HashSet<String> = std::fs::read_to_string(up.data_dir.join("lb-backends.txt"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| l.trim().to_owned())
-        .collect();
+    let webs: HashSet<String> = up.backends().into_iter().collect();
     assert_eq!(webs.len(), 2);
     let leaks = |answer: &Answer| {
         let all = format!("{}{}", answer.head, String::from_utf8_lossy(&answer.body));
@@ -734,11 +645,11 @@ async fn the_edge_leaks_no_internal_address_and_applies_one_header_limit() {
 #[tokio::test]
 async fn a_second_launcher_on_the_same_data_directory_fails_at_once_naming_the_lock() {
     let dir = tempfile::tempdir().unwrap();
-    let up = Up::start(dir.path(), "", &[]).await;
+    let up = start(dir.path(), "", &[]).await;
     let config = dir.path().join("pastebin.toml");
     let output = tokio::time::timeout(
         Duration::from_secs(30),
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_pastebin"))
+        tokio::process::Command::new(testkit::stack::pastebin_binary())
             .arg("--config")
             .arg(&config)
             .arg("up")
@@ -771,7 +682,7 @@ async fn timeouts_that_do_not_nest_are_a_usage_error_naming_both_settings() {
             ["--lb-response-timeout-ms", "--lb-total-timeout-ms"],
         ),
     ] {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pastebin"))
+        let out = tokio::process::Command::new(testkit::stack::pastebin_binary())
             .args(&args)
             .arg("up")
             .output()

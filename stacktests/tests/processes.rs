@@ -6,15 +6,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::path::Path;
 
-use common::{Announcements, Spawned, curlish, spawn_pastebin};
+use testkit::announce::Announcements;
+use testkit::raw::fetch as curlish;
+use testkit::stack::{Process, spawn_pastebin};
 
 /// One component process and the address it announced.
 struct Proc {
-    child: Spawned,
+    child: Process,
     addr: String,
 }
 
