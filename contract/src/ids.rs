@@ -53,23 +53,38 @@ impl RandomIdError {
     }
 }
 
+/// Length of every delete token.
+pub const DELETE_TOKEN_LEN: usize = 32;
+
+/// A fresh delete token: [`DELETE_TOKEN_LEN`] characters of `[0-9A-Za-z]` from the
+/// OS random source (about 190 bits), drawn like ids.
+pub fn random_token() -> Result<String, RandomIdError> {
+    random_chars(DELETE_TOKEN_LEN)
+}
+
+/// `len` characters, each uniform over the 62-letter alphabet: bytes >= 248
+/// (= 4 * 62) are rejected, so `b % 62` has no modulo bias.
+fn random_chars(len: usize) -> Result<String, RandomIdError> {
+    let mut out = String::with_capacity(len);
+    // 16 bytes almost always suffice for an id (each kept with probability 248/256).
+    let mut buf = [0u8; 16];
+    while out.len() < len {
+        getrandom::fill(&mut buf).map_err(RandomIdError)?;
+        for &b in &buf {
+            if b < 248 && out.len() < len {
+                out.push(char::from(ALPHABET[usize::from(b % 62)]));
+            }
+        }
+    }
+    Ok(out)
+}
+
 impl PasteId {
     /// A fresh id drawn from the OS random source. Each character is uniform over
     /// the 62-letter alphabet: bytes >= 248 (= 4 * 62) are rejected, so `b % 62`
     /// has no modulo bias.
     pub fn random() -> Result<Self, RandomIdError> {
-        let mut id = String::with_capacity(PASTE_ID_LEN);
-        // 16 bytes almost always suffice (each is kept with probability 248/256).
-        let mut buf = [0u8; 16];
-        while id.len() < PASTE_ID_LEN {
-            getrandom::fill(&mut buf).map_err(RandomIdError)?;
-            for &b in &buf {
-                if b < 248 && id.len() < PASTE_ID_LEN {
-                    id.push(char::from(ALPHABET[usize::from(b % 62)]));
-                }
-            }
-        }
-        Ok(Self(id))
+        random_chars(PASTE_ID_LEN).map(Self)
     }
 
     /// The one rule of a paste id.

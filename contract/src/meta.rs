@@ -8,6 +8,10 @@
 //! | `GET /pastes?limit&cursor` | [`MetaClient::list`]      | 200 [`MetaPage`], 400 bad cursor |
 //! | `GET /deletions?since`     | [`MetaClient::deletions`] | 200 [`DeletionPage`] |
 //! | `GET /healthz`             | [`MetaClient::health`]    | 200, 503        |
+//! | `DELETE /pastes/{id}`      | [`MetaClient::delete`]    | 200 [`Meta`], 404 (also: wrong token) |
+//! | `POST /pastes/{id}/claim`  | [`MetaClient::claim`]     | 200 [`Meta`] to the one winner, 404 |
+//! | `GET /pastes/{id}/stats`   | [`MetaClient::stats`]     | 200 [`PasteStats`], 404 |
+//! | `POST /views`              | [`MetaClient::add_views`] | 200             |
 
 use httpkit::JsonClient;
 use serde::de::IgnoredAny;
@@ -28,6 +32,13 @@ pub struct CreateMeta {
     /// Size of the text in bytes, if the caller knows it.
     #[serde(default)]
     pub size: Option<u64>,
+    /// The first read that returns the text removes the paste (claimed with
+    /// `POST /pastes/{id}/claim`); such a paste is never listed.
+    #[serde(default)]
+    pub burn_after_reading: bool,
+    /// Readable by id, absent from listings.
+    #[serde(default)]
+    pub unlisted: bool,
 }
 
 /// One metadata row.
@@ -40,6 +51,78 @@ pub struct Meta {
     /// Unix seconds; None = never expires.
     pub expires_at: Option<i64>,
     pub size: Option<u64>,
+    /// Removed by the first read that returns its text (see `CreateMeta`).
+    #[serde(default)]
+    pub burn_after_reading: bool,
+    /// Absent from listings.
+    #[serde(default)]
+    pub unlisted: bool,
+}
+
+/// Answer of `POST /pastes` (201): the row, and its delete token. The token is
+/// drawn by sqlsvc and handed out this once; only its SHA-256 is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Created {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub delete_token: String,
+}
+
+/// Body of `DELETE /pastes/{id}`: the token the create handed out. Without a body
+/// the delete is an operator's (the service has no authentication of its own; keep
+/// it on a private network).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteRequest {
+    pub delete_token: String,
+}
+
+/// Most `(paste, month)` entries in one `POST /views`.
+pub const MAX_VIEW_ENTRIES: usize = 10_000;
+
+/// Body of `POST /views`: counts of reads aggregated by a webserver since its last
+/// flush. Counts of pastes that are gone are dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewCounts {
+    pub views: Vec<ViewCount>,
+}
+
+/// Reads of one paste in one month (`YYYY-MM`, UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewCount {
+    pub paste_id: PasteId,
+    pub month: String,
+    pub count: u64,
+}
+
+/// Answer of `GET /pastes/{id}/stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasteStats {
+    pub views: u64,
+    /// Views by month, `YYYY-MM` (UTC) -> count.
+    pub monthly: std::collections::BTreeMap<String, u64>,
+}
+
+/// Whether `m` is a month as `ViewCount` spells it: `YYYY-MM`, month 01..=12.
+pub fn valid_month(m: &str) -> bool {
+    let b = m.as_bytes();
+    b.len() == 7
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && matches!(
+            &b[5..],
+            b"01"
+                | b"02"
+                | b"03"
+                | b"04"
+                | b"05"
+                | b"06"
+                | b"07"
+                | b"08"
+                | b"09"
+                | b"10"
+                | b"11"
+                | b"12"
+        )
 }
 
 /// One page of `GET /pastes`, newest first.
@@ -102,8 +185,8 @@ impl MetaClient {
         format!("{}{path}", self.base)
     }
 
-    /// Records a new paste (`POST /pastes`).
-    pub async fn create(&self, request: &CreateMeta) -> Result<Meta, CallError> {
+    /// Records a new paste (`POST /pastes`); the answer holds its delete token.
+    pub async fn create(&self, request: &CreateMeta) -> Result<Created, CallError> {
         let url = self.url(format_args!("/pastes"));
         Ok(self.http.post_json(&url, request).await?)
     }
@@ -136,6 +219,44 @@ impl MetaClient {
         Ok(self.http.get_json(&url).await?)
     }
 
+    /// Deletes a live paste (`DELETE /pastes/{id}`) if `token` is its delete token, or
+    /// as an operator when `token` is None. [`CallError::NotFound`] for an unknown id
+    /// and a wrong token alike. The row goes, its text to sqlsvc's trash (its sweeper
+    /// deletes it from nosqlsvc), its id to the deletion log.
+    pub async fn delete(&self, id: &PasteId, token: Option<&str>) -> Result<Meta, CallError> {
+        let url = self.url(format_args!("/pastes/{id}"));
+        let body = token.map(|t| {
+            // A struct of one string always encodes.
+            serde_json::to_vec(&DeleteRequest {
+                delete_token: t.to_owned(),
+            })
+            .unwrap_or_default()
+            .into()
+        });
+        Ok(self.http.call(http::Method::DELETE, &url, body).await?)
+    }
+
+    /// Claims a live burn-after-reading paste (`POST /pastes/{id}/claim`): the one
+    /// caller that gets `Ok` removed it and may show its text; every other (and any
+    /// paste that is not burn-after-reading) gets [`CallError::NotFound`].
+    pub async fn claim(&self, id: &PasteId) -> Result<Meta, CallError> {
+        let url = self.url(format_args!("/pastes/{id}/claim"));
+        Ok(self.http.call(http::Method::POST, &url, None).await?)
+    }
+
+    /// A live paste's view counts (`GET /pastes/{id}/stats`).
+    pub async fn stats(&self, id: &PasteId) -> Result<PasteStats, CallError> {
+        let url = self.url(format_args!("/pastes/{id}/stats"));
+        Ok(self.http.get_json(&url).await?)
+    }
+
+    /// Adds a batch of view counts (`POST /views`), at most [`MAX_VIEW_ENTRIES`].
+    pub async fn add_views(&self, counts: &ViewCounts) -> Result<(), CallError> {
+        let url = self.url(format_args!("/views"));
+        self.http.post_json::<_, IgnoredAny>(&url, counts).await?;
+        Ok(())
+    }
+
     /// Whether sqlsvc is ready (`GET /healthz`).
     pub async fn health(&self) -> Result<(), CallError> {
         let url = self.url(format_args!("/healthz"));
@@ -161,5 +282,27 @@ mod tests {
         assert!(serde_json::from_str::<CreateMeta>(r#"{"paste_path":""}"#).is_err());
         let create: CreateMeta = serde_json::from_str(r#"{"paste_path":"p"}"#).unwrap();
         assert_eq!(create.expires_at, None);
+        assert!(!create.burn_after_reading && !create.unlisted);
+    }
+
+    #[test]
+    fn created_is_the_row_and_its_token_side_by_side() {
+        let json = r#"{"paste_id":"aZ09aZ09aZ","paste_path":"p","created_at":1,"expires_at":null,"size":null,"burn_after_reading":true,"unlisted":false,"delete_token":"t"}"#;
+        let created: Created = serde_json::from_str(json).unwrap();
+        assert!(created.meta.burn_after_reading);
+        assert_eq!(created.delete_token, "t");
+        assert_eq!(serde_json::to_string(&created).unwrap(), json);
+    }
+
+    #[test]
+    fn months() {
+        for ok in ["2026-11", "1970-01", "2026-12"] {
+            assert!(valid_month(ok), "{ok}");
+        }
+        for bad in [
+            "2026-13", "2026-00", "2026-1", "26-11", "2026/11", "2026-11 ", "abcd-11",
+        ] {
+            assert!(!valid_month(bad), "{bad}");
+        }
     }
 }

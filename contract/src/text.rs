@@ -8,6 +8,9 @@
 //! | `POST /texts/batch`  | [`TextClient::get_many`] | 200 [`Texts`]             |
 //! | `DELETE /texts/{path}` | [`TextClient::delete`] | 200 [`Deleted`], 404      |
 //! | `GET /healthz`       | [`TextClient::health`]   | 200, 503                  |
+//! | `POST /texts/delete` | [`TextClient::delete_many`] | 200 [`Affected`]       |
+//! | `GET /texts/unsettled?before&limit` | [`TextClient::unsettled`] | 200 [`Paths`] |
+//! | `POST /texts/settle` | [`TextClient::settle`]   | 200 [`Affected`]          |
 
 use httpkit::JsonClient;
 use serde::de::IgnoredAny;
@@ -58,6 +61,24 @@ pub struct Texts {
 pub struct Deleted {
     pub deleted: bool,
 }
+
+/// Body of `POST /texts/delete` and `POST /texts/settle`, at most
+/// [`MAX_BATCH_PATHS`] valid paths; answer of `GET /texts/unsettled`. Plain strings on
+/// the wire, like [`GetMany`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Paths {
+    pub paths: Vec<String>,
+}
+
+/// Answer of `POST /texts/delete` (texts deleted) and `POST /texts/settle` (texts
+/// that were unsettled).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Affected {
+    pub affected: u64,
+}
+
+/// Most paths `GET /texts/unsettled` lists at once.
+pub const MAX_UNSETTLED_LIMIT: u32 = MAX_BATCH_PATHS as u32;
 
 /// The text to insert, borrowed so that a large paste is not copied to be encoded
 /// (the same JSON as [`InsertText`]).
@@ -124,11 +145,51 @@ impl TextClient {
         Ok(self.http.delete_json(&url).await?)
     }
 
+    /// Deletes many texts in one call (`POST /texts/delete`, at most
+    /// [`MAX_BATCH_PATHS`]); returns how many there were.
+    pub async fn delete_many(&self, paths: &[PastePath]) -> Result<u64, CallError> {
+        let url = self.url(format_args!("/texts/delete"));
+        let answer: Affected = self.http.post_json(&url, &paths_body(paths)).await?;
+        Ok(answer.affected)
+    }
+
+    /// Up to `limit` texts inserted before `before` (unix seconds) that no paste was
+    /// found to point at yet, oldest first (`GET /texts/unsettled`): the candidates
+    /// of the orphan sweep.
+    pub async fn unsettled(&self, before: i64, limit: u32) -> Result<Vec<PastePath>, CallError> {
+        let url = self.url(format_args!(
+            "/texts/unsettled?before={before}&limit={limit}"
+        ));
+        let answer: Paths = self.http.get_json(&url).await?;
+        answer
+            .paths
+            .into_iter()
+            .map(|p| {
+                p.parse::<PastePath>()
+                    .map_err(|err| CallError::BadResponse(format!("unsettled path: {err}")))
+            })
+            .collect()
+    }
+
+    /// Marks texts a paste points at as settled (`POST /texts/settle`); returns how
+    /// many were unsettled.
+    pub async fn settle(&self, paths: &[PastePath]) -> Result<u64, CallError> {
+        let url = self.url(format_args!("/texts/settle"));
+        let answer: Affected = self.http.post_json(&url, &paths_body(paths)).await?;
+        Ok(answer.affected)
+    }
+
     /// Whether nosqlsvc is ready (`GET /healthz`).
     pub async fn health(&self) -> Result<(), CallError> {
         let url = self.url(format_args!("/healthz"));
         self.http.get_json::<IgnoredAny>(&url).await?;
         Ok(())
+    }
+}
+
+fn paths_body(paths: &[PastePath]) -> Paths {
+    Paths {
+        paths: paths.iter().map(|p| p.as_str().to_owned()).collect(),
     }
 }
 

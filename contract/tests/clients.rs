@@ -128,9 +128,19 @@ async fn the_meta_client_owns_its_urls() {
             "expires_at": null, "size": 3,
         });
         match (r.method.clone(), r.path.as_str()) {
-            (Method::POST, "/pastes") | (Method::GET, "/pastes/aZ09aZ09aZ") => {
-                Reply::Json(StatusCode::OK, meta)
+            (Method::POST, "/pastes") => {
+                let mut created = meta.clone();
+                created["delete_token"] = json!("T0ken");
+                Reply::Json(StatusCode::CREATED, created)
             }
+            (Method::GET, "/pastes/aZ09aZ09aZ")
+            | (Method::DELETE, "/pastes/aZ09aZ09aZ")
+            | (Method::POST, "/pastes/aZ09aZ09aZ/claim") => Reply::Json(StatusCode::OK, meta),
+            (Method::GET, "/pastes/aZ09aZ09aZ/stats") => Reply::Json(
+                StatusCode::OK,
+                json!({ "views": 3, "monthly": { "2026-11": 3 } }),
+            ),
+            (Method::POST, "/views") => Reply::Json(StatusCode::OK, json!({ "applied": 1 })),
             (Method::GET, p) if p.starts_with("/pastes?") => Reply::Json(
                 StatusCode::OK,
                 json!({ "pastes": [meta], "cursors": ["c1"], "next_cursor": null }),
@@ -149,10 +159,20 @@ async fn the_meta_client_owns_its_urls() {
             paste_path: "p_1".parse().unwrap(),
             expires_at: Some(9),
             size: Some(3),
+            burn_after_reading: false,
+            unlisted: true,
         })
         .await
         .unwrap();
-    assert_eq!(created.paste_path.as_str(), "p_1");
+    assert_eq!(created.meta.paste_path.as_str(), "p_1");
+    assert_eq!(created.delete_token, "T0ken");
+    client.delete(&id(), Some("T0ken")).await.unwrap();
+    client.claim(&id()).await.unwrap();
+    assert_eq!(client.stats(&id()).await.unwrap().views, 3);
+    client
+        .add_views(&contract::meta::ViewCounts { views: vec![] })
+        .await
+        .unwrap();
     assert_eq!(client.get(&id()).await.unwrap().paste_id, id());
     assert_eq!(client.list(20, None).await.unwrap().cursors, ["c1"]);
     client.list(5, Some("abc")).await.unwrap();
@@ -166,6 +186,10 @@ async fn the_meta_client_owns_its_urls() {
         .collect();
     let want = [
         (Method::POST, "/pastes"),
+        (Method::DELETE, "/pastes/aZ09aZ09aZ"),
+        (Method::POST, "/pastes/aZ09aZ09aZ/claim"),
+        (Method::GET, "/pastes/aZ09aZ09aZ/stats"),
+        (Method::POST, "/views"),
         (Method::GET, "/pastes/aZ09aZ09aZ"),
         (Method::GET, "/pastes?limit=20"),
         (Method::GET, "/pastes?limit=5&cursor=abc"),
@@ -178,8 +202,10 @@ async fn the_meta_client_owns_its_urls() {
     let body: serde_json::Value = serde_json::from_slice(&fake.received()[0].body).unwrap();
     assert_eq!(
         body,
-        json!({ "paste_path": "p_1", "expires_at": 9, "size": 3 })
+        json!({ "paste_path": "p_1", "expires_at": 9, "size": 3, "burn_after_reading": false, "unlisted": true })
     );
+    let body: serde_json::Value = serde_json::from_slice(&fake.received()[1].body).unwrap();
+    assert_eq!(body, json!({ "delete_token": "T0ken" }));
 }
 
 #[tokio::test]

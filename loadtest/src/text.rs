@@ -35,16 +35,25 @@ impl Texts {
         s
     }
 
-    /// The JSON body of a create: `{"text":"..."}` (no escaping needed, see ALPHABET).
+    /// The JSON body of a create: `{"text":"...", ...}` (no escaping needed, see
+    /// ALPHABET). The pastes are unlisted and expire after [`PASTE_LIFETIME_SECS`], so
+    /// a load test against a running stack neither fills its public list nor keeps
+    /// its data: the stack's sweeper deletes them.
     pub fn write_body(&self, nonce: u64, size: usize) -> Bytes {
         let text = self.text(nonce, size);
-        let mut body = Vec::with_capacity(text.len() + 12);
+        let mut body = Vec::with_capacity(text.len() + 64);
         body.extend_from_slice(b"{\"text\":\"");
         body.extend_from_slice(text.as_bytes());
-        body.extend_from_slice(b"\"}");
+        body.extend_from_slice(b"\",\"visibility\":\"unlisted\",\"expires_in\":");
+        body.extend_from_slice(PASTE_LIFETIME_SECS.to_string().as_bytes());
+        body.extend_from_slice(b"}");
         Bytes::from(body)
     }
 }
+
+/// How long the pastes a load test creates live: long enough for any run to read
+/// them back, short enough that the sweeper soon deletes them.
+pub const PASTE_LIFETIME_SECS: u64 = 3600;
 
 #[cfg(test)]
 mod tests {
@@ -59,6 +68,8 @@ mod tests {
         assert_eq!(text.len(), 1000);
         assert!(text.starts_with("0000000000000abc:"));
         assert_eq!(text, texts.text(0xabc, 1000));
+        assert_eq!(v["visibility"], "unlisted");
+        assert_eq!(v["expires_in"], PASTE_LIFETIME_SECS);
         assert_ne!(texts.text(1, 100), texts.text(2, 100));
     }
 }

@@ -8,8 +8,11 @@ use httpkit::{Body, BodyError, json_response};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::api::{
-    Deleted, GetMany, InsertText, Inserted, MAX_BATCH_PATHS, PastePath, TextDoc, Texts,
+    Affected, Deleted, GetMany, InsertText, Inserted, MAX_BATCH_PATHS, PastePath, Paths, TextDoc,
+    Texts,
 };
 use crate::error::ApiError;
 use crate::routes::Route;
@@ -19,6 +22,10 @@ use crate::store::{StoreError, TextStore};
 pub(crate) struct App<S> {
     store: S,
     max_body_bytes: usize,
+    /// Texts deleted by batch deletes (the sweeper's), for `/metrics`.
+    swept: AtomicU64,
+    /// Texts settled by the sweeper, for `/metrics`.
+    settled: AtomicU64,
 }
 
 impl<S: TextStore> App<S> {
@@ -26,6 +33,8 @@ impl<S: TextStore> App<S> {
         Self {
             store,
             max_body_bytes,
+            swept: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
         }
     }
 
@@ -34,7 +43,57 @@ impl<S: TextStore> App<S> {
     }
 
     async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-        match Route::parse(req.method(), req.uri().path())? {
+        match Route::parse_with_query(req.method(), req.uri().path(), req.uri().query())? {
+            Route::DeleteMany => {
+                let paths = self.read_paths(req).await?;
+                let affected = self.store.delete_many(&paths).await?;
+                self.swept.fetch_add(affected, Ordering::Relaxed);
+                Ok(json_response(StatusCode::OK, &Affected { affected }))
+            }
+            Route::Settle => {
+                let paths = self.read_paths(req).await?;
+                let affected = self.store.settle(&paths).await?;
+                self.settled.fetch_add(affected, Ordering::Relaxed);
+                Ok(json_response(StatusCode::OK, &Affected { affected }))
+            }
+            Route::Unsettled { before, limit } => {
+                let paths = self.store.unsettled(before, limit).await?;
+                Ok(json_response(StatusCode::OK, &Paths { paths }))
+            }
+            Route::Metrics => {
+                let texts = self.store.count().await?;
+                let mut out = String::new();
+                for (name, kind, help, value) in [
+                    (
+                        "pastebin_texts",
+                        "gauge",
+                        "Texts the store holds now.",
+                        texts,
+                    ),
+                    (
+                        "pastebin_sweeper_texts_deleted_total",
+                        "counter",
+                        "Texts deleted by the sweeper's batch deletes (removed and orphaned pastes).",
+                        self.swept.load(Ordering::Relaxed),
+                    ),
+                    (
+                        "pastebin_sweeper_texts_settled_total",
+                        "counter",
+                        "Texts the sweeper found a paste for (no longer orphan candidates).",
+                        self.settled.load(Ordering::Relaxed),
+                    ),
+                ] {
+                    out.push_str(&format!(
+                        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+                    ));
+                }
+                let mut resp = Response::new(httpkit::full(out));
+                resp.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                Ok(resp)
+            }
             Route::Insert => {
                 let body: InsertText = self.read_json(req).await?;
                 if body.text.is_empty() {
@@ -82,6 +141,22 @@ impl<S: TextStore> App<S> {
                 ))
             }
         }
+    }
+
+    /// A `{"paths": [...]}` body of at most `MAX_BATCH_PATHS` valid paths.
+    async fn read_paths(&self, req: Request<Incoming>) -> Result<Vec<String>, ApiError> {
+        let body: Paths = self.read_json(req).await?;
+        if body.paths.len() > MAX_BATCH_PATHS {
+            return Err(ApiError::BadRequest(format!(
+                "at most {MAX_BATCH_PATHS} paths per batch"
+            )));
+        }
+        if let Some(bad) = body.paths.iter().position(|p| !PastePath::is_valid(p)) {
+            return Err(ApiError::BadRequest(format!(
+                "malformed path at index {bad}"
+            )));
+        }
+        Ok(body.paths)
     }
 
     /// Reads the body within the limit and decodes it as JSON.

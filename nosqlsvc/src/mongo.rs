@@ -102,12 +102,18 @@ struct TextDocument {
     #[serde(rename = "_id")]
     id: ObjectId,
     text: String,
+    /// Insertion unix seconds while no paste is known to point at the text (see
+    /// `TextStore::unsettled`); removed by `settle`. Absent on older documents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unsettled: Option<i64>,
 }
 
 /// Paste texts in one MongoDB collection.
 pub struct MongoStore {
     client: Client,
     texts: Collection<TextDocument>,
+    /// Whether the index on `unsettled` is known to exist (made by the first sweep).
+    indexed: std::sync::atomic::AtomicBool,
 }
 
 impl MongoStore {
@@ -134,7 +140,11 @@ impl MongoStore {
         let texts = client
             .database(&config.database)
             .collection::<TextDocument>(&config.collection);
-        Ok(Self { client, texts })
+        Ok(Self {
+            client,
+            texts,
+            indexed: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 }
 
@@ -156,6 +166,13 @@ fn classify(err: mongodb::error::Error) -> StoreError {
     }
 }
 
+/// Seconds since the unix epoch, the unit of `unsettled`.
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Paths that are not ObjectIds cannot name a document here: they are simply missing.
 fn object_id(path: &str) -> Option<ObjectId> {
     ObjectId::parse_str(path).ok()
@@ -166,7 +183,11 @@ impl TextStore for MongoStore {
         // ObjectIds are unique by construction (time, per-process random, counter).
         let id = ObjectId::new();
         self.texts
-            .insert_one(TextDocument { id, text })
+            .insert_one(TextDocument {
+                id,
+                text,
+                unsettled: Some(now_unix()),
+            })
             .await
             .map_err(classify)?;
         Ok(id.to_hex())
@@ -221,6 +242,75 @@ impl TextStore for MongoStore {
         Ok(result.deleted_count > 0)
     }
 
+    async fn delete_many(&self, paths: &[String]) -> Result<u64, StoreError> {
+        let ids: Vec<ObjectId> = paths.iter().filter_map(|p| object_id(p)).collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let result = self
+            .texts
+            .delete_many(doc! { "_id": { "$in": ids } })
+            .await
+            .map_err(classify)?;
+        Ok(result.deleted_count)
+    }
+
+    async fn unsettled(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError> {
+        use std::sync::atomic::Ordering;
+        if !self.indexed.load(Ordering::Relaxed) {
+            // Sparse: only unsettled documents (the few recent ones) are in it.
+            let index = mongodb::IndexModel::builder()
+                .keys(doc! { "unsettled": 1 })
+                .options(
+                    mongodb::options::IndexOptions::builder()
+                        .sparse(true)
+                        .build(),
+                )
+                .build();
+            match self.texts.create_index(index).await {
+                Ok(_) => self.indexed.store(true, Ordering::Relaxed),
+                // The query works without it, only slower; try again next time.
+                Err(err) => tracing::warn!(%err, "cannot create the index on unsettled"),
+            }
+        }
+        let raw = self.texts.clone_with_type::<mongodb::bson::Document>();
+        let mut cursor = raw
+            .find(doc! { "unsettled": { "$lt": before } })
+            .sort(doc! { "unsettled": 1 })
+            .limit(i64::from(limit))
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(classify)?;
+        let mut out = Vec::new();
+        while cursor.advance().await.map_err(classify)? {
+            let d = cursor.deserialize_current().map_err(classify)?;
+            if let Ok(id) = d.get_object_id("_id") {
+                out.push(id.to_hex());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn settle(&self, paths: &[String]) -> Result<u64, StoreError> {
+        let ids: Vec<ObjectId> = paths.iter().filter_map(|p| object_id(p)).collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let result = self
+            .texts
+            .update_many(
+                doc! { "_id": { "$in": ids }, "unsettled": { "$exists": true } },
+                doc! { "$unset": { "unsettled": "" } },
+            )
+            .await
+            .map_err(classify)?;
+        Ok(result.modified_count)
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        self.texts.count_documents(doc! {}).await.map_err(classify)
+    }
+
     async fn ready(&self) -> Result<(), StoreError> {
         self.client
             .database("admin")
@@ -231,7 +321,7 @@ impl TextStore for MongoStore {
     }
 
     async fn close(self) {
-        let Self { client, texts } = self;
+        let Self { client, texts, .. } = self;
         drop(texts);
         // Bounded: a shutdown waits for outstanding cursors and sessions.
         if tokio::time::timeout(Duration::from_secs(5), client.shutdown())

@@ -2,7 +2,7 @@
 
 use http::Method;
 
-use crate::api::PastePath;
+use crate::api::{MAX_UNSETTLED_LIMIT, PastePath};
 use crate::error::ApiError;
 
 /// What a request asks for.
@@ -12,7 +12,17 @@ pub(crate) enum Route {
     GetMany,
     Get(PastePath),
     Delete(PastePath),
+    /// `POST /texts/delete`: many texts at once (the sweeper).
+    DeleteMany,
+    /// `GET /texts/unsettled?before=T&limit=N`: candidates for the orphan sweep.
+    Unsettled {
+        before: i64,
+        limit: u32,
+    },
+    /// `POST /texts/settle`: texts a paste points at.
+    Settle,
     Health,
+    Metrics,
 }
 
 const ALLOW_POST: &str = "POST";
@@ -20,9 +30,35 @@ const ALLOW_GET_DELETE: &str = "GET, DELETE";
 const ALLOW_GET: &str = "GET";
 
 impl Route {
+    #[cfg(test)]
     pub(crate) fn parse(method: &Method, path: &str) -> Result<Route, ApiError> {
+        Self::parse_with_query(method, path, None)
+    }
+
+    pub(crate) fn parse_with_query(
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+    ) -> Result<Route, ApiError> {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match segments.as_slice() {
+            // Reserved words, like "batch": generated paths are 16 or 24 characters.
+            ["texts", "delete"] => match *method {
+                Method::POST => Ok(Route::DeleteMany),
+                _ => Err(ApiError::MethodNotAllowed(ALLOW_POST)),
+            },
+            ["texts", "settle"] => match *method {
+                Method::POST => Ok(Route::Settle),
+                _ => Err(ApiError::MethodNotAllowed(ALLOW_POST)),
+            },
+            ["texts", "unsettled"] => match *method {
+                Method::GET => unsettled_query(query),
+                _ => Err(ApiError::MethodNotAllowed(ALLOW_GET)),
+            },
+            ["metrics"] => match *method {
+                Method::GET => Ok(Route::Metrics),
+                _ => Err(ApiError::MethodNotAllowed(ALLOW_GET)),
+            },
             ["texts"] | ["texts", ""] => match *method {
                 Method::POST => Ok(Route::Insert),
                 _ => Err(ApiError::MethodNotAllowed(ALLOW_POST)),
@@ -52,6 +88,38 @@ impl Route {
     }
 }
 
+/// `before` (unix seconds, required) and `limit` (default and most: 1000).
+fn unsettled_query(query: Option<&str>) -> Result<Route, ApiError> {
+    let mut before = None;
+    let mut limit = MAX_UNSETTLED_LIMIT;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "before" => {
+                before = Some(
+                    value
+                        .parse::<i64>()
+                        .map_err(|_| ApiError::BadRequest("before must be unix seconds".into()))?,
+                );
+            }
+            "limit" => {
+                limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_UNSETTLED_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!(
+                            "limit must be an integer in 1..={MAX_UNSETTLED_LIMIT}"
+                        ))
+                    })?;
+            }
+            _ => {}
+        }
+    }
+    let before = before.ok_or_else(|| ApiError::BadRequest("before is required".into()))?;
+    Ok(Route::Unsettled { before, limit })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +142,32 @@ mod tests {
             Route::Delete("abc".parse().unwrap())
         );
         assert_eq!(parse(Method::GET, "/healthz").unwrap(), Route::Health);
+        assert_eq!(
+            parse(Method::POST, "/texts/delete").unwrap(),
+            Route::DeleteMany
+        );
+        assert_eq!(parse(Method::POST, "/texts/settle").unwrap(), Route::Settle);
+        assert_eq!(parse(Method::GET, "/metrics").unwrap(), Route::Metrics);
+        assert_eq!(
+            Route::parse_with_query(&Method::GET, "/texts/unsettled", Some("before=5&limit=7"))
+                .unwrap(),
+            Route::Unsettled {
+                before: 5,
+                limit: 7
+            }
+        );
+        for bad in [
+            None,
+            Some("limit=3"),
+            Some("before=x"),
+            Some("before=1&limit=0"),
+            Some("before=1&limit=1001"),
+        ] {
+            assert!(matches!(
+                Route::parse_with_query(&Method::GET, "/texts/unsettled", bad),
+                Err(ApiError::BadRequest(_))
+            ));
+        }
     }
 
     #[test]

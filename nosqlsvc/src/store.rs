@@ -41,6 +41,27 @@ pub trait TextStore: Send + Sync + 'static {
     /// Removes the text under `path`; `true` if there was one.
     fn delete(&self, path: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Removes the texts under `paths` (one backend call or transaction); returns how
+    /// many there were.
+    fn delete_many(&self, paths: &[String])
+    -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Up to `limit` texts inserted before `before` (unix seconds) and not settled
+    /// yet, oldest first: the candidates for the orphan sweep. Every insert starts
+    /// unsettled; texts stored before this existed count as settled.
+    fn unsettled(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Marks `paths` as settled (a paste points at them); returns how many were
+    /// unsettled.
+    fn settle(&self, paths: &[String]) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// How many texts the store holds now.
+    fn count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// `Ok` when the backend can serve requests now.
     fn ready(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 

@@ -70,10 +70,14 @@ pub async fn run(
             if let Some(parent) = settings.sqlite_path().parent() {
                 create_dir(parent)?;
             }
+            let mut sweep = sqlsvc::SweepConfig::new(&settings.nosqlsvc);
+            sweep.interval = settings.sweep_interval;
+            sweep.orphan_grace = settings.orphan_grace;
             let config = sqlsvc::Config {
                 db_path: settings.sqlite_path(),
                 readers: settings.sqlsvc_readers,
                 server,
+                sweeper: Some(sweep),
             };
             announce();
             sqlsvc::run(listener, config, shutdown)
@@ -122,6 +126,8 @@ pub async fn run(
             config.public_url = settings.public_url.clone();
             config.cache_bytes = settings.cache_bytes;
             config.store_timeout = settings.web_store_timeout;
+            config.max_expires_in = settings.max_expires_in;
+            config.default_expires_in = settings.default_expires_in;
             config.server = server;
             announce();
             web::run(listener, config, shutdown)

@@ -93,6 +93,22 @@ pub struct Overrides {
     /// answers 503, in milliseconds.
     #[arg(long, env = "PASTEBIN_MONGODB_TIMEOUT_MS", global = true)]
     pub mongodb_timeout_ms: Option<u64>,
+    /// Seconds between two runs of sqlsvc's sweeper (expired pastes, texts of removed
+    /// pastes, orphaned texts); fractions allowed. Default 60.
+    #[arg(long, env = "PASTEBIN_SWEEP_INTERVAL", global = true)]
+    pub sweep_interval: Option<f64>,
+    /// Seconds a text must have existed, with no paste pointing at it, before the
+    /// sweeper deletes it as orphaned (a create that failed between its two steps).
+    /// Default 600.
+    #[arg(long, env = "PASTEBIN_ORPHAN_GRACE", global = true)]
+    pub orphan_grace: Option<f64>,
+    /// The longest `expires_in` a create may ask for, in seconds. Default 10 years.
+    #[arg(long, env = "PASTEBIN_MAX_EXPIRES_IN", global = true)]
+    pub max_expires_in: Option<u64>,
+    /// The lifetime, in seconds, of a paste created without `expires_in`. Default:
+    /// none (it never expires).
+    #[arg(long, env = "PASTEBIN_DEFAULT_EXPIRES_IN", global = true)]
+    pub default_expires_in: Option<u64>,
     /// Time one webserver request may spend on store calls, in milliseconds (then
     /// 504); clearly shorter than --lb-response-timeout-ms.
     #[arg(long, env = "PASTEBIN_WEB_STORE_TIMEOUT_MS", global = true)]
@@ -230,6 +246,8 @@ struct WebFile {
     public_url: Option<String>,
     cache_bytes: Option<usize>,
     store_timeout_ms: Option<u64>,
+    max_expires_in: Option<u64>,
+    default_expires_in: Option<u64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -237,6 +255,8 @@ struct WebFile {
 struct ServiceFile {
     listen: Option<String>,
     readers: Option<usize>,
+    sweep_interval: Option<f64>,
+    orphan_grace: Option<f64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -329,6 +349,25 @@ pub struct Settings {
     pub lb_total_timeout: Duration,
     /// Clients whose forwarding headers the balancer believes.
     pub lb_trusted_proxies: Vec<String>,
+    /// Time between two runs of sqlsvc's sweeper.
+    pub sweep_interval: Duration,
+    /// Age at which an unclaimed text counts as orphaned.
+    pub orphan_grace: Duration,
+    /// The longest `expires_in` a create may ask for, in seconds.
+    pub max_expires_in: u64,
+    /// The lifetime of a paste created without `expires_in`; None: forever.
+    pub default_expires_in: Option<u64>,
+}
+
+/// A positive, finite number of seconds from a setting, or `default`.
+fn seconds(name: &str, value: Option<f64>, default: Duration) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.is_finite() && v > 0.0 && v <= 1e9 => Ok(Duration::from_secs_f64(v)),
+        Some(v) => Err(ConfigError(format!(
+            "{name} must be a number of seconds greater than 0, not {v}"
+        ))),
+    }
 }
 
 /// Webserver i listens on `host:(base_port + i)`, or on `host:0` when the base is 0.
@@ -526,6 +565,21 @@ impl Settings {
             } else {
                 over.lb_trusted_proxies.clone()
             },
+            sweep_interval: seconds(
+                "sweep interval (--sweep-interval, PASTEBIN_SWEEP_INTERVAL, [sqlsvc] sweep_interval)",
+                over.sweep_interval.or(file.sqlsvc.sweep_interval),
+                sqlsvc::DEFAULT_SWEEP_INTERVAL,
+            )?,
+            orphan_grace: seconds(
+                "orphan grace (--orphan-grace, PASTEBIN_ORPHAN_GRACE, [sqlsvc] orphan_grace)",
+                over.orphan_grace.or(file.sqlsvc.orphan_grace),
+                sqlsvc::DEFAULT_ORPHAN_GRACE,
+            )?,
+            max_expires_in: over
+                .max_expires_in
+                .or(file.web.max_expires_in)
+                .unwrap_or(web::DEFAULT_MAX_EXPIRES_IN),
+            default_expires_in: over.default_expires_in.or(file.web.default_expires_in),
         };
         settings.shift_ports(port_offset)?;
         settings.validate()?;
@@ -602,6 +656,19 @@ impl Settings {
             return Err(ConfigError(format!(
                 "sqlsvc readers (--sqlsvc-readers, PASTEBIN_SQLSVC_READERS, [sqlsvc] readers) must be from 1 to {MAX_SQLSVC_READERS}, not {}",
                 self.sqlsvc_readers
+            )));
+        }
+        if self.max_expires_in == 0 {
+            return Err(ConfigError(
+                "max expires in (--max-expires-in, PASTEBIN_MAX_EXPIRES_IN, [web] max_expires_in) must be at least 1 second".into(),
+            ));
+        }
+        if let Some(d) = self.default_expires_in
+            && !(1..=self.max_expires_in).contains(&d)
+        {
+            return Err(ConfigError(format!(
+                "default expires in (--default-expires-in, PASTEBIN_DEFAULT_EXPIRES_IN, [web] default_expires_in) must be from 1 to the maximum ({}), not {d}",
+                self.max_expires_in
             )));
         }
         if let Some(url) = &self.public_url {

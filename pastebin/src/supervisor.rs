@@ -163,21 +163,30 @@ pub async fn up(settings: Settings, emulate: Option<HostCpu>) -> Result<(), Stri
 impl Topology {
     /// Stores, then webservers, then the balancer, each healthy before the next.
     async fn start(&mut self) -> Result<String, String> {
-        for (kind, listen) in [
-            (Kind::Sqlsvc, self.settings.sqlsvc.clone()),
-            (Kind::Nosqlsvc, self.settings.nosqlsvc.clone()),
-        ] {
-            let (listen, host) = self.place(kind, 0, listen)?;
-            let spec = Spec {
-                kind,
-                index: 0,
-                args: self.common.clone(),
-                listen,
-                host,
-            };
-            let sup = start(&self.exe, spec, &self.probe).await?;
-            self.stores.push(sup);
-        }
+        // nosqlsvc first: sqlsvc's sweeper needs its address (which port 0 makes
+        // known only once it listens). `stores` stays [sqlsvc, nosqlsvc].
+        let (listen, host) = self.place(Kind::Nosqlsvc, 0, self.settings.nosqlsvc.clone())?;
+        let spec = Spec {
+            kind: Kind::Nosqlsvc,
+            index: 0,
+            args: self.common.clone(),
+            listen,
+            host,
+        };
+        let nosqlsvc = start(&self.exe, spec, &self.probe).await?;
+        let mut args = self.common.clone();
+        args.extend(["--nosqlsvc".into(), nosqlsvc.addr.clone().into()]);
+        let (listen, host) = self.place(Kind::Sqlsvc, 0, self.settings.sqlsvc.clone())?;
+        let spec = Spec {
+            kind: Kind::Sqlsvc,
+            index: 0,
+            args,
+            listen,
+            host,
+        };
+        let sqlsvc = start(&self.exe, spec, &self.probe).await?;
+        self.stores.push(sqlsvc);
+        self.stores.push(nosqlsvc);
         for _ in 0..self.settings.webservers.len() {
             self.add_webserver().await?;
         }
@@ -468,7 +477,16 @@ fn common_args(settings: &Settings) -> Vec<OsString> {
         settings.lb_response_timeout.as_millis().to_string().into(),
         "--lb-total-timeout-ms".into(),
         settings.lb_total_timeout.as_millis().to_string().into(),
+        "--sweep-interval".into(),
+        settings.sweep_interval.as_secs_f64().to_string().into(),
+        "--orphan-grace".into(),
+        settings.orphan_grace.as_secs_f64().to_string().into(),
+        "--max-expires-in".into(),
+        settings.max_expires_in.to_string().into(),
     ];
+    if let Some(d) = settings.default_expires_in {
+        args.extend(["--default-expires-in".into(), d.to_string().into()]);
+    }
     for proxy in &settings.lb_trusted_proxies {
         args.extend(["--lb-trusted-proxy".into(), proxy.into()]);
     }

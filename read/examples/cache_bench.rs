@@ -144,6 +144,8 @@ fn main() {
                     created_at: 0,
                     expires_at: None,
                     size: Some(TEXT as u64),
+                    burn_after_reading: false,
+                    unlisted: false,
                 },
                 text: text.clone(),
             })

@@ -41,11 +41,12 @@ const TOMBSTONE_TTL: Duration = Duration::from_secs(30);
 /// equal share of the bytes, and an entry must fit in one (see `max_entry`).
 const SHARDS: usize = 4;
 
-/// Whether a paste may be kept in memory at all. Every paste may today; a
-/// burn-after-reading paste (claimed in sqlsvc on each read) must answer false here,
-/// and its read must also bypass the single flight in `ReadApi::get`.
-pub fn may_cache(_meta: &Meta) -> bool {
-    true
+/// Whether a paste may be kept in memory at all: not a burn-after-reading paste, whose
+/// every read is a claim in sqlsvc (`ReadApi::read`). Concurrent readers of one may
+/// share a fetch (the single flight): each still makes its own claim, and only the
+/// one that wins gets the text.
+pub fn may_cache(meta: &Meta) -> bool {
+    !meta.burn_after_reading
 }
 
 /// Bytes an entry is charged: its text, path and id, and the fixed overhead.
@@ -239,6 +240,8 @@ mod tests {
                 created_at: 1,
                 expires_at,
                 size: Some(text_len as u64),
+                burn_after_reading: false,
+                unlisted: false,
             },
             text: Arc::from("x".repeat(text_len)),
         })

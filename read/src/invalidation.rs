@@ -165,6 +165,8 @@ mod tests {
                 created_at: 0,
                 expires_at: None,
                 size: None,
+                burn_after_reading: false,
+                unlisted: false,
             },
             text: StdArc::from("t"),
         });

@@ -8,12 +8,13 @@
 pub mod cache;
 pub mod flight;
 pub mod invalidation;
+pub mod views;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use contract::meta::{Meta, MetaPage};
+use contract::meta::{Meta, MetaPage, PasteStats};
 use contract::text::{TextDoc, Texts};
 use contract::{CallError, MetaClient, PasteId, PastePath, TextClient};
 use httpkit::JsonClient;
@@ -80,6 +81,8 @@ pub struct ReadApi {
     health: Arc<SqlsvcHealth>,
     /// Fetches of one paste from the stores (each shared by its concurrent readers).
     fetches: Arc<AtomicU64>,
+    /// Views counted and not yet flushed to sqlsvc.
+    views: Arc<views::ViewCounter>,
 }
 
 /// Figures of a webserver's cache, for `/healthz`, operators and tests.
@@ -109,7 +112,45 @@ impl ReadApi {
             flights: Arc::default(),
             health: Arc::default(),
             fetches: Arc::default(),
+            views: Arc::default(),
         }
+    }
+
+    /// Flushes the view counts to sqlsvc until dropped: the webserver runs it as a
+    /// task for as long as it serves.
+    pub fn flush_views(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let views = self.views.clone();
+        let meta = self.meta.clone();
+        async move { views.flush_forever(meta).await }
+    }
+
+    /// Flushes the view counts once (at shutdown).
+    pub async fn flush_views_once(&self) {
+        self.views.flush(&self.meta).await;
+    }
+
+    /// Counts one view of `id` (flushed with the others; no store call here).
+    pub fn count_view(&self, id: &PasteId) {
+        self.views.count(id);
+    }
+
+    /// Reads a paste for a reader who gets its text (a `GET`): like [`ReadApi::get`],
+    /// and a burn-after-reading paste is claimed in sqlsvc first, so exactly one
+    /// reader, on whatever webserver, gets its text; every other gets `NotFound`.
+    pub async fn read(&self, id: &PasteId) -> Result<Arc<Paste>, ReadError> {
+        let paste = self.get(id).await?;
+        if !paste.meta.burn_after_reading {
+            return Ok(paste);
+        }
+        let claimed = self.meta.claim(id).await.map_err(not_found_or)?;
+        // Never cached (`may_cache`), but a reset or a race must not bring it back.
+        self.forget(&claimed.paste_id);
+        Ok(paste)
+    }
+
+    /// The view counts of a live paste.
+    pub async fn stats(&self, id: &PasteId) -> Result<PasteStats, ReadError> {
+        self.meta.stats(id).await.map_err(not_found_or)
     }
 
     /// The cache's figures now.
@@ -306,4 +347,11 @@ fn sqlsvc_down() -> ReadError {
     ReadError::Upstream(CallError::Unavailable(
         "sqlsvc is not answering (deletion-log polls fail)".into(),
     ))
+}
+
+fn not_found_or(err: CallError) -> ReadError {
+    match err {
+        CallError::NotFound => ReadError::NotFound,
+        other => ReadError::Upstream(other),
+    }
 }

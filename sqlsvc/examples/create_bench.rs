@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sqlsvc::api::{CreateMeta, Meta};
+use sqlsvc::api::CreateMeta;
 
 #[tokio::main]
 async fn main() {
@@ -23,6 +23,7 @@ async fn main() {
         db_path: dir.path().join("bench.db"),
         readers: sqlsvc::default_readers(),
         server: httpkit::ServerConfig::default(),
+        sweeper: None,
     };
     let server = tokio::spawn(sqlsvc::run(listener, config, async {
         let _ = stopped.await;
@@ -41,9 +42,11 @@ async fn main() {
                     paste_path: format!("bench{i}").parse().unwrap(),
                     expires_at: None,
                     size: Some(100),
+                    burn_after_reading: false,
+                    unlisted: false,
                 };
                 while Instant::now() < deadline {
-                    let _: Meta = client.create(&body).await.unwrap();
+                    let _ = client.create(&body).await.unwrap();
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             })

@@ -8,7 +8,7 @@ use rusqlite::types::Type;
 use rusqlite::{OptionalExtension, Row, params};
 use tokio_rusqlite::Connection;
 
-use crate::api::{DeletionPage, Meta, PasteId, PastePath};
+use crate::api::{DeletionPage, Meta, PasteId, PastePath, PasteStats, ViewCount};
 use crate::error::Error;
 use crate::migrations;
 
@@ -28,7 +28,11 @@ pub fn default_readers() -> usize {
 }
 
 /// The columns of `Meta`, in the order `meta_from_row` reads them.
-pub(crate) const META_COLUMNS: &str = "paste_id, paste_path, created_at, expires_at, size";
+pub(crate) const META_COLUMNS: &str =
+    "paste_id, paste_path, created_at, expires_at, size, burn, unlisted";
+
+/// The column after `META_COLUMNS` in a query that selects more.
+const AFTER_META: usize = 7;
 
 /// The database handles: one writer (creates and deletes) and `readers` readers. In
 /// WAL mode readers never wait for the writer, so reads run in parallel with each
@@ -188,6 +192,8 @@ pub(crate) fn meta_from_row(row: &Row<'_>) -> rusqlite::Result<Meta> {
         created_at: row.get(2)?,
         expires_at: row.get(3)?,
         size,
+        burn_after_reading: row.get::<_, i64>(5)? != 0,
+        unlisted: row.get::<_, i64>(6)? != 0,
     })
 }
 
@@ -236,12 +242,13 @@ pub(crate) fn list_with_seqs(
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {META_COLUMNS}, seq FROM pastes \
          WHERE seq < ?1 AND (expires_at IS NULL OR expires_at > ?2) \
+         AND unlisted = 0 AND burn = 0 \
          ORDER BY seq DESC LIMIT ?3"
     ))?;
     // One row more than asked tells whether there is a next page.
     let rows = stmt.query_map(
         params![before.unwrap_or(i64::MAX), now, i64::from(limit) + 1],
-        |row| Ok((meta_from_row(row)?, row.get::<_, i64>(5)?)),
+        |row| Ok((meta_from_row(row)?, row.get::<_, i64>(AFTER_META)?)),
     )?;
     let mut pastes = Vec::new();
     let mut last_seq = None;
@@ -263,33 +270,238 @@ pub(crate) fn list_with_seqs(
     Ok((pastes, if more { last_seq } else { None }))
 }
 
-/// Deletes the live paste with this id and returns it, appending the id to the
-/// deletion log in the same transaction (so a webserver that polls the log after the
-/// delete answered sees it). An expired row is left for a sweeper that also removes
-/// its text, and reported as absent like in `get`.
+/// SHA-256 of a delete token: what is stored, and what a presented token is compared
+/// against.
+pub(crate) fn token_hash(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+/// Equal, in a time that depends only on the lengths (both 32 here), so the answer
+/// time tells nothing about how much of a guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Who asks for a delete.
+#[derive(Debug, Clone)]
+pub(crate) enum Deleter {
+    /// A holder of the delete token: it must match the stored hash.
+    Token(String),
+    /// An operator on the private network (no token).
+    Operator,
+}
+
+/// Deletes the live paste with this id and returns it, if `who` may. A wrong token
+/// and an unknown id both give `None`: the caller answers both alike. The row's id
+/// goes to the deletion log and its text to the trash in the same transaction (see
+/// `remove_row`). An expired row is left for the sweeper and reported as absent.
 pub(crate) fn delete(
+    conn: &rusqlite::Connection,
+    id: &PasteId,
+    now: i64,
+    who: &Deleter,
+) -> rusqlite::Result<Option<Meta>> {
+    let tx = conn.unchecked_transaction()?;
+    let found = tx
+        .prepare_cached(&format!(
+            "SELECT {META_COLUMNS}, delete_hash FROM pastes \
+             WHERE paste_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)"
+        ))?
+        .query_row(params![id.as_str(), now], |row| {
+            Ok((
+                meta_from_row(row)?,
+                row.get::<_, Option<Vec<u8>>>(AFTER_META)?,
+            ))
+        })
+        .optional()?;
+    let Some((meta, stored)) = found else {
+        return Ok(None);
+    };
+    let allowed = match who {
+        Deleter::Operator => true,
+        Deleter::Token(token) => {
+            // Rows from before delete tokens have no hash: no token opens them.
+            let presented = token_hash(token);
+            stored.is_some_and(|h| constant_time_eq(&h, &presented))
+        }
+    };
+    if !allowed {
+        return Ok(None);
+    }
+    remove_row(&tx, &meta, now)?;
+    tx.commit()?;
+    Ok(Some(meta))
+}
+
+/// Claims a live burn-after-reading paste: removes it and returns it to exactly one
+/// caller; every other (and any paste that is not burn-after-reading) gets `None`.
+/// Runs on the writer, so two claims are serialized and the second finds no row.
+pub(crate) fn claim(
     conn: &rusqlite::Connection,
     id: &PasteId,
     now: i64,
 ) -> rusqlite::Result<Option<Meta>> {
     let tx = conn.unchecked_transaction()?;
-    let deleted = tx
+    let claimed = tx
         .prepare_cached(&format!(
-            "DELETE FROM pastes \
-             WHERE paste_id = ?1 AND (expires_at IS NULL OR expires_at > ?2) \
-             RETURNING {META_COLUMNS}"
+            "SELECT {META_COLUMNS} FROM pastes \
+             WHERE paste_id = ?1 AND burn = 1 AND (expires_at IS NULL OR expires_at > ?2)"
         ))?
         .query_row(params![id.as_str(), now], meta_from_row)
         .optional()?;
-    if deleted.is_some() {
-        tx.prepare_cached("INSERT INTO deletions (paste_id, deleted_at) VALUES (?1, ?2)")?
-            .execute(params![id.as_str(), now])?;
-        let seq = tx.last_insert_rowid();
-        tx.prepare_cached("DELETE FROM deletions WHERE seq <= ?1")?
-            .execute(params![seq - DELETION_LOG_KEEP])?;
+    if let Some(meta) = &claimed {
+        remove_row(&tx, meta, now)?;
     }
     tx.commit()?;
-    Ok(deleted)
+    Ok(claimed)
+}
+
+/// Removes one row inside `tx`: the row, its views, its id into the deletion log
+/// (so webservers drop cached copies) and its text into the trash (so the sweeper
+/// deletes it from nosqlsvc).
+fn remove_row(tx: &rusqlite::Transaction<'_>, meta: &Meta, now: i64) -> rusqlite::Result<()> {
+    let id = meta.paste_id.as_str();
+    tx.prepare_cached("DELETE FROM pastes WHERE paste_id = ?1")?
+        .execute(params![id])?;
+    tx.prepare_cached("DELETE FROM views WHERE paste_id = ?1")?
+        .execute(params![id])?;
+    tx.prepare_cached(
+        "INSERT INTO text_trash (paste_path, since) VALUES (?1, ?2) \
+         ON CONFLICT (paste_path) DO NOTHING",
+    )?
+    .execute(params![meta.paste_path.as_str(), now])?;
+    tx.prepare_cached("INSERT INTO deletions (paste_id, deleted_at) VALUES (?1, ?2)")?
+        .execute(params![id, now])?;
+    let seq = tx.last_insert_rowid();
+    tx.prepare_cached("DELETE FROM deletions WHERE seq <= ?1")?
+        .execute(params![seq - DELETION_LOG_KEEP])?;
+    Ok(())
+}
+
+/// Removes up to `limit` rows expired at `now` (as `remove_row` does, in one
+/// transaction) and returns how many.
+pub(crate) fn sweep_expired(
+    conn: &rusqlite::Connection,
+    now: i64,
+    limit: u32,
+) -> rusqlite::Result<usize> {
+    let tx = conn.unchecked_transaction()?;
+    let expired: Vec<Meta> = tx
+        .prepare_cached(&format!(
+            "SELECT {META_COLUMNS} FROM pastes \
+             WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2"
+        ))?
+        .query_map(params![now, limit], meta_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    for meta in &expired {
+        remove_row(&tx, meta, now)?;
+    }
+    tx.commit()?;
+    Ok(expired.len())
+}
+
+/// Up to `limit` texts waiting in the trash, oldest first.
+pub(crate) fn trash_batch(
+    conn: &rusqlite::Connection,
+    limit: u32,
+) -> rusqlite::Result<Vec<String>> {
+    conn.prepare_cached("SELECT paste_path FROM text_trash ORDER BY since LIMIT ?1")?
+        .query_map(params![limit], |r| r.get(0))?
+        .collect()
+}
+
+/// Forgets trash entries whose texts nosqlsvc has deleted.
+pub(crate) fn trash_done(conn: &rusqlite::Connection, paths: &[String]) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    {
+        let mut stmt = tx.prepare_cached("DELETE FROM text_trash WHERE paste_path = ?1")?;
+        for path in paths {
+            stmt.execute(params![path])?;
+        }
+    }
+    tx.commit()
+}
+
+/// For each path, whether a row (live or expired but not yet swept) points at it.
+pub(crate) fn referenced(
+    conn: &rusqlite::Connection,
+    paths: &[String],
+) -> rusqlite::Result<Vec<bool>> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM pastes WHERE paste_path = ?1 LIMIT 1")?;
+    paths
+        .iter()
+        .map(|p| Ok(stmt.query_row(params![p], |_| Ok(())).optional()?.is_some()))
+        .collect()
+}
+
+/// Adds view counts to the pastes that still exist; returns how many entries applied.
+pub(crate) fn add_views(
+    conn: &rusqlite::Connection,
+    counts: &[ViewCount],
+) -> rusqlite::Result<usize> {
+    let tx = conn.unchecked_transaction()?;
+    let mut applied = 0;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO views (paste_id, month, views) \
+             SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM pastes WHERE paste_id = ?1) \
+             ON CONFLICT (paste_id, month) DO UPDATE SET views = views + excluded.views",
+        )?;
+        for c in counts {
+            let n = i64::try_from(c.count).unwrap_or(i64::MAX);
+            applied += stmt.execute(params![c.paste_id.as_str(), c.month, n])?;
+        }
+    }
+    tx.commit()?;
+    Ok(applied)
+}
+
+/// The view counts of a live paste.
+pub(crate) fn stats(
+    conn: &rusqlite::Connection,
+    id: &PasteId,
+    now: i64,
+) -> rusqlite::Result<Option<PasteStats>> {
+    let tx = conn.unchecked_transaction()?;
+    let live = tx
+        .prepare_cached(
+            "SELECT 1 FROM pastes WHERE paste_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+        )?
+        .query_row(params![id.as_str(), now], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !live {
+        return Ok(None);
+    }
+    let mut stats = PasteStats {
+        views: 0,
+        monthly: Default::default(),
+    };
+    let mut stmt = tx.prepare_cached("SELECT month, views FROM views WHERE paste_id = ?1")?;
+    let rows = stmt.query_map(params![id.as_str()], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    for row in rows {
+        let (month, n) = row?;
+        let n = u64::try_from(n).unwrap_or(0);
+        stats.views = stats.views.saturating_add(n);
+        stats.monthly.insert(month, n);
+    }
+    Ok(Some(stats))
+}
+
+/// Rows in the metadata table (expired ones not yet swept included), and texts in
+/// the trash.
+pub(crate) fn counts(conn: &rusqlite::Connection) -> rusqlite::Result<(u64, u64)> {
+    let count = |sql: &str| -> rusqlite::Result<u64> {
+        let n: i64 = conn.prepare_cached(sql)?.query_row([], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    };
+    Ok((
+        count("SELECT COUNT(*) FROM pastes")?,
+        count("SELECT COUNT(*) FROM text_trash")?,
+    ))
 }
 
 /// The deletions after log position `since` (at most `limit`), read in one snapshot.
@@ -433,6 +645,7 @@ mod tests {
             .prepare(
                 "EXPLAIN QUERY PLAN SELECT paste_id FROM pastes \
                  WHERE seq < ?1 AND (expires_at IS NULL OR expires_at > ?2) \
+                 AND unlisted = 0 AND burn = 0 \
                  ORDER BY seq DESC LIMIT ?3",
             )
             .unwrap()
@@ -441,7 +654,7 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         let plan = plan.join("\n");
-        assert!(plan.contains("pastes_seq"), "{plan}");
+        assert!(plan.contains("pastes_listed"), "{plan}");
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 
@@ -458,11 +671,15 @@ mod tests {
         assert!(first.reset);
         assert_eq!(first.next, 0);
         for id in ["ccccccccc2", "ccccccccc1", "ccccccccc3"] {
-            assert!(delete(&conn, &id.parse().unwrap(), 0).unwrap().is_some());
+            assert!(
+                delete(&conn, &id.parse().unwrap(), 0, &Deleter::Operator)
+                    .unwrap()
+                    .is_some()
+            );
         }
         // Deleting again logs nothing.
         assert!(
-            delete(&conn, &"ccccccccc2".parse().unwrap(), 0)
+            delete(&conn, &"ccccccccc2".parse().unwrap(), 0, &Deleter::Operator)
                 .unwrap()
                 .is_none()
         );
@@ -486,8 +703,8 @@ mod tests {
         let conn = db();
         insert(&conn, "ddddddddd1", 1, None);
         insert(&conn, "ddddddddd2", 2, None);
-        delete(&conn, &"ddddddddd1".parse().unwrap(), 0).unwrap();
-        delete(&conn, &"ddddddddd2".parse().unwrap(), 0).unwrap();
+        delete(&conn, &"ddddddddd1".parse().unwrap(), 0, &Deleter::Operator).unwrap();
+        delete(&conn, &"ddddddddd2".parse().unwrap(), 0, &Deleter::Operator).unwrap();
         conn.execute("DELETE FROM deletions WHERE seq = 1", [])
             .unwrap();
         assert!(deletions(&conn, Some(0), 10).unwrap().reset);
@@ -502,8 +719,162 @@ mod tests {
         let id: PasteId = "bbbbbbbbb1".parse().unwrap();
         assert_eq!(get(&conn, &id, 49).unwrap().unwrap().size, Some(5));
         assert!(get(&conn, &id, 50).unwrap().is_none());
-        assert!(delete(&conn, &id, 50).unwrap().is_none());
-        assert!(delete(&conn, &id, 49).unwrap().is_some());
+        assert!(
+            delete(&conn, &id, 50, &Deleter::Operator)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            delete(&conn, &id, 49, &Deleter::Operator)
+                .unwrap()
+                .is_some()
+        );
         assert!(get(&conn, &id, 0).unwrap().is_none());
+    }
+
+    fn insert_full(
+        conn: &rusqlite::Connection,
+        id: &str,
+        seq: i64,
+        token: Option<&str>,
+        burn: bool,
+        unlisted: bool,
+    ) {
+        conn.execute(
+            "INSERT INTO pastes (paste_id, paste_path, created_at, expires_at, size, seq, delete_hash, burn, unlisted) \
+             VALUES (?1, ?2, 100, NULL, 5, ?3, ?4, ?5, ?6)",
+            params![id, format!("path_{id}"), seq, token.map(|t| token_hash(t).to_vec()), burn, unlisted],
+        )
+        .unwrap();
+    }
+
+    fn trash(conn: &rusqlite::Connection) -> Vec<String> {
+        trash_batch(conn, 1000).unwrap()
+    }
+
+    #[test]
+    fn a_delete_needs_the_right_token_and_a_wrong_one_looks_like_an_unknown_id() {
+        let conn = db();
+        insert_full(&conn, "eeeeeeeee1", 1, Some("secret"), false, false);
+        insert_full(&conn, "eeeeeeeee2", 2, None, false, false);
+        let id: PasteId = "eeeeeeeee1".parse().unwrap();
+        for wrong in ["", "Secret", "secret ", "x"] {
+            assert!(
+                delete(&conn, &id, 0, &Deleter::Token(wrong.into()))
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        assert!(get(&conn, &id, 0).unwrap().is_some());
+        assert!(trash(&conn).is_empty());
+        // A row without a hash opens to no token, only to an operator.
+        let old: PasteId = "eeeeeeeee2".parse().unwrap();
+        assert!(
+            delete(&conn, &old, 0, &Deleter::Token("secret".into()))
+                .unwrap()
+                .is_none()
+        );
+        let gone = delete(&conn, &id, 7, &Deleter::Token("secret".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(gone.paste_path.as_str(), "path_eeeeeeeee1");
+        assert!(get(&conn, &id, 0).unwrap().is_none());
+        assert_eq!(trash(&conn), ["path_eeeeeeeee1"]);
+        let log = deletions(&conn, Some(0), 10).unwrap();
+        assert_eq!(log.ids, [id]);
+    }
+
+    #[test]
+    fn a_burn_paste_is_claimed_once_and_only_burn_pastes_are() {
+        let conn = db();
+        insert_full(&conn, "fffffffff1", 1, None, true, false);
+        insert_full(&conn, "fffffffff2", 2, None, false, false);
+        let burn: PasteId = "fffffffff1".parse().unwrap();
+        let plain: PasteId = "fffffffff2".parse().unwrap();
+        assert!(claim(&conn, &plain, 0).unwrap().is_none());
+        assert!(get(&conn, &plain, 0).unwrap().is_some());
+        let won = claim(&conn, &burn, 0).unwrap().unwrap();
+        assert!(won.burn_after_reading);
+        assert!(claim(&conn, &burn, 0).unwrap().is_none());
+        assert_eq!(trash(&conn), ["path_fffffffff1"]);
+    }
+
+    #[test]
+    fn unlisted_and_burn_pastes_are_not_listed() {
+        let conn = db();
+        insert_full(&conn, "ggggggggg1", 1, None, false, false);
+        insert_full(&conn, "ggggggggg2", 2, None, false, true);
+        insert_full(&conn, "ggggggggg3", 3, None, true, false);
+        let (page, _) = list(&conn, None, 10, 0).unwrap();
+        let ids: Vec<_> = page.iter().map(|m| m.paste_id.to_string()).collect();
+        assert_eq!(ids, ["ggggggggg1"]);
+        let unlisted = get(&conn, &"ggggggggg2".parse().unwrap(), 0)
+            .unwrap()
+            .unwrap();
+        assert!(unlisted.unlisted);
+    }
+
+    #[test]
+    fn the_sweep_removes_expired_rows_in_bounded_batches() {
+        let conn = db();
+        for seq in 1..=5 {
+            insert(&conn, &format!("hhhhhhhhh{seq}"), seq, Some(50));
+        }
+        insert(&conn, "hhhhhhhhh9", 9, Some(500));
+        assert_eq!(sweep_expired(&conn, 100, 2).unwrap(), 2);
+        assert_eq!(sweep_expired(&conn, 100, 2).unwrap(), 2);
+        assert_eq!(sweep_expired(&conn, 100, 2).unwrap(), 1);
+        assert_eq!(sweep_expired(&conn, 100, 2).unwrap(), 0);
+        assert_eq!(counts(&conn).unwrap(), (1, 1));
+        // Five rows share one path here: the trash holds it once.
+        assert_eq!(trash(&conn), ["path"]);
+        trash_done(&conn, &["path".into()]).unwrap();
+        assert!(trash(&conn).is_empty());
+        assert_eq!(
+            referenced(&conn, &["path".into(), "nope".into()]).unwrap(),
+            [true, false]
+        );
+    }
+
+    #[test]
+    fn views_count_for_live_pastes_and_go_with_them() {
+        let conn = db();
+        insert_full(&conn, "iiiiiiiii1", 1, Some("t"), false, false);
+        let id: PasteId = "iiiiiiiii1".parse().unwrap();
+        let unknown: PasteId = "iiiiiiiii2".parse().unwrap();
+        let v = |id: &PasteId, month: &str, count| ViewCount {
+            paste_id: id.clone(),
+            month: month.into(),
+            count,
+        };
+        let applied = add_views(
+            &conn,
+            &[
+                v(&id, "2026-11", 3),
+                v(&id, "2026-12", 1),
+                v(&unknown, "2026-11", 5),
+            ],
+        )
+        .unwrap();
+        assert_eq!(applied, 2);
+        add_views(&conn, &[v(&id, "2026-11", 2)]).unwrap();
+        let stats = stats(&conn, &id, 0).unwrap().unwrap();
+        assert_eq!(stats.views, 6);
+        assert_eq!(stats.monthly["2026-11"], 5);
+        assert_eq!(stats.monthly["2026-12"], 1);
+        delete(&conn, &id, 0, &Deleter::Token("t".into()))
+            .unwrap()
+            .unwrap();
+        let left: i64 = conn
+            .query_row("SELECT COUNT(*) FROM views", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }

@@ -10,6 +10,7 @@ mod migrations;
 mod routes;
 mod service;
 mod stats;
+mod sweeper;
 mod writer;
 
 use std::future::Future;
@@ -21,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use db::default_readers;
 pub use error::Error;
+pub use sweeper::{DEFAULT_ORPHAN_GRACE, DEFAULT_SWEEP_BATCH, DEFAULT_SWEEP_INTERVAL, SweepConfig};
 
 /// Address the binary listens on by default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5004";
@@ -38,6 +40,10 @@ pub struct Config {
     pub readers: usize,
     /// Limits of the accept loop.
     pub server: httpkit::ServerConfig,
+    /// The sweeper (expired pastes, texts of removed pastes, orphaned texts), which
+    /// needs nosqlsvc's address; None: no sweeper (expired pastes are still never
+    /// served, and removed texts wait in the trash).
+    pub sweeper: Option<SweepConfig>,
 }
 
 impl Config {
@@ -47,6 +53,7 @@ impl Config {
             db_path: db_path.into(),
             readers: default_readers(),
             server: httpkit::ServerConfig::default(),
+            sweeper: None,
         }
     }
 }
@@ -87,10 +94,29 @@ pub async fn run(
         stop_rx,
         stats.clone(),
     ));
+    let counters = Arc::new(sweeper::SweepCounters::default());
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let (sweep_stop_tx, sweep_stop_rx) = oneshot::channel();
+    let sweeper = config.sweeper.clone().map(|sweep| {
+        tracing::info!(nosqlsvc = %sweep.nosqlsvc, interval = ?sweep.interval, "sweeper on");
+        let sweeper = sweeper::Sweeper {
+            db: db.clone(),
+            texts: contract::TextClient::new(
+                httpkit::JsonClient::new(httpkit::ClientConfig::default()),
+                sweep.nosqlsvc.clone(),
+            ),
+            config: sweep,
+            counters: counters.clone(),
+            wake: wake.clone(),
+        };
+        tokio::spawn(sweeper.run(sweep_stop_rx))
+    });
     let service = Arc::new(service::Service {
         db: db.clone(),
         jobs: jobs_tx,
         stats,
+        sweep: counters,
+        wake_sweeper: wake,
     });
     tracing::info!(
         addr = ?listener.local_addr().ok(),
@@ -100,6 +126,13 @@ pub async fn run(
     );
 
     httpkit::serve(listener, service, config.server, shutdown).await;
+
+    let _ = sweep_stop_tx.send(());
+    if let Some(sweeper) = sweeper
+        && let Err(err) = sweeper.await
+    {
+        tracing::error!(%err, "sweeper task failed");
+    }
 
     let _ = stop_tx.send(());
     if let Err(err) = writer.await {

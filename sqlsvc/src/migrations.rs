@@ -7,6 +7,7 @@ use rusqlite::{Connection, TransactionBehavior};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_create_pastes.sql"),
     include_str!("../migrations/0002_deletion_log.sql"),
+    include_str!("../migrations/0003_lifecycle.sql"),
 ];
 
 /// Brings the schema up to date, each migration in its own transaction together with

@@ -19,6 +19,14 @@ pub(crate) enum Route {
     ListPastes(ListQuery),
     GetPaste(PasteId),
     DeletePaste(PasteId),
+    /// `POST /pastes/{id}/claim`: the atomic burn of a burn-after-reading paste.
+    ClaimPaste(PasteId),
+    /// `GET /pastes/{id}/stats`: its view counts.
+    PasteStats(PasteId),
+    /// `POST /views`: a webserver's batch of view counts.
+    AddViews,
+    /// `GET /metrics`: Prometheus text.
+    Metrics,
     /// `GET /deletions?since=N&limit=M`: the deletion log after position N.
     Deletions(DeletionsQuery),
     Health,
@@ -67,7 +75,37 @@ pub(crate) fn route(method: &Method, uri: &Uri) -> Result<Route, ApiError> {
             Method::GET => Ok(Route::Stats),
             _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         },
+        "/metrics" => match *method {
+            Method::GET => Ok(Route::Metrics),
+            _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        },
+        "/views" => match *method {
+            Method::POST => Ok(Route::AddViews),
+            _ => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        },
         _ => {
+            if let Some((raw, action)) = path
+                .strip_prefix("/pastes/")
+                .and_then(|rest| rest.split_once('/'))
+                .filter(|(_, action)| matches!(*action, "claim" | "stats"))
+            {
+                let (want, allow) = if action == "claim" {
+                    (Method::POST, "POST")
+                } else {
+                    (Method::GET, "GET")
+                };
+                if *method != want {
+                    return Err(ApiError::MethodNotAllowed { allow });
+                }
+                let id = raw
+                    .parse::<PasteId>()
+                    .map_err(|err| ApiError::BadRequest(err.to_string()))?;
+                return Ok(if action == "claim" {
+                    Route::ClaimPaste(id)
+                } else {
+                    Route::PasteStats(id)
+                });
+            }
             let Some(raw) = path.strip_prefix("/pastes/").filter(|r| !r.contains('/')) else {
                 return Err(ApiError::NotFound("no such route"));
             };
@@ -192,6 +230,16 @@ mod tests {
         );
         assert_eq!(r(Method::GET, "/healthz").unwrap(), Route::Health);
         assert_eq!(
+            r(Method::POST, "/pastes/abcDEF0123/claim").unwrap(),
+            Route::ClaimPaste("abcDEF0123".parse().unwrap())
+        );
+        assert_eq!(
+            r(Method::GET, "/pastes/abcDEF0123/stats").unwrap(),
+            Route::PasteStats("abcDEF0123".parse().unwrap())
+        );
+        assert_eq!(r(Method::POST, "/views").unwrap(), Route::AddViews);
+        assert_eq!(r(Method::GET, "/metrics").unwrap(), Route::Metrics);
+        assert_eq!(
             r(Method::GET, "/deletions?since=7&limit=3").unwrap(),
             Route::Deletions(DeletionsQuery {
                 since: Some(7),
@@ -223,6 +271,10 @@ mod tests {
         assert_eq!(status(Method::GET, "/deletions?since=-1"), 400);
         assert_eq!(status(Method::GET, "/deletions?limit=0"), 400);
         assert_eq!(status(Method::POST, "/deletions"), 405);
+        assert_eq!(status(Method::GET, "/pastes/abcDEF0123/claim"), 405);
+        assert_eq!(status(Method::POST, "/pastes/abcDEF0123/stats"), 405);
+        assert_eq!(status(Method::POST, "/pastes/short/claim"), 400);
+        assert_eq!(status(Method::GET, "/views"), 405);
     }
 
     proptest::proptest! {

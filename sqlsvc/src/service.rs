@@ -10,14 +10,18 @@ use httpkit::{Body, BodyError, Handler, json_response, read_body};
 use hyper::body::Incoming;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::api::{CreateMeta, Meta, MetaPage, PasteId};
+use crate::api::{
+    CreateMeta, DeleteRequest, MAX_VIEW_ENTRIES, Meta, MetaPage, PasteId, ViewCounts, random_token,
+    valid_month,
+};
 use crate::clock::now_unix;
 use crate::cursor;
-use crate::db::{self, Db};
+use crate::db::{self, Db, Deleter};
 use crate::error::ApiError;
 use crate::routes::{DeletionsQuery, ListQuery, Route, route};
 use crate::stats::Stats;
-use crate::writer::CreateJob;
+use crate::sweeper::SweepCounters;
+use crate::writer::{CreateJob, NewRow};
 
 /// Largest `POST /pastes` body.
 pub(crate) const BODY_LIMIT: usize = 64 * 1024;
@@ -30,6 +34,10 @@ pub(crate) struct Service {
     pub(crate) db: Arc<Db>,
     pub(crate) jobs: mpsc::Sender<CreateJob>,
     pub(crate) stats: Arc<Stats>,
+    /// What the sweeper removed (zero when it does not run).
+    pub(crate) sweep: Arc<SweepCounters>,
+    /// Wakes the sweeper, so the text of a deleted or burnt paste goes at once.
+    pub(crate) wake_sweeper: Arc<tokio::sync::Notify>,
 }
 
 impl Handler for Service {
@@ -47,7 +55,11 @@ impl Service {
             Route::CreatePaste => self.create(req).await,
             Route::ListPastes(query) => self.list(query).await,
             Route::GetPaste(id) => self.get(id).await,
-            Route::DeletePaste(id) => self.delete(id).await,
+            Route::DeletePaste(id) => self.delete(id, req).await,
+            Route::ClaimPaste(id) => self.claim(id).await,
+            Route::PasteStats(id) => self.paste_stats(id).await,
+            Route::AddViews => self.add_views(req).await,
+            Route::Metrics => self.metrics().await,
             Route::Deletions(query) => self.deletions(query).await,
             Route::Health => self.health().await,
             Route::Stats => Ok(json_response(StatusCode::OK, &self.stats.snapshot())),
@@ -55,17 +67,18 @@ impl Service {
     }
 
     async fn create(&self, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-        let bytes = read_body(req, BODY_LIMIT).await.map_err(|err| match err {
-            BodyError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
-            BodyError::Read(err) => ApiError::BadRequest(format!("cannot read body: {err}")),
-            BodyError::TimedOut { .. } => ApiError::RequestTimeout,
-        })?;
+        let bytes = body(req).await?;
         let meta: CreateMeta = serde_json::from_slice(&bytes)
             .map_err(|err| ApiError::BadRequest(format!("invalid JSON: {err}")))?;
         validate(&meta, now_unix())?;
+        let token = random_token().map_err(|err| ApiError::Internal(err.to_string()))?;
+        let row = NewRow {
+            meta,
+            delete_hash: db::token_hash(&token),
+        };
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(CreateJob { meta, reply })
+            .send(CreateJob { row, token, reply })
             .await
             .map_err(|_| ApiError::Internal("the writer has stopped".into()))?;
         let created = answer
@@ -98,15 +111,144 @@ impl Service {
         found_or_404(found)
     }
 
-    async fn delete(&self, id: PasteId) -> Result<Response<Body>, ApiError> {
+    /// `DELETE /pastes/{id}`, with `{"delete_token": ...}` from a paste's owner or no
+    /// body from an operator. A wrong token answers exactly like an unknown id.
+    async fn delete(
+        &self,
+        id: PasteId,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, ApiError> {
+        let bytes = body(req).await?;
+        let who = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Deleter::Operator
+        } else {
+            // No detail from serde: it may quote the token.
+            let request: DeleteRequest = serde_json::from_slice(&bytes).map_err(|_| {
+                ApiError::BadRequest("the body must be {\"delete_token\": string}".into())
+            })?;
+            Deleter::Token(request.delete_token)
+        };
         let now = now_unix();
         // Runs on the writer's thread, between group-commit batches.
         let deleted = self
             .db
             .writer
-            .call(move |conn| db::delete(conn, &id, now))
+            .call(move |conn| db::delete(conn, &id, now, &who))
             .await?;
+        if deleted.is_some() {
+            self.wake_sweeper.notify_one();
+        }
         found_or_404(deleted)
+    }
+
+    /// `POST /pastes/{id}/claim`: 200 with the row for the one caller that burnt it,
+    /// 404 for everyone else.
+    async fn claim(&self, id: PasteId) -> Result<Response<Body>, ApiError> {
+        let now = now_unix();
+        let claimed = self
+            .db
+            .writer
+            .call(move |conn| db::claim(conn, &id, now))
+            .await?;
+        if claimed.is_some() {
+            self.wake_sweeper.notify_one();
+        }
+        found_or_404(claimed)
+    }
+
+    async fn paste_stats(&self, id: PasteId) -> Result<Response<Body>, ApiError> {
+        let now = now_unix();
+        match self.db.read(move |conn| db::stats(conn, &id, now)).await? {
+            Some(stats) => Ok(json_response(StatusCode::OK, &stats)),
+            None => Err(ApiError::NotFound("no such paste")),
+        }
+    }
+
+    async fn add_views(&self, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+        let bytes = body(req).await?;
+        let counts: ViewCounts = serde_json::from_slice(&bytes)
+            .map_err(|err| ApiError::BadRequest(format!("invalid JSON: {err}")))?;
+        if counts.views.len() > MAX_VIEW_ENTRIES {
+            return Err(ApiError::BadRequest(format!(
+                "at most {MAX_VIEW_ENTRIES} entries per batch"
+            )));
+        }
+        if let Some(bad) = counts.views.iter().position(|v| !valid_month(&v.month)) {
+            return Err(ApiError::BadRequest(format!(
+                "month at index {bad} is not YYYY-MM"
+            )));
+        }
+        let applied = self
+            .db
+            .writer
+            .call(move |conn| db::add_views(conn, &counts.views))
+            .await?;
+        Ok(json_response(
+            StatusCode::OK,
+            &serde_json::json!({ "applied": applied }),
+        ))
+    }
+
+    /// `GET /metrics`: how many pastes the store holds, and what the sweeper removed,
+    /// in the Prometheus text format.
+    async fn metrics(&self) -> Result<Response<Body>, ApiError> {
+        let (pastes, trash) = self.db.read(|conn| db::counts(conn)).await?;
+        let c = &self.sweep;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            ));
+        };
+        metric(
+            "pastebin_pastes",
+            "gauge",
+            "Pastes in the metadata store now (expired ones not yet swept included).",
+            pastes,
+        );
+        metric(
+            "pastebin_text_trash",
+            "gauge",
+            "Texts of removed pastes waiting for the sweeper to delete them from nosqlsvc.",
+            trash,
+        );
+        metric(
+            "pastebin_sweeper_runs_total",
+            "counter",
+            "Sweeps run.",
+            load(&c.runs),
+        );
+        metric(
+            "pastebin_sweeper_expired_pastes_total",
+            "counter",
+            "Expired pastes the sweeper removed.",
+            load(&c.expired),
+        );
+        metric(
+            "pastebin_sweeper_texts_deleted_total",
+            "counter",
+            "Texts of removed (deleted, burnt, expired) pastes the sweeper deleted from nosqlsvc.",
+            load(&c.trash_texts),
+        );
+        metric(
+            "pastebin_sweeper_orphaned_texts_total",
+            "counter",
+            "Texts orphaned by a failed create that the sweeper deleted from nosqlsvc.",
+            load(&c.orphan_texts),
+        );
+        metric(
+            "pastebin_sweeper_errors_total",
+            "counter",
+            "Sweeps that stopped early on an error (retried by the next).",
+            load(&c.errors),
+        );
+        let mut resp = Response::new(httpkit::full(out));
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        Ok(resp)
     }
 
     async fn deletions(&self, query: DeletionsQuery) -> Result<Response<Body>, ApiError> {
@@ -128,6 +270,15 @@ impl Service {
             Err(_) => Err(ApiError::Unavailable("health query timed out".into())),
         }
     }
+}
+
+/// Reads a request body within `BODY_LIMIT`.
+async fn body(req: Request<Incoming>) -> Result<bytes::Bytes, ApiError> {
+    read_body(req, BODY_LIMIT).await.map_err(|err| match err {
+        BodyError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
+        BodyError::Read(err) => ApiError::BadRequest(format!("cannot read body: {err}")),
+        BodyError::TimedOut { .. } => ApiError::RequestTimeout,
+    })
 }
 
 fn found_or_404(meta: Option<Meta>) -> Result<Response<Body>, ApiError> {
@@ -172,6 +323,8 @@ mod tests {
             paste_path: path.parse().unwrap(),
             expires_at,
             size,
+            burn_after_reading: false,
+            unlisted: false,
         }
     }
 

@@ -8,7 +8,7 @@ use rusqlite::{TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 use tokio_rusqlite::Connection;
 
-use crate::api::{CreateMeta, Meta, PasteId, RandomIdError};
+use crate::api::{CreateMeta, Created, Meta, PasteId, RandomIdError};
 use crate::clock::now_unix;
 use crate::error::ApiError;
 use crate::stats::Stats;
@@ -22,8 +22,16 @@ const ID_ATTEMPTS: usize = 8;
 
 /// One queued create and where to send its answer.
 pub(crate) struct CreateJob {
+    pub(crate) row: NewRow,
+    /// The token whose hash is in `row`, handed back in the answer.
+    pub(crate) token: String,
+    pub(crate) reply: oneshot::Sender<Result<Created, ApiError>>,
+}
+
+/// What a create stores: the caller's fields and the delete token's hash.
+pub(crate) struct NewRow {
     pub(crate) meta: CreateMeta,
-    pub(crate) reply: oneshot::Sender<Result<Meta, ApiError>>,
+    pub(crate) delete_hash: [u8; 32],
 }
 
 /// Why one row of a batch could not be inserted (the others still are).
@@ -78,8 +86,10 @@ pub(crate) async fn run(
 
 /// Inserts one batch and answers its waiters; a failed transaction fails them all.
 async fn commit_batch(conn: &Connection, batch: Vec<CreateJob>, stats: &Stats) {
-    let (metas, replies): (Vec<_>, Vec<_>) =
-        batch.into_iter().map(|job| (job.meta, job.reply)).unzip();
+    let (metas, replies): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .map(|job| (job.row, (job.token, job.reply)))
+        .unzip();
     let size = metas.len();
     let result = conn
         .call(move |conn| insert_batch(conn, metas, now_unix(), &mut PasteId::random))
@@ -88,8 +98,10 @@ async fn commit_batch(conn: &Connection, batch: Vec<CreateJob>, stats: &Stats) {
         Ok(rows) => {
             let created = rows.iter().filter(|r| r.is_ok()).count();
             stats.record_commit(size, created);
-            for (reply, row) in replies.into_iter().zip(rows) {
-                let answer = row.map_err(|err| ApiError::Internal(format!("create: {err}")));
+            for ((delete_token, reply), row) in replies.into_iter().zip(rows) {
+                let answer = row
+                    .map(|meta| Created { meta, delete_token })
+                    .map_err(|err| ApiError::Internal(format!("create: {err}")));
                 // The client may have hung up meanwhile; that is its business.
                 let _ = reply.send(answer);
             }
@@ -97,7 +109,7 @@ async fn commit_batch(conn: &Connection, batch: Vec<CreateJob>, stats: &Stats) {
         Err(err) => {
             tracing::error!(%err, size, "create batch failed; nothing was written");
             stats.record_failed_batch();
-            for reply in replies {
+            for (_, reply) in replies {
                 let _ = reply.send(Err(ApiError::Internal("create batch failed".into())));
             }
         }
@@ -109,7 +121,7 @@ async fn commit_batch(conn: &Connection, batch: Vec<CreateJob>, stats: &Stats) {
 /// alone; any other database error rolls the whole batch back.
 pub(crate) fn insert_batch(
     conn: &mut rusqlite::Connection,
-    metas: Vec<CreateMeta>,
+    metas: Vec<NewRow>,
     now: i64,
     new_id: &mut dyn FnMut() -> Result<PasteId, RandomIdError>,
 ) -> rusqlite::Result<Vec<Result<Meta, RowError>>> {
@@ -120,10 +132,10 @@ pub(crate) fn insert_batch(
         let mut seq: i64 =
             tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM pastes", [], |r| r.get(0))?;
         let mut insert = tx.prepare_cached(
-            "INSERT INTO pastes (paste_id, paste_path, created_at, expires_at, size, seq) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO pastes (paste_id, paste_path, created_at, expires_at, size, seq, \
+             delete_hash, burn, unlisted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
-        for meta in metas {
+        for NewRow { meta, delete_hash } in metas {
             // Validated by the handler; a failure here is a bug, not bad input.
             let size = meta
                 .size
@@ -145,7 +157,10 @@ pub(crate) fn insert_batch(
                     now,
                     meta.expires_at,
                     size,
-                    seq + 1
+                    seq + 1,
+                    &delete_hash[..],
+                    meta.burn_after_reading,
+                    meta.unlisted
                 ]);
                 match inserted {
                     Ok(_) => {
@@ -156,6 +171,8 @@ pub(crate) fn insert_batch(
                             created_at: now,
                             expires_at: meta.expires_at,
                             size: meta.size,
+                            burn_after_reading: meta.burn_after_reading,
+                            unlisted: meta.unlisted,
                         });
                         break;
                     }
@@ -201,11 +218,16 @@ mod tests {
         conn
     }
 
-    fn meta(path: &str) -> CreateMeta {
-        CreateMeta {
-            paste_path: path.parse().unwrap(),
-            expires_at: None,
-            size: Some(3),
+    fn meta(path: &str) -> NewRow {
+        NewRow {
+            meta: CreateMeta {
+                paste_path: path.parse().unwrap(),
+                expires_at: None,
+                size: Some(3),
+                burn_after_reading: false,
+                unlisted: false,
+            },
+            delete_hash: [0; 32],
         }
     }
 

@@ -23,6 +23,9 @@ use write::WriteApi;
 
 pub use error::ApiError;
 
+/// The longest lifetime a paste may be given unless configured: ten years.
+pub const DEFAULT_MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
+
 /// Everything a webserver needs to run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -50,6 +53,10 @@ pub struct Config {
     /// The store client; its answer limit follows from `max_body_bytes` and its call
     /// timeout is at most `store_timeout`.
     pub client: ClientConfig,
+    /// The longest `expires_in` a create may ask for, in seconds.
+    pub max_expires_in: u64,
+    /// The lifetime of a paste created without `expires_in`; None: it never expires.
+    pub default_expires_in: Option<u64>,
 }
 
 impl Config {
@@ -65,6 +72,8 @@ impl Config {
             response_bytes_in_flight: 64 * 1024 * 1024,
             server: ServerConfig::default(),
             client: ClientConfig::default(),
+            max_expires_in: DEFAULT_MAX_EXPIRES_IN,
+            default_expires_in: None,
         }
     }
 }
@@ -82,6 +91,8 @@ pub(crate) struct App {
     pub(crate) instance: String,
     pub(crate) store_timeout: Duration,
     pub(crate) in_flight: inflight::InFlight,
+    pub(crate) max_expires_in: u64,
+    pub(crate) default_expires_in: Option<u64>,
 }
 
 impl Handler for App {
@@ -107,6 +118,16 @@ pub async fn run(
             format!("max_body_bytes {msg}"),
         )
     })?;
+    if config.max_expires_in == 0
+        || config
+            .default_expires_in
+            .is_some_and(|d| d == 0 || d > config.max_expires_in)
+    {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "max_expires_in must be at least 1 s, and default_expires_in between 1 s and it",
+        ));
+    }
     let mut client_config = config.client.clone();
     // Whatever was accepted must be readable back: the answer limit follows from
     // the body limit (6x JSON escaping, a listing's batch of texts).
@@ -129,6 +150,10 @@ pub async fn run(
     );
     // Drops cached pastes that were deleted; stopped when this server stops.
     let follower = AbortOnDrop(tokio::spawn(read.follow_deletions()));
+    // Sends the view counts to sqlsvc in batches; stopped when this server stops
+    // (after one last flush below).
+    let flusher = AbortOnDrop(tokio::spawn(read.flush_views()));
+    let last_flush = read.clone();
     let app = App {
         read,
         write: WriteApi::new(client, contract::Upstreams { sqlsvc, nosqlsvc }),
@@ -140,9 +165,14 @@ pub async fn run(
         instance: instance_token(),
         store_timeout: config.store_timeout,
         in_flight: inflight::InFlight::new(config.response_bytes_in_flight, config.store_timeout),
+        max_expires_in: config.max_expires_in,
+        default_expires_in: config.default_expires_in,
     };
     tracing::info!(addr = %app.local_addr, "webserver listening");
     httpkit::serve(listener, Arc::new(app), server, shutdown).await;
+    drop(flusher);
+    // The views counted since the last flush, bounded by the store timeout.
+    let _ = tokio::time::timeout(config.store_timeout, last_flush.flush_views_once()).await;
     drop(follower);
     Ok(())
 }

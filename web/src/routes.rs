@@ -16,6 +16,10 @@ pub(crate) enum Route {
     ListPastes,
     GetPaste(PasteId),
     GetRaw(PasteId),
+    /// `DELETE /pastes/{id}` with `Authorization: Bearer <delete token>`.
+    DeletePaste(PasteId),
+    /// `GET /pastes/{id}/stats`: its view counts.
+    GetStats(PasteId),
     /// `/static/{name}`: the pages' stylesheet and script (unknown names are 404).
     Static,
     Health,
@@ -31,6 +35,8 @@ pub(crate) enum Op {
     ListPastes,
     GetPaste,
     GetRaw,
+    DeletePaste,
+    GetStats,
     Static,
     Health,
     Ready,
@@ -65,8 +71,17 @@ pub(crate) static RESOURCES: &[Resource] = &[
     },
     Resource {
         template: "/pastes/{paste_id}",
+        allow: "GET, HEAD, DELETE",
+        methods: &[
+            (Method::GET, Op::GetPaste),
+            (Method::HEAD, Op::GetPaste),
+            (Method::DELETE, Op::DeletePaste),
+        ],
+    },
+    Resource {
+        template: "/pastes/{paste_id}/stats",
         allow: "GET, HEAD",
-        methods: &[(Method::GET, Op::GetPaste), (Method::HEAD, Op::GetPaste)],
+        methods: &[(Method::GET, Op::GetStats), (Method::HEAD, Op::GetStats)],
     },
     Resource {
         template: "/pastes/{paste_id}/raw",
@@ -116,6 +131,8 @@ impl Route {
             Op::ListPastes => Route::ListPastes,
             Op::GetPaste => Route::GetPaste(id()?),
             Op::GetRaw => Route::GetRaw(id()?),
+            Op::DeletePaste => Route::DeletePaste(id()?),
+            Op::GetStats => Route::GetStats(id()?),
             Op::Static => Route::Static,
             Op::Health => Route::Health,
             Op::Ready => Route::Ready,

@@ -3,9 +3,9 @@
 //! an id that points at nothing; a metadata write that sqlsvc refused deletes the text
 //! it orphaned.
 
-use contract::meta::{CreateMeta, Meta};
+use contract::meta::{CreateMeta, Created, Meta};
 use contract::text::Inserted;
-use contract::{CallError, MetaClient, PastePath, TextClient};
+use contract::{CallError, MetaClient, PasteId, PastePath, TextClient};
 use httpkit::JsonClient;
 
 pub use contract::Upstreams;
@@ -39,6 +39,17 @@ impl std::fmt::Display for WriteError {
 
 impl std::error::Error for WriteError {}
 
+/// The options of a new paste.
+#[derive(Debug, Clone, Default)]
+pub struct NewPaste {
+    /// Unix seconds after which it is gone; None: never.
+    pub expires_at: Option<i64>,
+    /// The first read that returns the text removes it.
+    pub burn_after_reading: bool,
+    /// Not listed.
+    pub unlisted: bool,
+}
+
 /// The Write API. Cheap to clone; clones share the client pool.
 #[derive(Clone)]
 pub struct WriteApi {
@@ -55,12 +66,24 @@ impl WriteApi {
     /// Stores `text` and records a new paste for it, expiring at `expires_at` (unix
     /// seconds) if given. Answers once both stores have made the write durable.
     pub async fn create(&self, text: &str, expires_at: Option<i64>) -> Result<Meta, WriteError> {
+        let options = NewPaste {
+            expires_at,
+            ..NewPaste::default()
+        };
+        self.create_with(text, options).await.map(|c| c.meta)
+    }
+
+    /// Like [`WriteApi::create`], with every option of a new paste; the answer holds
+    /// the delete token, handed out this once.
+    pub async fn create_with(&self, text: &str, options: NewPaste) -> Result<Created, WriteError> {
         let inserted: Inserted = self.texts.insert(text).await.map_err(WriteError::Text)?;
 
         let request = CreateMeta {
             paste_path: inserted.paste_path,
-            expires_at,
+            expires_at: options.expires_at,
             size: Some(text.len() as u64),
+            burn_after_reading: options.burn_after_reading,
+            unlisted: options.unlisted,
         };
         match self.meta.create(&request).await {
             Ok(meta) => Ok(meta),
@@ -73,6 +96,20 @@ impl WriteApi {
                 }
                 Err(WriteError::Meta(err))
             }
+        }
+    }
+
+    /// Deletes the paste `id` if `token` is its delete token: `Ok(true)` when it was
+    /// deleted, `Ok(false)` when there is no such live paste or the token is wrong
+    /// (sqlsvc answers both alike, on purpose). sqlsvc removes the row and puts its
+    /// text in its trash in one transaction; its sweeper deletes the text from
+    /// nosqlsvc at once (and again after a crash), so a delete that dies half way
+    /// leaves no readable paste and no text forever orphaned.
+    pub async fn delete(&self, id: &PasteId, token: &str) -> Result<bool, WriteError> {
+        match self.meta.delete(id, Some(token)).await {
+            Ok(_) => Ok(true),
+            Err(CallError::NotFound) => Ok(false),
+            Err(err) => Err(WriteError::Meta(err)),
         }
     }
 

@@ -7,14 +7,21 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{StoreError, TextStore};
 use writer::{Op, Writer};
 
-/// The one table: text path -> text.
+/// The texts: text path -> text.
 pub(crate) const TEXTS: TableDefinition<&str, &str> = TableDefinition::new("texts");
+
+/// Texts not yet settled, by (insertion unix seconds, path): the orphan sweep reads
+/// the oldest first.
+pub(crate) const UNSETTLED: TableDefinition<(u64, &str), ()> = TableDefinition::new("unsettled");
+
+/// The same, by path: its insertion seconds, to find its `UNSETTLED` key.
+pub(crate) const UNSETTLED_AT: TableDefinition<&str, u64> = TableDefinition::new("unsettled_at");
 
 /// Queued writes waiting for the writer; senders wait (backpressure) when it is full.
 const QUEUE_CAPACITY: usize = 4096;
@@ -151,6 +158,10 @@ fn open_blocking(path: &Path, cache_bytes: usize) -> Result<Database, OpenError>
         .map_err(|err| OpenError::Database(err.into()))?;
     txn.open_table(TEXTS)
         .map_err(|err| OpenError::Database(err.into()))?;
+    txn.open_table(UNSETTLED)
+        .map_err(|err| OpenError::Database(err.into()))?;
+    txn.open_table(UNSETTLED_AT)
+        .map_err(|err| OpenError::Database(err.into()))?;
     txn.commit()
         .map_err(|err| OpenError::Database(err.into()))?;
     Ok(db)
@@ -192,6 +203,47 @@ impl TextStore for RedbStore {
     async fn delete(&self, path: &str) -> Result<bool, StoreError> {
         let path = path.to_owned();
         self.submit(|reply| Op::Delete { path, reply }).await
+    }
+
+    async fn delete_many(&self, paths: &[String]) -> Result<u64, StoreError> {
+        if paths.is_empty() {
+            return Ok(0);
+        }
+        let paths = paths.to_vec();
+        self.submit(|reply| Op::DeleteMany { paths, reply }).await
+    }
+
+    async fn unsettled(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError> {
+        let db = self.db.clone();
+        let before = u64::try_from(before).unwrap_or(0);
+        let result = tokio::task::spawn_blocking(move || -> Result<Vec<String>, redb::Error> {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(UNSETTLED)?;
+            let mut out = Vec::new();
+            for entry in table.range::<(u64, &str)>(..(before, ""))? {
+                if out.len() >= limit as usize {
+                    break;
+                }
+                let (key, _) = entry?;
+                out.push(key.value().1.to_owned());
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|err| StoreError::Internal(format!("read task failed: {err}")))?;
+        result.map_err(internal)
+    }
+
+    async fn settle(&self, paths: &[String]) -> Result<u64, StoreError> {
+        if paths.is_empty() {
+            return Ok(0);
+        }
+        let paths = paths.to_vec();
+        self.submit(|reply| Op::Settle { paths, reply }).await
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        self.read(|table| Ok(table.len()?)).await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use redb::{Database, Durability, ReadableTable};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{GroupCommit, TEXTS, internal};
+use super::{GroupCommit, TEXTS, UNSETTLED, UNSETTLED_AT, internal};
 use crate::paths::new_path;
 use crate::store::StoreError;
 
@@ -24,12 +24,56 @@ pub(crate) enum Op {
         path: String,
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
+    DeleteMany {
+        paths: Vec<String>,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+    Settle {
+        paths: Vec<String>,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
 }
 
 /// What an applied op answers once the transaction commits.
 enum Answer {
     Inserted(String),
     Deleted(bool),
+    Count(u64),
+}
+
+/// The tables one write transaction works on.
+struct Tables<'t> {
+    texts: redb::Table<'t, &'static str, &'static str>,
+    unsettled: redb::Table<'t, (u64, &'static str), ()>,
+    unsettled_at: redb::Table<'t, &'static str, u64>,
+}
+
+impl Tables<'_> {
+    /// Forgets that `path` is unsettled; whether it was.
+    fn settle(&mut self, path: &str) -> Result<bool, StoreError> {
+        let at = self
+            .unsettled_at
+            .remove(path)
+            .map_err(internal)?
+            .map(|v| v.value());
+        if let Some(at) = at {
+            self.unsettled.remove((at, path)).map_err(internal)?;
+        }
+        Ok(at.is_some())
+    }
+
+    /// Removes the text under `path` and its unsettled mark; whether it was there.
+    fn delete(&mut self, path: &str) -> Result<bool, StoreError> {
+        self.settle(path)?;
+        Ok(self.texts.remove(path).map_err(internal)?.is_some())
+    }
+}
+
+/// Seconds since the unix epoch, the unit of the unsettled marks.
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 pub(crate) struct Writer {
@@ -76,26 +120,20 @@ impl Writer {
                         (Op::Delete { reply, .. }, Answer::Deleted(found)) => {
                             let _ = reply.send(Ok(found));
                         }
-                        (Op::Insert { reply, .. }, Answer::Deleted(_)) => {
-                            let _ = reply.send(Err(mismatch()));
+                        (
+                            Op::DeleteMany { reply, .. } | Op::Settle { reply, .. },
+                            Answer::Count(n),
+                        ) => {
+                            let _ = reply.send(Ok(n));
                         }
-                        (Op::Delete { reply, .. }, Answer::Inserted(_)) => {
-                            let _ = reply.send(Err(mismatch()));
-                        }
+                        (op, _) => op.fail(mismatch()),
                     }
                 }
             }
             Err(err) => {
                 tracing::error!(%err, ops = batch.len(), "group commit failed");
                 for op in batch.drain(..) {
-                    match op {
-                        Op::Insert { reply, .. } => {
-                            let _ = reply.send(Err(err.clone()));
-                        }
-                        Op::Delete { reply, .. } => {
-                            let _ = reply.send(Err(err.clone()));
-                        }
-                    }
+                    op.fail(err.clone());
                 }
             }
         }
@@ -108,19 +146,43 @@ impl Writer {
         txn.set_durability(Durability::Immediate)
             .map_err(internal)?;
         {
-            let mut table = txn.open_table(TEXTS).map_err(internal)?;
+            let mut t = Tables {
+                texts: txn.open_table(TEXTS).map_err(internal)?,
+                unsettled: txn.open_table(UNSETTLED).map_err(internal)?,
+                unsettled_at: txn.open_table(UNSETTLED_AT).map_err(internal)?,
+            };
+            let now = now_unix();
             for op in batch {
                 match op {
                     Op::Insert { text, .. } => {
-                        let path = fresh_path(&table)?;
-                        table
+                        let path = fresh_path(&t.texts)?;
+                        t.texts
                             .insert(path.as_str(), text.as_str())
+                            .map_err(internal)?;
+                        t.unsettled
+                            .insert((now, path.as_str()), ())
+                            .map_err(internal)?;
+                        t.unsettled_at
+                            .insert(path.as_str(), now)
                             .map_err(internal)?;
                         answers.push(Answer::Inserted(path));
                     }
                     Op::Delete { path, .. } => {
-                        let found = table.remove(path.as_str()).map_err(internal)?.is_some();
-                        answers.push(Answer::Deleted(found));
+                        answers.push(Answer::Deleted(t.delete(path)?));
+                    }
+                    Op::DeleteMany { paths, .. } => {
+                        let mut n = 0;
+                        for path in paths {
+                            n += u64::from(t.delete(path)?);
+                        }
+                        answers.push(Answer::Count(n));
+                    }
+                    Op::Settle { paths, .. } => {
+                        let mut n = 0;
+                        for path in paths {
+                            n += u64::from(t.settle(path)?);
+                        }
+                        answers.push(Answer::Count(n));
                     }
                 }
             }
@@ -151,5 +213,25 @@ fn op_bytes(op: &Op) -> usize {
     match op {
         Op::Insert { text, .. } => text.len(),
         Op::Delete { path, .. } => path.len(),
+        Op::DeleteMany { paths, .. } | Op::Settle { paths, .. } => {
+            paths.iter().map(String::len).sum()
+        }
+    }
+}
+
+impl Op {
+    /// Answers the waiter with `err`.
+    fn fail(self, err: StoreError) {
+        match self {
+            Op::Insert { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            Op::Delete { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            Op::DeleteMany { reply, .. } | Op::Settle { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+        }
     }
 }

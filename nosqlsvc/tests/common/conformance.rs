@@ -201,3 +201,53 @@ pub async fn ready_when_open<S: TextStore>(store: Arc<S>) {
         Some("after ready")
     );
 }
+
+/// The sweeper's calls: every insert starts unsettled, `settle` and `delete_many`
+/// take texts off that list, `count` follows.
+pub async fn unsettled_settle_and_delete_many<S: TextStore>(store: Arc<S>) {
+    let start = store.count().await.unwrap();
+    let a = store.insert("a".to_owned()).await.unwrap();
+    let b = store.insert("b".to_owned()).await.unwrap();
+    let c = store.insert("c".to_owned()).await.unwrap();
+    assert_eq!(store.count().await.unwrap(), start + 3);
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 3600;
+    let listed: HashSet<String> = store
+        .unsettled(later, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    for p in [&a, &b, &c] {
+        assert!(listed.contains(p), "{p} not listed as unsettled");
+    }
+    // Nothing was inserted before 1970; the limit holds.
+    assert!(store.unsettled(0, 1000).await.unwrap().is_empty());
+    assert_eq!(store.unsettled(later, 2).await.unwrap().len(), 2);
+
+    let mut settle = vec![a.clone(), MISSING.to_owned()];
+    settle.extend(MISSING_LOOKALIKES.iter().map(|s| s.to_string()));
+    assert_eq!(store.settle(&settle).await.unwrap(), 1);
+    assert_eq!(store.settle(std::slice::from_ref(&a)).await.unwrap(), 0);
+    let listed = store.unsettled(later, 1000).await.unwrap();
+    assert!(!listed.contains(&a));
+    assert!(listed.contains(&b) && listed.contains(&c));
+    assert_eq!(store.get(&a).await.unwrap().as_deref(), Some("a"));
+
+    let mut doomed = vec![b.clone(), c.clone(), MISSING.to_owned()];
+    doomed.extend(MISSING_LOOKALIKES.iter().map(|s| s.to_string()));
+    assert_eq!(store.delete_many(&doomed).await.unwrap(), 2);
+    assert_eq!(store.delete_many(&doomed).await.unwrap(), 0);
+    assert_eq!(store.delete_many(&[]).await.unwrap(), 0);
+    let listed = store.unsettled(later, 1000).await.unwrap();
+    assert!(!listed.contains(&b) && !listed.contains(&c));
+    assert_eq!(store.get(&b).await.unwrap(), None);
+    assert_eq!(store.count().await.unwrap(), start + 1);
+    // A single delete takes a text off the list too.
+    let d = store.insert("d".to_owned()).await.unwrap();
+    assert!(store.delete(&d).await.unwrap());
+    assert!(!store.unsettled(later, 1000).await.unwrap().contains(&d));
+}

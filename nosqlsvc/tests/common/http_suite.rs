@@ -366,3 +366,63 @@ pub async fn survives_truncated_bodies(config: Config) {
     );
     app.stop().await.unwrap();
 }
+
+/// The sweeper's endpoints and `/metrics`, with their bad inputs.
+pub async fn sweep_endpoints(config: Config) {
+    let app = TestApp::spawn(config).await;
+    let a = insert(&app, "kept").await;
+    let b = insert(&app, "orphan").await;
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let answer = get(&app.url(&format!("/texts/unsettled?before={later}&limit=1000"))).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let listed: Vec<String> = serde_json::from_value(answer.json()["paths"].clone()).unwrap();
+    assert!(listed.contains(&a) && listed.contains(&b), "{listed:?}");
+
+    let answer = post_json(&app.url("/texts/settle"), &json!({ "paths": [a] })).await;
+    assert_eq!(answer.json(), json!({ "affected": 1 }));
+    let answer = post_json(&app.url("/texts/delete"), &json!({ "paths": [b, MISSING] })).await;
+    assert_eq!(answer.json(), json!({ "affected": 1 }));
+    get(&app.url(&format!("/texts/{b}")))
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    let answer = get(&app.url(&format!("/texts/unsettled?before={later}"))).await;
+    assert_eq!(answer.json(), json!({ "paths": [] }));
+
+    let answer = get(&app.url("/metrics")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let text = String::from_utf8(answer.body.to_vec()).unwrap();
+    assert!(text.contains("\npastebin_texts 1\n"), "{text}");
+    assert!(
+        text.contains("\npastebin_sweeper_texts_deleted_total 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\npastebin_sweeper_texts_settled_total 1\n"),
+        "{text}"
+    );
+
+    for bad in [
+        "/texts/unsettled",
+        "/texts/unsettled?before=x",
+        "/texts/unsettled?before=1&limit=0",
+    ] {
+        get(&app.url(bad))
+            .await
+            .assert_error(StatusCode::BAD_REQUEST);
+    }
+    post_json(&app.url("/texts/delete"), &json!({ "paths": ["a/b"] }))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST);
+    let too_many: Vec<String> = (0..1001).map(|i| format!("p{i}")).collect();
+    post_json(&app.url("/texts/settle"), &json!({ "paths": too_many }))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST);
+    get(&app.url("/texts/delete"))
+        .await
+        .assert_error(StatusCode::METHOD_NOT_ALLOWED);
+    app.stop().await.unwrap();
+}

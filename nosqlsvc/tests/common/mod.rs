@@ -96,7 +96,7 @@ macro_rules! store_conformance {
         $crate::store_conformance!(@case [$(#[$attr])*] $make,
             insert_then_get, get_many_keeps_order_and_missing, delete_removes,
             large_texts, unicode_texts, concurrent_inserts, ready_when_open,
-            get_many_full_batch_with_missing);
+            get_many_full_batch_with_missing, unsettled_settle_and_delete_many);
     };
     (@case [$($attr:tt)*] $make:expr $(,)?) => {};
     (@case [$($attr:tt)*] $make:expr, $name:ident $(, $rest:ident)*) => {
@@ -129,7 +129,7 @@ macro_rules! http_conformance {
         $crate::http_conformance!(@case [$(#[$attr])*] $make,
             insert_get_delete, batch_get, bad_inserts, body_over_limit, routing_errors,
             health_ok, unicode_over_http, escaped_large_text, text_at_body_limit,
-            concurrent_http_inserts,
+            concurrent_http_inserts, sweep_endpoints,
             persists_across_restart, survives_clients_hanging_up, survives_truncated_bodies);
     };
     (@case [$($attr:tt)*] $make:expr $(,)?) => {};

@@ -92,6 +92,18 @@ impl TextStore for FailingStore {
     async fn delete(&self, _path: &str) -> Result<bool, StoreError> {
         Err(self.error())
     }
+    async fn delete_many(&self, _paths: &[String]) -> Result<u64, StoreError> {
+        Err(self.error())
+    }
+    async fn unsettled(&self, _before: i64, _limit: u32) -> Result<Vec<String>, StoreError> {
+        Err(self.error())
+    }
+    async fn settle(&self, _paths: &[String]) -> Result<u64, StoreError> {
+        Err(self.error())
+    }
+    async fn count(&self) -> Result<u64, StoreError> {
+        Err(self.error())
+    }
     async fn ready(&self) -> Result<(), StoreError> {
         Err(self.error())
     }
@@ -113,6 +125,10 @@ async fn store_failures_map_to_503_and_500_without_details() {
             get(&app.url("/texts/abc")).await,
             delete(&app.url("/texts/abc")).await,
             post_json(&app.url("/texts/batch"), &json!({ "paths": ["abc"] })).await,
+            post_json(&app.url("/texts/delete"), &json!({ "paths": ["abc"] })).await,
+            post_json(&app.url("/texts/settle"), &json!({ "paths": ["abc"] })).await,
+            get(&app.url("/texts/unsettled?before=1")).await,
+            get(&app.url("/metrics")).await,
         ];
         for answer in answers {
             answer.assert_error(status);

@@ -222,7 +222,8 @@ async fn unknown_routes_and_wrong_methods() {
     for (method, path, allow) in [
         (Method::DELETE, "/pastes", "GET, HEAD, POST"),
         (Method::PUT, "/pastes/", "GET, HEAD, POST"),
-        (Method::POST, "/pastes/AAAAAAAAAA", "GET, HEAD"),
+        (Method::POST, "/pastes/AAAAAAAAAA", "GET, HEAD, DELETE"),
+        (Method::POST, "/pastes/AAAAAAAAAA/stats", "GET, HEAD"),
         (Method::POST, "/healthz", "GET, HEAD"),
     ] {
         let resp = stack.client.send(method, &stack.url(path), None).await;

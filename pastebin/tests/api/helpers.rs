@@ -13,6 +13,8 @@ pub use testkit::{Answer, Client};
 
 pub struct Stack {
     pub dir: TempDir,
+    /// The sweeper's settings sqlsvc was started with (and restarts with).
+    pub sweep: sqlsvc::SweepConfig,
     pub sqlsvc: Spawned,
     pub nosqlsvc: Spawned,
     pub webs: Vec<Spawned>,
@@ -43,9 +45,23 @@ impl Stack {
 
     /// Like [`Stack::spawn_with`], with each webserver's config adjusted by `adjust`.
     pub async fn spawn_configured(webservers: usize, adjust: impl Fn(&mut web::Config)) -> Stack {
+        Self::spawn_full(webservers, adjust, |_| {}).await
+    }
+
+    /// Like [`Stack::spawn_configured`], with sqlsvc's sweeper settings adjusted too
+    /// (by default: every 200 ms, orphans after an hour).
+    pub async fn spawn_full(
+        webservers: usize,
+        adjust: impl Fn(&mut web::Config),
+        sweep: impl Fn(&mut sqlsvc::SweepConfig),
+    ) -> Stack {
         let dir = tempfile::tempdir().unwrap();
-        let sqlsvc = spawn(sqlsvc_run(&dir));
         let nosqlsvc = spawn(nosqlsvc_run(&dir));
+        let mut sweep_config = sqlsvc::SweepConfig::new(&nosqlsvc.addr.to_string());
+        sweep_config.interval = Duration::from_millis(200);
+        sweep_config.orphan_grace = Duration::from_secs(3600);
+        sweep(&mut sweep_config);
+        let sqlsvc = spawn(sqlsvc_run(&dir, &sweep_config));
         let webs = (0..webservers)
             .map(|_| {
                 let mut config = web_config(&sqlsvc, &nosqlsvc);
@@ -60,6 +76,7 @@ impl Stack {
         });
         Stack {
             dir,
+            sweep: sweep_config,
             sqlsvc,
             nosqlsvc,
             webs,
@@ -81,7 +98,7 @@ impl Stack {
 
     /// Stops sqlsvc gracefully and starts it again on the same address and file.
     pub async fn restart_sqlsvc(&mut self) {
-        let run = sqlsvc_run(&self.dir);
+        let run = sqlsvc_run(&self.dir, &self.sweep);
         self.sqlsvc.respawn(run).await;
     }
 
@@ -171,11 +188,13 @@ pub fn web_run(
 
 fn sqlsvc_run(
     dir: &TempDir,
+    sweep: &sqlsvc::SweepConfig,
 ) -> impl FnOnce(TcpListener, Shutdown) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
     let config = sqlsvc::Config {
         db_path: dir.path().join("meta.sqlite3"),
         readers: sqlsvc::default_readers(),
         server: httpkit::ServerConfig::default(),
+        sweeper: Some(sweep.clone()),
     };
     move |listener, shutdown| {
         Box::pin(async move {

@@ -9,6 +9,7 @@ mod create;
 mod errors;
 mod faults;
 mod helpers;
+mod lifecycle;
 mod list;
 mod mapping;
 mod read;

@@ -21,6 +21,8 @@ async fn concurrent_creates_get_distinct_ids_and_are_batched() {
                 paste_path: format!("c{i}").parse().unwrap(),
                 expires_at: None,
                 size: Some(i),
+                burn_after_reading: false,
+                unlisted: false,
             };
             client.post_json::<_, Meta>(&url, &body).await.unwrap()
         }

@@ -41,6 +41,7 @@ pub async fn spawn_app_in(dir: TempDir) -> TestApp {
             drain_timeout: Duration::from_secs(2),
             ..httpkit::ServerConfig::default()
         },
+        sweeper: None,
     };
     let server =
         testkit::spawn::spawn(move |listener, shutdown| sqlsvc::run(listener, config, shutdown));

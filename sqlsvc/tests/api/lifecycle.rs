@@ -40,6 +40,7 @@ async fn startup_failures_are_errors() {
         db_path,
         readers: sqlsvc::default_readers(),
         server: httpkit::ServerConfig::default(),
+        sweeper: None,
     };
 
     // The parent "directory" is a file.

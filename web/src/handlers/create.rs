@@ -1,7 +1,9 @@
-//! `POST /pastes`: a JSON body `{"text": ..., "expires_in": seconds}` or a plain-text
-//! body (`curl --data-binary @file -H 'Content-Type: text/plain'`), or the home page's
-//! form without JavaScript (`application/x-www-form-urlencoded`, answered with 303 to
-//! the paste's page).
+//! `POST /pastes`: a JSON body `{"text": ..., "expires_in": seconds,
+//! "burn_after_reading": bool, "visibility": "public" | "unlisted"}` or a plain-text
+//! body (`curl --data-binary @file -H 'Content-Type: text/plain'`, the options in the
+//! query), or the home page's form without JavaScript
+//! (`application/x-www-form-urlencoded`, answered with 303 to the paste's page). The
+//! delete token is handed out this once: in the JSON answer, else in `X-Delete-Token`.
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use httpkit::{Body, BodyError, full, json_response, read_body};
@@ -12,13 +14,58 @@ use super::{base_url, within_store_timeout};
 use crate::time::{now_unix, rfc3339};
 use crate::{ApiError, App};
 
-/// The longest lifetime a paste may be given: ten years.
-const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
+#[cfg(test)]
+use crate::DEFAULT_MAX_EXPIRES_IN;
+
+/// The header a non-JSON create answers its delete token in.
+const DELETE_TOKEN_HEADER: &str = "x-delete-token";
 
 #[derive(Deserialize)]
 struct CreateBody {
     text: String,
     expires_in: Option<u64>,
+    #[serde(default)]
+    burn_after_reading: Option<bool>,
+    #[serde(default)]
+    visibility: Option<Visibility>,
+}
+
+/// Whether a paste is listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Visibility {
+    Public,
+    Unlisted,
+}
+
+impl Visibility {
+    fn parse(value: &str) -> Result<Self, ApiError> {
+        match value {
+            "public" => Ok(Visibility::Public),
+            "unlisted" => Ok(Visibility::Unlisted),
+            _ => Err(ApiError::BadRequest(
+                "visibility must be \"public\" or \"unlisted\"".into(),
+            )),
+        }
+    }
+}
+
+/// What a create asks for, validated.
+#[derive(Debug)]
+struct Parsed {
+    text: String,
+    expires_in: Option<u64>,
+    burn_after_reading: bool,
+    visibility: Visibility,
+}
+
+/// Options given in the query string (for plain-text and form bodies; a JSON body's
+/// own fields win).
+#[derive(Debug, Default)]
+struct QueryOptions {
+    expires_in: Option<u64>,
+    burn_after_reading: Option<bool>,
+    visibility: Option<Visibility>,
 }
 
 #[derive(Serialize)]
@@ -28,6 +75,11 @@ struct Created<'a> {
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<String>,
+    burn_after_reading: bool,
+    visibility: Visibility,
+    /// The only time it is given out: `DELETE /pastes/{id}` with
+    /// `Authorization: Bearer <delete_token>`.
+    delete_token: &'a str,
 }
 
 enum Format {
@@ -39,12 +91,12 @@ enum Format {
 pub(super) async fn create(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let format = body_format(req.headers())?;
     let base = base_url(app, req.headers())?;
-    let query_expiry = req
+    let query = req
         .uri()
         .query()
-        .map(expires_in_from_query)
+        .map(options_from_query)
         .transpose()?
-        .flatten();
+        .unwrap_or_default();
     let body = read_body(req, app.max_body_bytes)
         .await
         .map_err(|err| match err {
@@ -54,10 +106,16 @@ pub(super) async fn create(app: &App, req: Request<Incoming>) -> Result<Response
             }
             BodyError::TimedOut { .. } => ApiError::RequestTimeout,
         })?;
-    let (text, expires_in) = parse_body(&format, &body, query_expiry)?;
-    let expires_at = expires_in.map(|secs| now_unix() + secs as i64);
+    let parsed = parse_body(&format, &body, query, app.max_expires_in)?;
+    let expires_in = parsed.expires_in.or(app.default_expires_in);
+    let options = write::NewPaste {
+        expires_at: expires_in.map(|secs| now_unix().saturating_add(secs as i64)),
+        burn_after_reading: parsed.burn_after_reading,
+        unlisted: parsed.visibility == Visibility::Unlisted,
+    };
 
-    let meta = within_store_timeout(app, app.write.create(&text, expires_at)).await?;
+    let created = within_store_timeout(app, app.write.create_with(&parsed.text, options)).await?;
+    let meta = &created.meta;
     let id = meta.paste_id.to_string();
     let url = format!("{base}/pastes/{id}");
     let mut resp = match format {
@@ -68,6 +126,9 @@ pub(super) async fn create(app: &App, req: Request<Incoming>) -> Result<Response
                 url: &url,
                 created_at: rfc3339(meta.created_at),
                 expires_at: meta.expires_at.map(rfc3339),
+                burn_after_reading: meta.burn_after_reading,
+                visibility: parsed.visibility,
+                delete_token: &created.delete_token,
             },
         ),
         Format::Form => {
@@ -92,37 +153,59 @@ pub(super) async fn create(app: &App, req: Request<Incoming>) -> Result<Response
     if let Ok(location) = HeaderValue::from_str(&url) {
         resp.headers_mut().insert(header::LOCATION, location);
     }
+    if !matches!(format, Format::Json)
+        && let Ok(token) = HeaderValue::from_str(&created.delete_token)
+    {
+        resp.headers_mut().insert(DELETE_TOKEN_HEADER, token);
+    }
     Ok(resp)
 }
 
-/// The text and its validated lifetime from a request body in `format`.
+/// The text and its validated options from a request body in `format`; `expires_in`
+/// may be at most `max_expires_in`.
 fn parse_body(
     format: &Format,
     body: &[u8],
-    query_expiry: Option<u64>,
-) -> Result<(String, Option<u64>), ApiError> {
+    query: QueryOptions,
+    max_expires_in: u64,
+) -> Result<Parsed, ApiError> {
     let utf8_error = || ApiError::BadRequest("body is not valid UTF-8".into());
-    let (text, expires_in) = match format {
+    let (text, expires_in, burn, visibility) = match format {
         Format::Json => {
             let body = std::str::from_utf8(body).map_err(|_| utf8_error())?;
             let parsed: CreateBody = serde_json::from_str(body)
                 .map_err(|err| ApiError::BadRequest(format!("invalid JSON body: {err}")))?;
-            (parsed.text, parsed.expires_in.or(query_expiry))
+            (
+                parsed.text,
+                parsed.expires_in.or(query.expires_in),
+                parsed.burn_after_reading.or(query.burn_after_reading),
+                parsed.visibility.or(query.visibility),
+            )
         }
         Format::Plain => (
             String::from_utf8(body.to_vec()).map_err(|_| utf8_error())?,
-            query_expiry,
+            query.expires_in,
+            query.burn_after_reading,
+            query.visibility,
         ),
-        Format::Form => parse_form(body, query_expiry)?,
+        Format::Form => {
+            let (text, expires_in) = parse_form(body, query.expires_in)?;
+            (text, expires_in, query.burn_after_reading, query.visibility)
+        }
     };
     if text.is_empty() {
         return Err(ApiError::BadRequest("text is empty".into()));
     }
     match expires_in {
-        Some(secs) if !(1..=MAX_EXPIRES_IN).contains(&secs) => Err(ApiError::BadRequest(format!(
-            "expires_in must be between 1 and {MAX_EXPIRES_IN} seconds"
+        Some(secs) if !(1..=max_expires_in).contains(&secs) => Err(ApiError::BadRequest(format!(
+            "expires_in must be between 1 and {max_expires_in} seconds"
         ))),
-        _ => Ok((text, expires_in)),
+        _ => Ok(Parsed {
+            text,
+            expires_in,
+            burn_after_reading: burn.unwrap_or(false),
+            visibility: visibility.unwrap_or(Visibility::Public),
+        }),
     }
 }
 
@@ -200,16 +283,36 @@ fn percent_decode(raw: &[u8]) -> Result<String, ApiError> {
     String::from_utf8(out).map_err(|_| ApiError::BadRequest("body is not valid UTF-8".into()))
 }
 
-/// `expires_in=SECONDS` from a query string, for plain-text bodies.
-fn expires_in_from_query(query: &str) -> Result<Option<u64>, ApiError> {
+/// `expires_in=SECONDS`, `burn_after_reading=true|false` and
+/// `visibility=public|unlisted` from a query string (the first of each counts).
+fn options_from_query(query: &str) -> Result<QueryOptions, ApiError> {
+    let mut out = QueryOptions::default();
     for pair in query.split('&') {
-        if let Some(value) = pair.strip_prefix("expires_in=") {
-            return value.parse().map(Some).map_err(|_| {
-                ApiError::BadRequest("expires_in must be a whole number of seconds".into())
-            });
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "expires_in" if out.expires_in.is_none() => {
+                out.expires_in = Some(value.parse().map_err(|_| {
+                    ApiError::BadRequest("expires_in must be a whole number of seconds".into())
+                })?);
+            }
+            "burn_after_reading" if out.burn_after_reading.is_none() => {
+                out.burn_after_reading = Some(match value {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => {
+                        return Err(ApiError::BadRequest(
+                            "burn_after_reading must be true or false".into(),
+                        ));
+                    }
+                });
+            }
+            "visibility" if out.visibility.is_none() => {
+                out.visibility = Some(Visibility::parse(value)?);
+            }
+            _ => {}
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -242,6 +345,48 @@ mod tests {
         assert!(parse_form(b"text=x&expires_in=soon", None).is_err());
     }
 
+    #[test]
+    fn options_come_from_the_json_body_or_the_query() {
+        let parsed = parse_body(
+            &Format::Json,
+            br#"{"text":"t","burn_after_reading":true,"visibility":"unlisted","expires_in":5}"#,
+            QueryOptions::default(),
+            10,
+        )
+        .unwrap();
+        assert!(parsed.burn_after_reading);
+        assert_eq!(parsed.visibility, Visibility::Unlisted);
+        assert_eq!(parsed.expires_in, Some(5));
+        // The configured maximum holds.
+        assert!(
+            parse_body(
+                &Format::Json,
+                br#"{"text":"t","expires_in":11}"#,
+                QueryOptions::default(),
+                10
+            )
+            .is_err()
+        );
+        for bad in [
+            r#"{"text":"t","visibility":"private"}"#,
+            r#"{"text":"t","visibility":null,"burn_after_reading":"yes"}"#,
+        ] {
+            assert!(
+                parse_body(&Format::Json, bad.as_bytes(), QueryOptions::default(), 10).is_err(),
+                "{bad}"
+            );
+        }
+        let query =
+            options_from_query("visibility=unlisted&burn_after_reading=1&expires_in=3").unwrap();
+        let parsed = parse_body(&Format::Plain, b"x", query, 10).unwrap();
+        assert!(parsed.burn_after_reading && parsed.visibility == Visibility::Unlisted);
+        assert_eq!(parsed.expires_in, Some(3));
+        assert!(options_from_query("visibility=secret").is_err());
+        assert!(options_from_query("burn_after_reading=maybe").is_err());
+        let plain = parse_body(&Format::Plain, b"x", QueryOptions::default(), 10).unwrap();
+        assert!(!plain.burn_after_reading && plain.visibility == Visibility::Public);
+    }
+
     proptest! {
         #[test]
         fn any_body_is_a_paste_or_a_4xx_json_error(
@@ -250,10 +395,11 @@ mod tests {
             query_expiry in proptest::option::of(any::<u64>()),
         ) {
             let format = match format { 0 => Format::Json, 1 => Format::Plain, _ => Format::Form };
-            match parse_body(&format, &body, query_expiry) {
-                Ok((text, expires_in)) => {
-                    prop_assert!(!text.is_empty());
-                    prop_assert!(expires_in.is_none_or(|s| (1..=MAX_EXPIRES_IN).contains(&s)));
+            let query = QueryOptions { expires_in: query_expiry, ..QueryOptions::default() };
+            match parse_body(&format, &body, query, DEFAULT_MAX_EXPIRES_IN) {
+                Ok(parsed) => {
+                    prop_assert!(!parsed.text.is_empty());
+                    prop_assert!(parsed.expires_in.is_none_or(|s| (1..=DEFAULT_MAX_EXPIRES_IN).contains(&s)));
                 }
                 Err(err) => rejected_as_4xx_json(err),
             }
@@ -270,9 +416,11 @@ mod tests {
                 format!(r#"{{"text": {}, "expires_in": {expires}}}"#, serde_json::json!(text)),
                 format!(r#"{{"{extra}": {}}}"#, serde_json::json!(text)),
                 format!(r#"[{}]"#, serde_json::json!(text)),
+                format!(r#"{{"text": {}, "visibility": {}, "burn_after_reading": {}}}"#,
+                    serde_json::json!(text), serde_json::json!(extra), serde_json::json!(extra)),
             ];
             for body in bodies {
-                if let Err(err) = parse_body(&Format::Json, body.as_bytes(), None) {
+                if let Err(err) = parse_body(&Format::Json, body.as_bytes(), QueryOptions::default(), DEFAULT_MAX_EXPIRES_IN) {
                     rejected_as_4xx_json(err);
                 }
             }
@@ -280,7 +428,7 @@ mod tests {
 
         #[test]
         fn any_query_gives_an_expiry_or_a_4xx(query in ".{0,64}") {
-            if let Err(err) = expires_in_from_query(&query) {
+            if let Err(err) = options_from_query(&query) {
                 rejected_as_4xx_json(err);
             }
         }

@@ -337,6 +337,8 @@ mod tests {
                 created_at: 1_795_833_289,
                 expires_at: Some(1_795_836_889),
                 size: Some(text.len() as u64),
+                burn_after_reading: false,
+                unlisted: false,
             },
             text: text.into(),
         }

@@ -1,8 +1,9 @@
-//! `GET /pastes/{id}`, `GET /pastes/{id}/raw` and `GET /pastes` (a page, newest first).
+//! `GET /pastes/{id}`, `GET /pastes/{id}/raw`, `GET /pastes` (a page, newest first),
+//! `DELETE /pastes/{id}` and `GET /pastes/{id}/stats`.
 
 use bytes::Bytes;
 use contract::PasteId;
-use http::{HeaderValue, Request, Response, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use httpkit::Body;
 use hyper::body::Incoming;
 use read::Paste;
@@ -49,7 +50,7 @@ pub(super) async fn get(
 ) -> Result<Response<Body>, ApiError> {
     let html = crate::negotiate::prefers_html(req.headers());
     let base = base_url(app, req.headers())?;
-    let paste = within_store_timeout(app, app.read.get(id)).await?;
+    let paste = fetch(app, req, id).await?;
     if html {
         let page = super::pages::paste_page(&paste);
         let mut resp = Response::new(app.in_flight.body(page.into_bytes()).await?);
@@ -64,6 +65,68 @@ pub(super) async fn get(
         ApiError::Internal
     })?;
     json_answer(app, json).await
+}
+
+/// The paste for one request: a `GET` reads it (a burn-after-reading paste is
+/// claimed: only one reader gets it) and counts a view; a `HEAD` only looks, so it
+/// neither burns nor counts.
+async fn fetch(
+    app: &App,
+    req: &Request<Incoming>,
+    id: &PasteId,
+) -> Result<std::sync::Arc<Paste>, ApiError> {
+    if req.method() == Method::HEAD {
+        return within_store_timeout(app, app.read.get(id)).await;
+    }
+    let paste = within_store_timeout(app, app.read.read(id)).await?;
+    app.read.count_view(id);
+    Ok(paste)
+}
+
+/// `DELETE /pastes/{id}` with `Authorization: Bearer <token>`: 204 once deleted. A
+/// missing, malformed or wrong token gets exactly the answer of an unknown id (404),
+/// so ids cannot be probed; the token is compared (as a hash, in constant time) in
+/// sqlsvc, and never logged.
+pub(super) async fn delete(
+    app: &App,
+    req: &Request<Incoming>,
+    id: &PasteId,
+) -> Result<Response<Body>, ApiError> {
+    let Some(token) = bearer_token(req.headers()) else {
+        return Err(ApiError::NotFound);
+    };
+    if !within_store_timeout(app, app.write.delete(id, token)).await? {
+        return Err(ApiError::NotFound);
+    }
+    // This webserver never serves it again; the others drop it on their next poll of
+    // the deletion log.
+    app.read.forget(id);
+    let mut resp = Response::new(httpkit::empty());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    Ok(resp)
+}
+
+/// The token of `Authorization: Bearer <token>`, if it is shaped like one (1 to 128
+/// characters of `[0-9A-Za-z]`); anything else is no token.
+fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next()?.to_str().ok()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer")
+        && (1..=128).contains(&token.len())
+        && token.bytes().all(|b| b.is_ascii_alphanumeric()))
+    .then_some(token)
+}
+
+/// `GET /pastes/{id}/stats`: `{"views": N, "monthly": {"YYYY-MM": N}}`, counted by
+/// every webserver and flushed in batches.
+pub(super) async fn stats(app: &App, id: &PasteId) -> Result<Response<Body>, ApiError> {
+    let stats = within_store_timeout(app, app.read.stats(id)).await?;
+    Ok(httpkit::json_response(StatusCode::OK, &stats))
 }
 
 /// A JSON answer whose body holds its share of the in-flight budget while it is sent;
@@ -89,7 +152,7 @@ pub(super) async fn raw(
         .uri()
         .query()
         .is_some_and(|q| q.split('&').any(|pair| pair == "download=1"));
-    let paste = within_store_timeout(app, app.read.get(id)).await?;
+    let paste = fetch(app, req, id).await?;
     let mut resp = Response::new(
         app.in_flight
             .body(Bytes::copy_from_slice(paste.text.as_bytes()))
@@ -236,6 +299,8 @@ mod tests {
                 created_at: 0,
                 expires_at: None,
                 size: Some(text.len() as u64),
+                burn_after_reading: false,
+                unlisted: false,
             },
             text: text.into(),
         }

@@ -1,0 +1,147 @@
+//! View counts: every read a webserver serves counts one view of the paste in the
+//! current month (UTC), in memory; a task flushes the counts to sqlsvc in one
+//! `POST /views` every `FLUSH_INTERVAL`, so counting adds no store round trip to a
+//! read and a view shows in the stats within about one interval.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use contract::MetaClient;
+use contract::PasteId;
+use contract::meta::{MAX_VIEW_ENTRIES, ViewCount, ViewCounts};
+
+/// Time between two flushes: views show in the stats within this and one round trip.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Most `(paste, month)` entries held; beyond, views of pastes not counted yet are
+/// dropped (only while sqlsvc cannot take them: a flush empties the table).
+const MAX_ENTRIES: usize = 100_000;
+
+/// Counts not yet flushed.
+#[derive(Default)]
+pub struct ViewCounter {
+    pending: Mutex<HashMap<(PasteId, String), u64>>,
+}
+
+impl ViewCounter {
+    /// Counts one view of `id` now.
+    pub fn count(&self, id: &PasteId) {
+        self.add(id.clone(), month_of(now_unix()), 1);
+    }
+
+    fn add(&self, id: PasteId, month: String, n: u64) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let full = pending.len() >= MAX_ENTRIES;
+        match pending.get_mut(&(id.clone(), month.clone())) {
+            Some(count) => *count = count.saturating_add(n),
+            None if full => {}
+            None => {
+                pending.insert((id, month), n);
+            }
+        }
+    }
+
+    /// Takes every pending count.
+    fn take(&self) -> Vec<ViewCount> {
+        let pending =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        pending
+            .into_iter()
+            .map(|((paste_id, month), count)| ViewCount {
+                paste_id,
+                month,
+                count,
+            })
+            .collect()
+    }
+
+    /// Flushes every `FLUSH_INTERVAL` until dropped; counts a failed flush could not
+    /// deliver are put back for the next one.
+    pub async fn flush_forever(&self, meta: MetaClient) {
+        let mut tick = tokio::time::interval(FLUSH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.flush(&meta).await;
+        }
+    }
+
+    /// One flush, in batches of at most `MAX_VIEW_ENTRIES`.
+    pub async fn flush(&self, meta: &MetaClient) {
+        let mut views = self.take();
+        while !views.is_empty() {
+            let rest = views.split_off(views.len().min(MAX_VIEW_ENTRIES));
+            let batch = ViewCounts { views };
+            let sent = meta.add_views(&batch).await;
+            if let Err(err) = sent {
+                tracing::warn!(%err, "view counts not flushed; kept for the next flush");
+                for v in batch.views.into_iter().chain(rest) {
+                    self.add(v.paste_id, v.month, v.count);
+                }
+                return;
+            }
+            views = rest;
+        }
+    }
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// `YYYY-MM` (UTC) of a unix time (days to civil date: Howard Hinnant's algorithm).
+pub fn month_of(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_are_utc_calendar_months() {
+        assert_eq!(month_of(0), "1970-01");
+        // 2026-11-30T23:59:59Z and the next second.
+        assert_eq!(month_of(1_796_083_199), "2026-11");
+        assert_eq!(month_of(1_796_083_200), "2026-12");
+        // 2024-02-29T12:00:00Z (a leap day).
+        assert_eq!(month_of(1_709_208_000), "2024-02");
+        assert_eq!(month_of(951_782_400), "2000-02"); // 2000-02-29
+        assert_eq!(month_of(951_868_800), "2000-03");
+    }
+
+    #[test]
+    fn counts_add_up_per_paste_and_month() {
+        let c = ViewCounter::default();
+        let a: PasteId = "AAAAAAAAAA".parse().unwrap();
+        let b: PasteId = "BBBBBBBBBB".parse().unwrap();
+        c.count(&a);
+        c.count(&a);
+        c.count(&b);
+        c.add(a.clone(), "2020-01".into(), 5);
+        let mut got: Vec<_> = c
+            .take()
+            .into_iter()
+            .map(|v| (v.paste_id.to_string(), v.month.len(), v.count))
+            .collect();
+        got.sort();
+        assert_eq!(got.len(), 3);
+        assert!(got.contains(&("AAAAAAAAAA".into(), 7, 2)));
+        assert!(got.contains(&("AAAAAAAAAA".into(), 7, 5)));
+        assert!(got.contains(&("BBBBBBBBBB".into(), 7, 1)));
+        assert!(c.take().is_empty());
+    }
+}
