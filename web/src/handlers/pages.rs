@@ -8,11 +8,11 @@
 use std::fmt::Write as _;
 use std::sync::LazyLock;
 
+use contract::PasteId;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use httpkit::{Body, full, json_response};
 use read::Paste;
 use serde_json::json;
-use sqlsvc::api::PasteId;
 
 use super::within_store_timeout;
 use crate::time::rfc3339;
