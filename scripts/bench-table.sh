@@ -7,12 +7,14 @@
 #             wastebin's GET /raw/{id} (needs WASTEBIN)
 #   create    POST /pastes/ (1,000 bytes, durable before the 201) vs wastebin's POST /
 #             (needs WASTEBIN); with FERRETDB_URI also the MongoDB backend on FerretDB
-#   loadtest  loadtest --get vs wrk on a bare hyper server (lb_bench backend)
+#   loadtest  loadtest --get vs wrk on a bare hyper server (lb_bench backend), with
+#             each generator's CPU time per request
 #   memory    every process's RSS idle, then after CREATES creates
 #
 #   scripts/bench-table.sh [SECTION...]          (default: all of them)
 #
 # Environment: LB_BEFORE (an older lb_bench binary, measured alongside as lb-before),
+# LT_BEFORE (an older loadtest binary, measured alongside as loadtest-before),
 # DUR (seconds per run, 10), CONNS (64), RUNS (3), LT_CONNS (32, the
 # loadtest section), CREATES (100000), WASTEBIN (a wastebin 3.7.0 binary, built
 # outside this repository), FERRETDB_URI (mongodb://... of a running FerretDB,
@@ -243,23 +245,40 @@ section_create() {
     up_pid=""
 }
 
+# lt_run WHAT RUN BIN PORT: one loadtest --get run (1 thread, LT_CONNS connections),
+# recorded with its CPU time per answered request (user + system, from time(1)).
+lt_run() {
+    local what=$1 r=$2 bin=$3 port=$4 rps cpu
+    /usr/bin/time -o "$work/lt.time" -f "%U %S" "$bin" --get "http://127.0.0.1:$port/healthz" \
+        --threads 1 -c "$lt_conns" -d "${dur}s" --warmup 0s --no-progress --json "$work/lt.json" \
+        > "$work/lt.out" 2>&1
+    rps=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["requests_per_second"]))' "$work/lt.json")
+    cpu=$(awk -v r="$rps" -v d="$dur" '{printf "%.2f", ($1 + $2) * 1e6 / (r * d)}' "$work/lt.time")
+    echo "loadtest $what $r $rps - $cpu" >> "$work/results"
+    printf '  %-9s %-28s run %s %10s req/s  cpu/req %6s us\n' loadtest "$what" "$r" "$rps" "$cpu"
+}
+
 section_loadtest() {
     echo "## loadtest --get vs wrk on a bare hyper server, -c$lt_conns, 1 thread each"
-    local port pid_b rps
+    command -v /usr/bin/time >/dev/null || { echo "/usr/bin/time missing: apt-get install time" >&2; exit 1; }
+    local port pid_b
     port=$(free_port)
     start_bg pid_b "$lb_bench" backend "$port"
     wait_port "$port"
     for r in $(seq 1 "$runs"); do
-        local saved=$conns
+        local saved=$conns out n rps p99 cpu
         conns=$lt_conns
-        wrk_run loadtest wrk "$r" "http://127.0.0.1:$port/healthz"
+        out=$( { /usr/bin/time -f "CPU %U %S" wrk -t1 -c"$conns" -d"${dur}s" "http://127.0.0.1:$port/healthz"; } 2>&1)
         conns=$saved
-        target/release/loadtest --get "http://127.0.0.1:$port/healthz" --threads 1 \
-            -c "$lt_conns" -d "${dur}s" --warmup 0s --no-progress --json "$work/lt.json" \
-            > "$work/lt.out" 2>&1
-        rps=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["requests_per_second"]))' "$work/lt.json")
-        echo "loadtest loadtest $r $rps -" >> "$work/results"
-        printf '  %-9s %-28s run %s %10s req/s\n' loadtest loadtest "$r" "$rps"
+        rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
+        n=$(echo "$out" | awk '/requests in/ {print $1}')
+        cpu=$(echo "$out" | awk -v n="$n" '/^CPU/ {printf "%.2f", ($2 + $3) * 1e6 / n}')
+        echo "loadtest wrk $r $rps - $cpu" >> "$work/results"
+        printf '  %-9s %-28s run %s %10s req/s  cpu/req %6s us\n' loadtest wrk "$r" "$rps" "$cpu"
+        if [ -n "${LT_BEFORE:-}" ]; then
+            lt_run loadtest-before "$r" "$LT_BEFORE" "$port"
+        fi
+        lt_run loadtest "$r" target/release/loadtest "$port"
     done
     stop_pid "$pid_b"
 }

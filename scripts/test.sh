@@ -1,38 +1,73 @@
 #!/usr/bin/env bash
-# The whole test suite: every crate's tests on the embedded store, then the MongoDB
-# tests and the end-to-end API tests again with nosqlsvc on a real MongoDB
-# wire-protocol server (FerretDB, built by scripts/ferretdb.sh when missing), then
-# Schemathesis against a whole stack (scripts/schemathesis.sh, installed when missing).
-# Last, the pages in headless Chromium (scripts/browser_test.py, over chromedriver).
+# The whole test suite: every crate's tests (on the embedded store, plus the ones that
+# need FerretDB, a real MongoDB wire-protocol server built by scripts/ferretdb.sh when
+# missing), the end-to-end API tests and the size matrix again with nosqlsvc on
+# FerretDB, Schemathesis against a whole stack (scripts/schemathesis.sh, installed when
+# missing), and the pages in headless Chromium (scripts/browser_test.py).
 #
 # Everything is built once, in the release profile that `cargo run --release` (the
-# README's first command) already built, so the dependencies are not compiled again.
-# FerretDB is built while the tests compile.
+# README's first command) already built, so no dependency is compiled again; FerretDB
+# (Go) is built while the tests compile.
+#
+# Every test binary, the two MongoDB reruns, Schemathesis and the browser tests run as
+# separate jobs, TEST_JOBS (default 3) at a time, the longest first: most of their
+# time is spent waiting on sockets and child processes, not on the CPU. Schemathesis
+# and the browser tests need only the release binary, so they start before the tests
+# compile. Each job's output is printed whole when it ends, with its wall time; a
+# summary of the phases ends the run. TEST_JOBS=1 runs them one after the other.
+#
+# The test binaries are run directly (their paths from `cargo test --no-run`), in their
+# package's directory with CARGO_MANIFEST_DIR set, as `cargo test` runs them. Running
+# `cargo test -p pastebin` here instead would resolve features for one package only
+# and recompile a dozen crates (2 min 22 s in CI).
 #
 # Outside CI, a missing chromium/chromedriver makes the browser tests skip loudly, and a
 # FerretDB or a Schemathesis that cannot be installed makes that part skip loudly;
 # under CI=true it is a failure.
 #
 # The tests that need FerretDB are #[ignore]d with the reason, so a plain `cargo test`
-# lists them as ignored, never as passed; this script runs them with `--ignored` once
-# FerretDB is up. Outside CI, a FerretDB that cannot be built or started makes that
-# part skip loudly (and counted); under CI=true it is a failure.
+# lists them as ignored, never as passed; this script runs them (`--include-ignored`,
+# except the benchmarks named bench_*: figures, not checks) once FerretDB is up.
 #
 # Arguments go to every test binary, e.g. `scripts/test.sh --test-threads=1`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$(pwd -P)
 
 ci="${CI:-false}"
+jobs="${TEST_JOBS:-3}"
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "test.sh: TEST_JOBS must be a positive integer" >&2; exit 2; }
 target_dir="${CARGO_TARGET_DIR:-target}"
-fdb_dir="$(mktemp -d "${TMPDIR:-/tmp}/pastebin-ferretdb.XXXXXX")"
+work="$(mktemp -d "${TMPDIR:-/tmp}/pastebin-test.XXXXXX")"
+fdb_dir="$work/ferretdb"
+mkdir -p "$fdb_dir" "$work/jobs" "$work/shots"
 fdb_install_pid=""
-shots_dir="$(mktemp -d "${TMPDIR:-/tmp}/pastebin-screenshots.XXXXXX")"
-cleanup() {
-    [ -n "$fdb_install_pid" ] && kill "$fdb_install_pid" 2>/dev/null
+running=() # pids of jobs still running, for the EXIT trap
+descendants() { # pid: its children, theirs, ...
+    local c
+    for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+        echo "$c"
+        descendants "$c"
+    done
+}
+cleanup() { # on any exit: the jobs still running (and what they started) end too
+    local p victims=()
+    for p in "${running[@]}" $fdb_install_pid; do
+        victims+=("$p" $(descendants "$p"))
+    done
+    if [ "${#victims[@]}" -gt 0 ]; then
+        kill -TERM "${victims[@]}" 2>/dev/null || true
+    fi
+    wait 2>/dev/null || true
     scripts/ferretdb.sh stop "$fdb_dir" >/dev/null 2>&1 || true
-    rm -rf "$fdb_dir" "$shots_dir"
+    rm -rf "$work"
 }
 trap cleanup EXIT
+
+phases=()
+phase() { # name, started at (SECONDS)
+    phases+=("$(printf '%-58s %4d s' "$1" $((SECONDS - $2)))")
+}
 
 skipped=()
 missing() { # what, why
@@ -44,13 +79,115 @@ missing() { # what, why
     skipped+=("$1")
 }
 
+# The jobs: label, directory, command (quoted for eval; env assignments through `env`).
+job_labels=()
+job_dirs=()
+job_cmds=()
+add_job() { # label, dir, command...
+    job_labels+=("$1")
+    job_dirs+=("$2")
+    shift 2
+    local q
+    printf -v q '%q ' "$@"
+    job_cmds+=("$q")
+}
+failed=()
+next_job=0
+declare -A started_at=() pid_job=()
+finish() { # pid of an ended job: print its output
+    local p=$1 i rc
+    i=${pid_job[$p]}
+    rc=$(<"$work/jobs/$i.rc")
+    echo "test.sh: ---- ${job_labels[$i]} ($((SECONDS - started_at[$p])) s, exit $rc) ----"
+    cat "$work/jobs/$i.out"
+    if [ "$rc" != 0 ]; then
+        failed+=("${job_labels[$i]}")
+    fi
+    phases+=("$(printf '  %-56s %4d s' "${job_labels[$i]}" $((SECONDS - started_at[$p])))")
+}
+reap() { # wait for one job to end
+    local p keep=()
+    wait -n "${running[@]}" 2>/dev/null || true
+    for p in "${running[@]}"; do
+        if [[ -e $work/jobs/${pid_job[$p]}.rc ]]; then
+            finish "$p"
+        else
+            keep+=("$p")
+        fi
+    done
+    running=("${keep[@]}")
+}
+launch_added() { # start the jobs added since the last call, at most $jobs running
+    local i
+    for ((i = next_job; i < ${#job_labels[@]}; i++)); do
+        while ((${#running[@]} >= jobs)); do reap; done
+        (
+            cd "${job_dirs[$i]}"
+            rc=0
+            eval "${job_cmds[$i]}" >"$work/jobs/$i.out" 2>&1 </dev/null || rc=$?
+            echo "$rc" >"$work/jobs/$i.rc"
+        ) &
+        started_at[$!]=$SECONDS
+        pid_job[$!]=$i
+        running+=("$!")
+        echo "test.sh: started: ${job_labels[$i]}"
+    done
+    next_job=${#job_labels[@]}
+}
+
 # Build FerretDB (Go, about 2 minutes the first time) while cargo compiles.
+start_time=$SECONDS
 scripts/ferretdb.sh install >"$fdb_dir/install.out" 2>"$fdb_dir/install.err" &
 fdb_install_pid=$!
 
-echo "test.sh: cargo test --release --workspace --all-targets --no-run"
-cargo test --release --workspace --all-targets --no-run
+# The release binary (up to date after the README's first command: nothing to do), for
+# Schemathesis and the browser tests, which then run while the tests compile.
+t=$SECONDS
+echo "test.sh: cargo build --release --bin pastebin"
+cargo build --release --bin pastebin
+phase "cargo build --release --bin pastebin" "$t"
+bin="$target_dir/release/pastebin"
+[[ -x $bin ]] || { echo "test.sh: no $bin after the build" >&2; exit 1; }
+if scripts/schemathesis.sh install >/dev/null; then
+    add_job "Schemathesis against a whole stack" "$root" \
+        scripts/schemathesis.sh run "$bin"
+else
+    missing Schemathesis "python3 -m venv or pip install failed"
+fi
+add_job "the pages in headless Chromium (scripts/browser_test.py)" "$root" \
+    python3 scripts/browser_test.py --bin "$bin" --screenshots "$work/shots"
+t_jobs=$SECONDS
+launch_added
 
+t=$SECONDS
+echo "test.sh: cargo test --release --workspace --all-targets --no-run"
+cargo test --release --workspace --all-targets --no-run --message-format=json-render-diagnostics \
+    >"$work/artifacts.json"
+phase "compile the tests (cargo test --no-run)" "$t"
+
+# One line per test binary: package directory, label, executable.
+python3 - "$work/artifacts.json" >"$work/binaries" <<'PY'
+import json, os, sys
+for line in open(sys.argv[1]):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") != "compiler-artifact" or not m.get("profile", {}).get("test"):
+        continue
+    if not m.get("executable"):
+        continue
+    t = m["target"]
+    pkg = os.path.dirname(m["manifest_path"])
+    label = "%s %s %s" % (os.path.basename(pkg), t["kind"][0], t["name"])
+    print("\t".join([pkg, label, m["executable"]]))
+PY
+[[ -s $work/binaries ]] || { echo "test.sh: cargo built no test binary" >&2; exit 1; }
+test_bin() { # label -> executable
+    awk -F'\t' -v l="$1" '$2 == l {print $3}' "$work/binaries"
+}
+
+t=$SECONDS
 mongo_ready=false
 if wait "$fdb_install_pid" && ferretdb_bin="$(tail -n 1 "$fdb_dir/install.out")" \
     && uri="$(scripts/ferretdb.sh start "$fdb_dir" | tail -n 1)"; then
@@ -63,36 +200,40 @@ else
     missing FerretDB "could not be built or started"
 fi
 fdb_install_pid=""
+phase "wait for FerretDB's build after the compile, start it" "$t"
 
-echo "test.sh: cargo test (embedded store; tests needing FerretDB are ignored here)"
-cargo test --release --workspace --all-targets -- "$@"
-
+# The longest first, so that the pool ends together.
+ignored=()
 if [ "$mongo_ready" = "true" ]; then
-    echo "test.sh: the ignored tests that need FerretDB (MongoDB backend, FerretDB restart)"
-    # (Ignored benchmarks are named bench_*: figures, not checks; not run here.)
-    cargo test --release --workspace --all-targets -- --ignored --skip bench_ "$@"
-    echo "test.sh: end-to-end API tests again, nosqlsvc on MongoDB (FerretDB)"
-    PASTEBIN_TEST_NOSQL=mongodb cargo test --release -p pastebin --test api -- "$@"
-    echo "test.sh: the size matrix again, nosqlsvc on MongoDB (16 MiB documents)"
-    PASTEBIN_TEST_NOSQL=mongodb cargo test --release -p pastebin --test hardening size_matrix -- "$@"
-else
-    n_ignored="$(cargo test --release --workspace --all-targets -- --list --ignored --skip bench_ 2>/dev/null | grep -c ': test$' || true)"
+    ignored=(--include-ignored --skip bench_)
+    add_job "pastebin hardening size_matrix, nosqlsvc on MongoDB" "$root/pastebin" \
+        env PASTEBIN_TEST_NOSQL=mongodb CARGO_MANIFEST_DIR="$root/pastebin" \
+        "$(test_bin "pastebin test hardening")" size_matrix "$@"
+    add_job "pastebin api, nosqlsvc on MongoDB" "$root/pastebin" \
+        env PASTEBIN_TEST_NOSQL=mongodb CARGO_MANIFEST_DIR="$root/pastebin" \
+        "$(test_bin "pastebin test api")" "$@"
+fi
+while IFS=$'\t' read -r dir label exe; do
+    add_job "$label" "$dir" env CARGO_MANIFEST_DIR="$dir" "$exe" "${ignored[@]}" "$@"
+done <"$work/binaries"
+echo "test.sh: ${#job_labels[@]} jobs in all, $jobs at a time"
+launch_added
+while ((${#running[@]} > 0)); do reap; done
+phase "the ${#job_labels[@]} jobs, $jobs at a time (from the first start)" "$t_jobs"
+
+if [ "$mongo_ready" != "true" ]; then
+    n_ignored="$(while IFS=$'\t' read -r dir label exe; do (cd "$dir" && "$exe" --list --ignored --skip bench_ 2>/dev/null) || true; done <"$work/binaries" | grep -c ': test$' || true)"
     echo "test.sh: ******** SKIPPED: $n_ignored tests that need FerretDB, and the API tests on MongoDB ********" >&2
 fi
 
-if scripts/schemathesis.sh install >/dev/null; then
-    echo "test.sh: Schemathesis against a whole stack"
-    scripts/schemathesis.sh run "$target_dir/release/pastebin"
-else
-    missing Schemathesis "python3 -m venv or pip install failed"
-fi
+phase "test.sh in all" "$start_time"
+echo "test.sh: where the time went (jobs overlap):"
+printf '  %s\n' "${phases[@]}"
 
-# The release binary the integration tests ran; screenshots go to a scratch directory
-# here (`--screenshots docs` refreshes the README's).
-echo "test.sh: the pages in headless Chromium (scripts/browser_test.py)"
-python3 scripts/browser_test.py --bin "$target_dir/release/pastebin" --screenshots "$shots_dir"
-
-if [ "${#skipped[@]}" -gt 0 ]; then
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "test.sh: FAILED: ${failed[*]}" >&2
+    exit 1
+elif [ "${#skipped[@]}" -gt 0 ]; then
     echo "test.sh: passed, but ******** SKIPPED: ${skipped[*]} ********" >&2
 else
     echo "test.sh: all tests passed"

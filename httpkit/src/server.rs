@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use crate::Body;
@@ -70,37 +71,8 @@ pub async fn serve<H: Handler>(
 ) {
     let graceful = GracefulShutdown::new();
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
-        .max_headers(config.max_headers.max(1))
-        .keep_alive(true);
-    tokio::pin!(shutdown);
-
-    loop {
-        let permit = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            permit = limit.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break, // the semaphore is never closed
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(err) => {
-                    // EMFILE, ECONNABORTED...: transient; back off and keep serving.
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+    let builder = http1_builder(&config);
+    accept_loop(&listener, &limit, shutdown, |stream, peer, permit| {
         let handler = handler.clone();
         let service = service_fn(move |req| {
             let handler = handler.clone();
@@ -125,12 +97,74 @@ pub async fn serve<H: Handler>(
             }
             .instrument(span),
         );
-    }
-
+    })
+    .await;
     drop(listener);
+    drain(graceful, config.drain_timeout).await;
+}
+
+/// hyper's HTTP/1 server as every accept loop here configures it: header-read
+/// timeout, header-count limit, keep-alive.
+pub fn http1_builder(config: &ServerConfig) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .keep_alive(true);
+    // hyper's own limit is 100 header lines; setting any limit, even that one, makes
+    // it fill a vector of that many slots for every request it parses.
+    if config.max_headers != HYPER_MAX_HEADERS {
+        builder.max_headers(config.max_headers.max(1));
+    }
+    builder
+}
+
+/// The header-line limit hyper applies when none is set.
+const HYPER_MAX_HEADERS: usize = 100;
+
+/// The accept loop itself, for servers that run their connections their own way
+/// (the balancer's per-core workers): takes a permit of `limit` (the connection cap)
+/// per connection, accepts, sets `TCP_NODELAY` and hands the connection with its
+/// permit to `on_conn`, until `shutdown` completes. Transient accept errors (EMFILE,
+/// ECONNABORTED...) are logged and survived after a short pause.
+pub async fn accept_loop(
+    listener: &TcpListener,
+    limit: &Arc<Semaphore>,
+    shutdown: impl Future<Output = ()>,
+    mut on_conn: impl FnMut(TcpStream, SocketAddr, OwnedSemaphorePermit),
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break, // the semaphore is never closed
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(err) => {
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        on_conn(stream, peer, permit);
+    }
+}
+
+/// Waits for the connections `graceful` watches to finish, at most `timeout`.
+pub async fn drain(graceful: GracefulShutdown, timeout: Duration) {
     tokio::select! {
         () = graceful.shutdown() => tracing::debug!("all connections drained"),
-        () = tokio::time::sleep(config.drain_timeout) => {
+        () = tokio::time::sleep(timeout) => {
             tracing::warn!("drain timed out; closing remaining connections");
         }
     }

@@ -133,15 +133,15 @@ fn status(registry: &Registry, totals: &Totals) -> Status {
                 ejected: left.is_some(),
                 ejected_for_ms: left.map(|d| d.as_millis()),
                 available: h.is_up() && left.is_none(),
-                requests: load(&b.stats.requests),
+                requests: b.stats.requests(),
                 errors: b.stats.errors(),
                 ejections: load(&b.stats.ejections),
-                in_flight: load(&b.stats.in_flight),
+                in_flight: b.stats.in_flight(),
             }
         })
         .collect();
     Status {
-        requests: load(&totals.requests),
+        requests: totals.requests.get(),
         retries: load(&totals.retries),
         reloads: load(&totals.reloads),
         reloads_rejected: load(&totals.reloads_rejected),

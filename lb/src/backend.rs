@@ -2,7 +2,9 @@
 //! the [`Registry`] holding the current list, which a reload swaps atomically. Requests
 //! in flight keep their `Arc<Backend>`, so a removed webserver finishes what it has.
 
+use std::borrow::Borrow;
 use std::cell::RefCell;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -110,15 +112,41 @@ pub struct Registry {
     rr: RoundRobin,
 }
 
-/// A list of webservers as shared by the registry.
-type List = Arc<[Arc<Backend>]>;
-
 /// Gives every registry its own range of generations.
 static NEXT_REGISTRY: AtomicU64 = AtomicU64::new(0);
 
+/// A worker's own copy of a list: only that worker's requests clone and drop it.
+type LocalList = Arc<[Arc<Backend>]>;
+
 thread_local! {
-    /// This thread's copy of a registry's list, with its generation.
-    static CURRENT: RefCell<Option<(u64, List)>> = const { RefCell::new(None) };
+    /// This thread's copy of a registry's list, with its generation (`u64::MAX`:
+    /// none yet).
+    static CURRENT: RefCell<(u64, LocalList)> = RefCell::new((u64::MAX, Arc::from(Vec::new())));
+}
+
+/// A webserver picked by a worker thread: a handle on the worker's own copy of the
+/// list, so cloning it (a request keeps one for its attempt and its response) writes
+/// to no memory another worker writes to, unlike the webserver's shared reference
+/// count would.
+#[derive(Clone)]
+pub struct Picked {
+    list: LocalList,
+    index: usize,
+}
+
+impl Deref for Picked {
+    type Target = Arc<Backend>;
+
+    fn deref(&self) -> &Arc<Backend> {
+        // `index` came from a pick in this very list.
+        &self.list[self.index]
+    }
+}
+
+impl Borrow<Arc<Backend>> for Picked {
+    fn borrow(&self) -> &Arc<Backend> {
+        self
+    }
 }
 
 impl Registry {
@@ -137,16 +165,14 @@ impl Registry {
 
     /// Runs `f` on the current list without locking: each thread keeps its own copy
     /// and takes a new one only after a reload.
-    fn current<T>(&self, f: impl FnOnce(&[Arc<Backend>]) -> T) -> T {
+    fn current<T>(&self, f: impl FnOnce(&LocalList) -> T) -> T {
         let generation = self.generation.load(Ordering::Acquire);
-        CURRENT.with_borrow_mut(|cached| {
-            if cached.as_ref().is_none_or(|(g, _)| *g != generation) {
-                *cached = Some((generation, self.snapshot()));
+        CURRENT.with_borrow_mut(|(cached, list)| {
+            if *cached != generation {
+                *list = self.snapshot().iter().cloned().collect();
+                *cached = generation;
             }
-            match cached {
-                Some((_, list)) => f(list),
-                None => f(&[]),
-            }
+            f(list)
         })
     }
 
@@ -159,24 +185,26 @@ impl Registry {
     }
 
     /// The next available webserver not in `exclude`.
-    pub fn pick(&self, exclude: &[Arc<Backend>]) -> Option<Arc<Backend>> {
+    pub fn pick<E: Borrow<Arc<Backend>>>(&self, exclude: &[E]) -> Option<Picked> {
         let now = Instant::now();
-        self.current(|backends| {
-            self.rr
-                .pick(backends, |b| {
-                    !exclude.iter().any(|e| Arc::ptr_eq(e, b)) && b.is_available(now)
-                })
-                .cloned()
+        self.current(|list| {
+            let index = self.rr.pick_index(list, |b| {
+                !exclude.iter().any(|e| Arc::ptr_eq(e.borrow(), b)) && b.is_available(now)
+            })?;
+            Some(Picked {
+                list: list.clone(),
+                index,
+            })
         })
     }
 
     /// Whether some webserver other than those in `exclude` is available now.
-    pub fn has_other(&self, exclude: &[Arc<Backend>]) -> bool {
+    pub fn has_other<E: Borrow<Arc<Backend>>>(&self, exclude: &[E]) -> bool {
         let now = Instant::now();
         self.current(|backends| {
             backends
                 .iter()
-                .any(|b| !exclude.iter().any(|e| Arc::ptr_eq(e, b)) && b.is_available(now))
+                .any(|b| !exclude.iter().any(|e| Arc::ptr_eq(e.borrow(), b)) && b.is_available(now))
         })
     }
 
@@ -253,11 +281,11 @@ mod tests {
         assert!(Arc::ptr_eq(&before[1], &after[0]));
         // c:3 is not used until a check passes.
         for _ in 0..4 {
-            assert_eq!(reg.pick(&[]).unwrap().addr(), "b:2");
+            assert_eq!(reg.pick::<Picked>(&[]).unwrap().addr(), "b:2");
         }
         added[0].record_check(true, Instant::now(), &health);
         let picks: Vec<_> = (0..4)
-            .map(|_| reg.pick(&[]).unwrap().addr().to_owned())
+            .map(|_| reg.pick::<Picked>(&[]).unwrap().addr().to_owned())
             .collect();
         assert!(picks.contains(&"c:3".to_owned()));
     }
@@ -266,7 +294,7 @@ mod tests {
     fn pick_excludes_tried_backends() {
         let health = HealthConfig::default();
         let reg = Registry::new(vec![auth("a:1"), auth("b:2")], &health);
-        let first = reg.pick(&[]).unwrap();
+        let first = reg.pick::<Picked>(&[]).unwrap();
         for _ in 0..4 {
             let other = reg.pick(std::slice::from_ref(&first)).unwrap();
             assert!(!Arc::ptr_eq(&first, &other));

@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use crate::ProxyError;
-use crate::backend::Backend;
+use crate::backend::{Backend, Picked};
 use crate::upstream::{self, Sender};
 use httpkit::BoxError;
 
@@ -257,11 +257,11 @@ impl std::fmt::Display for ClientIdleTimeout {
 impl std::error::Error for ClientIdleTimeout {}
 
 /// Counts a response in flight on its webserver until the body ends or is dropped.
-pub struct InFlight(Arc<Backend>);
+pub struct InFlight(Picked);
 
 impl InFlight {
-    pub fn new(backend: Arc<Backend>) -> Self {
-        backend.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+    pub fn new(backend: Picked) -> Self {
+        backend.stats.add_in_flight(1);
         Self(backend)
     }
 
@@ -272,7 +272,44 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.stats.add_in_flight(-1);
+    }
+}
+
+/// What the balancer answers a client with: a webserver's answer, streamed, or one
+/// of its own (errors, admin pages). An enum rather than a boxed body: a forwarded
+/// answer costs no allocation.
+pub enum LbBody {
+    Forwarded(ResponseBody),
+    Own(httpkit::Body),
+}
+
+impl Body for LbBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            LbBody::Forwarded(body) => Pin::new(body).poll_frame(cx),
+            LbBody::Own(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            LbBody::Forwarded(body) => body.is_end_stream(),
+            LbBody::Own(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            LbBody::Forwarded(body) => body.size_hint(),
+            LbBody::Own(body) => body.size_hint(),
+        }
     }
 }
 
@@ -281,14 +318,12 @@ impl Drop for InFlight {
 /// before its end closes the connection.
 pub struct ResponseBody {
     inner: Incoming,
-    /// The connection the body arrives on, until the body ends. In a `Mutex` only to
-    /// make the body `Sync`; reached through `get_mut`, never locked.
-    sender: Mutex<Option<Sender>>,
+    /// The connection the body arrives on, until the body ends.
+    sender: Option<Sender>,
     idle: Duration,
     /// Started the first time the webserver makes us wait (most small answers arrive
-    /// with their headers and never need it). In a `Mutex` only to make the body
-    /// `Sync`; reached through `get_mut`, never locked.
-    timer: Mutex<Option<Pin<Box<Sleep>>>>,
+    /// with their headers and never need it).
+    timer: Option<Pin<Box<Sleep>>>,
     in_flight: InFlight,
 }
 
@@ -296,9 +331,9 @@ impl ResponseBody {
     pub fn new(inner: Incoming, idle: Duration, in_flight: InFlight, sender: Sender) -> Self {
         let mut body = Self {
             inner,
-            sender: Mutex::new(Some(sender)),
+            sender: Some(sender),
             idle,
-            timer: Mutex::new(None),
+            timer: None,
             in_flight,
         };
         body.release_if_done(false);
@@ -309,14 +344,10 @@ impl ResponseBody {
     /// (`ended`: the body said so; a body of known length may end with its last
     /// chunk, and the server then stops polling it).
     fn release_if_done(&mut self, ended: bool) {
-        if ended || self.inner.is_end_stream() {
-            let sender = self
-                .sender
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some(sender) = sender.take() {
-                upstream::release(self.in_flight.backend().addr(), sender);
-            }
+        if (ended || self.inner.is_end_stream())
+            && let Some(sender) = self.sender.take()
+        {
+            upstream::release(self.in_flight.backend().addr(), sender);
         }
     }
 }
@@ -343,10 +374,9 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        let timer = this.timer.get_mut().unwrap_or_else(PoisonError::into_inner);
         match polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(timer) = timer {
+                if let Some(timer) = &mut this.timer {
                     timer
                         .as_mut()
                         .reset(tokio::time::Instant::now() + this.idle);
@@ -361,7 +391,9 @@ impl Body for ResponseBody {
             }
             Poll::Pending => {
                 let idle = this.idle;
-                let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
                 match timer.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Some(Err(IdleTimeout.into()))),
                     Poll::Pending => Poll::Pending,

@@ -54,6 +54,8 @@ pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 pub struct Origin<'a> {
     /// The client's address (the peer of the connection).
     pub client: IpAddr,
+    /// `client` as a header value, if made already (once per connection).
+    pub client_value: Option<&'a HeaderValue>,
     /// Whether the client is a configured trusted proxy, whose forwarding headers
     /// are believed.
     pub trusted: bool,
@@ -90,37 +92,42 @@ pub fn prepare_request(headers: &mut HeaderMap, origin: &Origin<'_>) -> Result<(
     let host = {
         let mut hosts = headers.get_all(header::HOST).iter();
         let only = match (hosts.next(), hosts.next()) {
-            (Some(one), None) => one.to_str().ok(),
+            (Some(one), None) => one.to_str().ok().map(|s| (one, s)),
             _ => None,
         };
-        only.or(origin.uri_authority)
-            .filter(|h| usable_host(h))
-            .or(origin.fallback_host)
-            .map(HeaderValue::from_str)
+        match only {
+            // The request's own value, shared rather than copied.
+            Some((value, host)) if usable_host(host) => Some(Ok(value.clone())),
+            Some(_) => origin.fallback_host.map(HeaderValue::from_str),
+            None => origin
+                .uri_authority
+                .filter(|h| usable_host(h))
+                .or(origin.fallback_host)
+                .map(HeaderValue::from_str),
+        }
     };
     strip_hop_by_hop(headers);
     headers.remove(header::EXPECT);
 
-    let client = origin.client.to_string();
-    let chain = if origin.trusted {
-        let previous: Vec<&str> = headers
+    let previous: Vec<&str> = if origin.trusted {
+        headers
             .get_all(&X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|v| !v.is_empty())
-            .collect();
-        if previous.is_empty() {
-            client
-        } else {
-            format!("{}, {client}", previous.join(", "))
-        }
+            .collect()
     } else {
         headers.remove(X_REAL_IP);
         headers.remove(header::FORWARDED);
-        client
+        Vec::new()
     };
-    if let Ok(value) = HeaderValue::from_str(&chain) {
+    let chain = match (previous.is_empty(), origin.client_value) {
+        (true, Some(value)) => Ok(value.clone()),
+        (true, None) => HeaderValue::from_str(&origin.client.to_string()),
+        (false, _) => HeaderValue::from_str(&format!("{}, {}", previous.join(", "), origin.client)),
+    };
+    if let Ok(value) = chain {
         headers.insert(X_FORWARDED_FOR, value);
     }
 
@@ -177,6 +184,7 @@ mod tests {
     fn origin(client: &str, trusted: bool) -> Origin<'static> {
         Origin {
             client: client.parse().unwrap(),
+            client_value: None,
             trusted,
             uri_authority: None,
             fallback_host: None,

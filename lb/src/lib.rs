@@ -18,7 +18,6 @@ mod server;
 mod upstream;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -34,6 +33,7 @@ pub use headers::usable_host;
 
 use crate::admin::Route;
 use crate::backend::Registry;
+use crate::body::LbBody;
 use crate::checker::HttpClient;
 use crate::metrics::Totals;
 use crate::proxy::Proxy;
@@ -152,29 +152,26 @@ struct Lb {
 }
 
 impl Lb {
-    async fn handle(
-        &self,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-        timer: &proxy::TimerSlot,
-    ) -> Response<httpkit::Body> {
+    async fn handle(&self, req: Request<Incoming>, conn: &proxy::ClientConn) -> Response<LbBody> {
         let proxy = &self.proxy;
-        proxy.totals.requests.fetch_add(1, Ordering::Relaxed);
+        proxy.totals.requests.inc();
         match Route::parse(req.method(), req.uri().path()) {
             Route::Forward => {}
-            route => return admin::respond(route, &proxy.registry, &proxy.totals),
+            route => {
+                return admin::respond(route, &proxy.registry, &proxy.totals).map(LbBody::Own);
+            }
         }
         let method = req.method().clone();
         let uri = req.uri().clone();
-        match proxy.forward(req, peer, timer).await {
+        match proxy.forward(req, conn).await {
             Ok(resp) => resp,
             Err(err) => {
                 proxy.totals.record_error(&err);
                 tracing::info!(
-                    %method, %uri, %peer, error = %err, status = err.status().as_u16(),
+                    %method, %uri, peer = %conn.peer, error = %err, status = err.status().as_u16(),
                     "request not forwarded"
                 );
-                err.into_response()
+                err.into_response().map(LbBody::Own)
             }
         }
     }

@@ -1,14 +1,57 @@
 //! Counters and latency histograms (lock-free atomics), and their rendering in the
-//! Prometheus text format.
+//! Prometheus text format. The counters every forwarded request touches are split
+//! into one cache line per worker thread ([`set_shard`]), so the workers never write
+//! to the same line; a reader sums the shards.
 
+use std::cell::Cell;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
+
+/// Shards of each hot counter; worker `i` writes to shard `i % SHARDS`.
+const SHARDS: usize = 8;
+
+thread_local! {
+    static SHARD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Makes this thread (worker `index`) write to its own shard of every hot counter.
+pub fn set_shard(index: usize) {
+    SHARD.set(index % SHARDS);
+}
+
+fn shard() -> usize {
+    SHARD.get()
+}
+
+/// A counter written by every worker: one cache line per shard.
+#[derive(Debug, Default)]
+pub struct Counter {
+    shards: [Line; SHARDS],
+}
+
+/// One shard, alone on its (pair of) cache line(s).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Line(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.shards[shard()].0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.0.load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+}
 
 /// A fixed-bucket latency histogram.
 #[derive(Debug, Default)]
@@ -30,44 +73,127 @@ impl Histogram {
         self.sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    /// Appends `name_bucket`, `name_sum` and `name_count` lines with `labels`.
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        for (slot, count) in self.counts.iter().enumerate() {
-            cumulative += count.load(Ordering::Relaxed);
-            let le = BUCKETS
-                .get(slot)
-                .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+    /// Adds this histogram's counts and sum into `counts` and `sum_micros`.
+    fn add_to(&self, counts: &mut [u64; BUCKETS.len() + 1], sum_micros: &mut u64) {
+        for (total, count) in counts.iter_mut().zip(&self.counts) {
+            *total = total.wrapping_add(count.load(Ordering::Relaxed));
         }
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-        let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+        *sum_micros = sum_micros.wrapping_add(self.sum_micros.load(Ordering::Relaxed));
     }
+
+    /// Appends `name_bucket`, `name_sum` and `name_count` lines with `labels`.
+    #[cfg(test)]
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let (mut counts, mut sum) = ([0; BUCKETS.len() + 1], 0);
+        self.add_to(&mut counts, &mut sum);
+        render_histogram(out, name, labels, &counts, sum);
+    }
+}
+
+fn render_histogram(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    counts: &[u64; BUCKETS.len() + 1],
+    sum_micros: u64,
+) {
+    let mut cumulative = 0;
+    for (slot, count) in counts.iter().enumerate() {
+        cumulative += count;
+        let le = BUCKETS
+            .get(slot)
+            .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+    }
+    let sum = sum_micros as f64 / 1e6;
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+    let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+}
+
+/// One worker's share of what every request to a webserver updates.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Hot {
+    requests: AtomicU64,
+    /// Answers by status class: 1xx..5xx.
+    responses: [AtomicU64; 5],
+    /// Started minus finished on this shard (a response may finish on another
+    /// thread than it started on, so one shard alone may be negative).
+    in_flight: AtomicI64,
+    latency: Histogram,
 }
 
 /// What happened to requests sent to one webserver.
 #[derive(Debug, Default)]
 pub struct BackendStats {
-    /// Attempts sent (retries included).
-    pub requests: AtomicU64,
-    /// Answers by status class: 1xx..5xx.
-    pub responses: [AtomicU64; 5],
+    hot: [Hot; SHARDS],
     pub connect_errors: AtomicU64,
     pub reset_errors: AtomicU64,
     pub timeouts: AtomicU64,
     pub ejections: AtomicU64,
     pub health_checks_failed: AtomicU64,
-    /// Requests whose response (headers or body) is still in progress.
-    pub in_flight: AtomicU64,
-    /// Time to response headers.
-    pub latency: Histogram,
 }
 
 impl BackendStats {
+    fn mine(&self) -> &Hot {
+        &self.hot[shard()]
+    }
+
+    /// One attempt sent (retries included).
+    pub fn count_request(&self) {
+        self.mine().requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Attempts sent.
+    pub fn requests(&self) -> u64 {
+        self.hot
+            .iter()
+            .map(|h| h.requests.load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+
     pub fn record_status(&self, status: http::StatusCode) {
         let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
-        self.responses[class].fetch_add(1, Ordering::Relaxed);
+        self.mine().responses[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Answers by status class, 1xx..5xx.
+    pub fn responses(&self) -> [u64; 5] {
+        let mut out = [0u64; 5];
+        for h in &self.hot {
+            for (total, count) in out.iter_mut().zip(&h.responses) {
+                *total = total.wrapping_add(count.load(Ordering::Relaxed));
+            }
+        }
+        out
+    }
+
+    /// Time to response headers.
+    pub fn observe_latency(&self, elapsed: Duration) {
+        self.mine().latency.observe(elapsed);
+    }
+
+    /// A response started (`1`) or finished (`-1`).
+    pub fn add_in_flight(&self, delta: i64) {
+        self.mine().in_flight.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Requests whose response (headers or body) is still in progress.
+    pub fn in_flight(&self) -> u64 {
+        let sum: i64 = self
+            .hot
+            .iter()
+            .map(|h| h.in_flight.load(Ordering::Relaxed))
+            .fold(0, i64::wrapping_add);
+        u64::try_from(sum).unwrap_or(0)
+    }
+
+    fn render_latency(&self, out: &mut String, name: &str, labels: &str) {
+        let (mut counts, mut sum) = ([0; BUCKETS.len() + 1], 0);
+        for h in &self.hot {
+            h.latency.add_to(&mut counts, &mut sum);
+        }
+        render_histogram(out, name, labels, &counts, sum);
     }
 
     pub fn errors(&self) -> u64 {
@@ -80,7 +206,8 @@ impl BackendStats {
 /// Balancer-wide counters.
 #[derive(Debug, Default)]
 pub struct Totals {
-    pub requests: AtomicU64,
+    /// Every request received (per worker: counted on each one).
+    pub requests: Counter,
     /// Requests answered by the balancer itself with an error, by kind.
     pub too_large: AtomicU64,
     pub client_body: AtomicU64,
@@ -131,7 +258,7 @@ pub fn render(totals: &Totals, backends: &[BackendView<'_>]) -> String {
         "counter",
         "Requests received by the balancer.",
     );
-    let _ = writeln!(out, "lb_requests_total {}", load(&totals.requests));
+    let _ = writeln!(out, "lb_requests_total {}", totals.requests.get());
     header(
         &mut out,
         "lb_errors_total",
@@ -215,14 +342,14 @@ pub fn render(totals: &Totals, backends: &[BackendView<'_>]) -> String {
         "lb_backend_requests_total",
         "counter",
         "Attempts sent to the webserver.",
-        &|b| load(&b.stats.requests),
+        &|b| b.stats.requests(),
     );
     per_backend(
         &mut out,
         "lb_backend_in_flight",
         "gauge",
         "Responses from the webserver in progress.",
-        &|b| load(&b.stats.in_flight),
+        &|b| b.stats.in_flight(),
     );
     per_backend(
         &mut out,
@@ -246,12 +373,11 @@ pub fn render(totals: &Totals, backends: &[BackendView<'_>]) -> String {
         "Answers from the webserver, by status class.",
     );
     for (b, l) in backends.iter().zip(&labels) {
-        for (i, counter) in b.stats.responses.iter().enumerate() {
+        for (i, count) in b.stats.responses().iter().enumerate() {
             let _ = writeln!(
                 out,
-                "lb_backend_responses_total{{{l},code=\"{}xx\"}} {}",
+                "lb_backend_responses_total{{{l},code=\"{}xx\"}} {count}",
                 i + 1,
-                load(counter)
             );
         }
     }
@@ -282,8 +408,7 @@ pub fn render(totals: &Totals, backends: &[BackendView<'_>]) -> String {
     );
     for (b, l) in backends.iter().zip(&labels) {
         b.stats
-            .latency
-            .render(&mut out, "lb_backend_response_seconds", l);
+            .render_latency(&mut out, "lb_backend_response_seconds", l);
     }
     out
 }

@@ -1,20 +1,18 @@
 //! Forwarding one request: edge checks, header rewriting, the attempt loop with its
 //! retry rules and passive ejection, and the streamed response.
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Sleep;
 
-use crate::backend::{Backend, Registry};
-use crate::body::{BodySource, ForwardBody, InFlight, ResponseBody};
+use crate::backend::{Picked, Registry};
+use crate::body::{BodySource, ForwardBody, InFlight, LbBody, ResponseBody};
 use crate::headers::{Origin, prepare_request, strip_hop_by_hop};
 use crate::metrics::Totals;
 use crate::upstream::{self, SendError, Sender};
@@ -34,8 +32,28 @@ enum Failure {
 /// A timer reused by the requests of one client connection for their response
 /// timeouts (they come one after another): moving a registered timer's deadline
 /// later costs an atomic store, registering a new one per request a trip through
-/// the timer wheel and an allocation. Taken out while a request uses it.
-pub type TimerSlot = Cell<Option<Pin<Box<Sleep>>>>;
+/// the timer wheel and an allocation. Taken out while a request uses it (the lock
+/// is never contended: one request at a time, on one thread).
+pub type TimerSlot = Mutex<Option<Pin<Box<Sleep>>>>;
+
+/// What the requests of one client connection share: who the client is, with its
+/// `X-Forwarded-For` entry formatted once, and the response-timeout timer.
+pub struct ClientConn {
+    pub peer: SocketAddr,
+    /// `peer`'s address as a header value (made once, cloned without copying).
+    peer_value: Option<HeaderValue>,
+    pub timer: TimerSlot,
+}
+
+impl ClientConn {
+    pub fn new(peer: SocketAddr) -> Self {
+        Self {
+            peer,
+            peer_value: HeaderValue::from_str(&peer.ip().to_string()).ok(),
+            timer: Mutex::new(None),
+        }
+    }
+}
 
 /// What forwarding needs; each worker thread has its own copy.
 #[derive(Clone)]
@@ -46,14 +64,13 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Forwards `req` from `peer` to a webserver, retrying per the rules of
-    /// [`crate::RetryConfig`], and streams the answer back.
+    /// Forwards `req` from the client of `conn` to a webserver, retrying per the
+    /// rules of [`crate::RetryConfig`], and streams the answer back.
     pub async fn forward(
         &self,
         req: Request<Incoming>,
-        peer: SocketAddr,
-        timer: &TimerSlot,
-    ) -> Result<Response<httpkit::Body>, ProxyError> {
+        conn: &ClientConn,
+    ) -> Result<Response<LbBody>, ProxyError> {
         let (parts, body) = req.into_parts();
         let limit = self.config.max_body_bytes;
         if declared_length(&parts.headers).is_some_and(|len| len > limit as u64) {
@@ -69,8 +86,9 @@ impl Proxy {
         }
         let mut headers = parts.headers;
         let origin = Origin {
-            client: peer.ip(),
-            trusted: self.config.is_trusted(peer.ip()),
+            client: conn.peer.ip(),
+            client_value: conn.peer_value.as_ref(),
+            trusted: self.config.is_trusted(conn.peer.ip()),
             uri_authority: parts.uri.authority().map(|a| a.as_str()),
             fallback_host: self.config.fallback_host.as_deref(),
         };
@@ -84,7 +102,7 @@ impl Proxy {
         let deadline = Instant::now() + retry.budget;
 
         // Webservers of the failed attempts; allocates only when a retry happens.
-        let mut tried: Vec<Arc<Backend>> = Vec::new();
+        let mut tried: Vec<Picked> = Vec::new();
         let mut idempotent_retry_used = false;
         let mut last_error = ProxyError::NoBackend;
         loop {
@@ -119,7 +137,10 @@ impl Proxy {
             }
 
             let timeout = self.config.response_timeout.min(remaining);
-            match self.send(&backend, upstream, &source, timeout, timer).await {
+            match self
+                .send(&backend, upstream, &source, timeout, &conn.timer)
+                .await
+            {
                 Ok((resp, in_flight, sender)) => {
                     let status = resp.status();
                     let retry_status = status == StatusCode::BAD_GATEWAY
@@ -183,18 +204,18 @@ impl Proxy {
     /// [`BodySource::headers_deadline`]); a stalled client fails the body instead.
     async fn send(
         &self,
-        backend: &Arc<Backend>,
+        backend: &Picked,
         req: Request<ForwardBody>,
         source: &BodySource,
         timeout: Duration,
         timer: &TimerSlot,
     ) -> Result<(Response<Incoming>, InFlight, Sender), Failure> {
-        backend.stats.requests.fetch_add(1, Ordering::Relaxed);
+        backend.stats.count_request();
         let in_flight = InFlight::new(backend.clone());
         let started = tokio::time::Instant::now();
         let request = upstream::send(backend.addr(), req, self.config.connect_timeout);
         let first_deadline = started + timeout;
-        let mut expiry = match timer.take() {
+        let mut expiry = match timer.lock().unwrap_or_else(PoisonError::into_inner).take() {
             Some(mut sleep) => {
                 sleep.as_mut().reset(first_deadline);
                 sleep
@@ -215,13 +236,13 @@ impl Proxy {
                 }
             }
         };
-        timer.set(Some(expiry));
+        *timer.lock().unwrap_or_else(PoisonError::into_inner) = Some(expiry);
         let result = result?;
         match result {
             Err(SendError::NotSent(err)) => Err(Failure::NotSent(err)),
             Err(SendError::Broken(err)) => Err(Failure::Broken(err)),
             Ok((resp, sender)) => {
-                backend.stats.latency.observe(started.elapsed());
+                backend.stats.observe_latency(started.elapsed());
                 backend.stats.record_status(resp.status());
                 Ok((resp, in_flight, sender))
             }
@@ -235,11 +256,11 @@ impl Proxy {
         resp: Response<Incoming>,
         in_flight: InFlight,
         sender: Sender,
-    ) -> Response<httpkit::Body> {
+    ) -> Response<LbBody> {
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        let body = ResponseBody::new(body, self.config.idle_timeout, in_flight, sender).boxed();
-        Response::from_parts(parts, body)
+        let body = ResponseBody::new(body, self.config.idle_timeout, in_flight, sender);
+        Response::from_parts(parts, LbBody::Forwarded(body))
     }
 }
 

@@ -18,6 +18,11 @@ impl RoundRobin {
 
     /// The next usable item of `items`, or `None` if none is usable.
     pub fn pick<'a, T>(&self, items: &'a [T], usable: impl Fn(&T) -> bool) -> Option<&'a T> {
+        self.pick_index(items, usable).and_then(|i| items.get(i))
+    }
+
+    /// The index in `items` of the next usable item, or `None` if none is usable.
+    pub fn pick_index<T>(&self, items: &[T], usable: impl Fn(&T) -> bool) -> Option<usize> {
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
         if items.len() <= 64 {
             // One pass: `usable` may take a lock, so ask each item once.
@@ -33,7 +38,7 @@ impl RoundRobin {
             for _ in 0..ticket % mask.count_ones() as usize {
                 mask &= mask - 1; // drop the lowest usable item
             }
-            return items.get(mask.trailing_zeros() as usize);
+            return Some(mask.trailing_zeros() as usize);
         }
         let count = items.iter().filter(|item| usable(item)).count();
         if count == 0 {
@@ -42,9 +47,11 @@ impl RoundRobin {
         // Another thread may change an item's state between the two passes.
         items
             .iter()
-            .filter(|item| usable(item))
+            .enumerate()
+            .filter(|(_, item)| usable(item))
             .nth(ticket % count)
-            .or_else(|| items.iter().find(|item| usable(item)))
+            .or_else(|| items.iter().enumerate().find(|(_, item)| usable(item)))
+            .map(|(i, _)| i)
     }
 }
 

@@ -1,44 +1,28 @@
-//! The balancer's serving shape (the accept loop's limits and checks are those of
-//! `httpkit::serve`, which it mirrors): one worker thread per core, each a current-thread
-//! tokio runtime that owns its client connections, its upstream connections
-//! (`upstream`) and every request on them, so a request never changes threads. An
-//! acceptor hands each new client connection to the worker with the fewest open
-//! connections (one hand-off per connection, none per request). Shared state (the
-//! webservers' health, the metrics) is atomics and short locks.
+//! The balancer's serving shape: one worker thread per core, each a current-thread
+//! tokio runtime with its own listening socket on the balancer's address
+//! (`SO_REUSEPORT`: the kernel spreads new connections over the workers), its own
+//! client connections, its own upstream connections (`upstream`) and every request
+//! on them, so neither a connection nor a request ever changes threads. The accept
+//! loop (connection cap, transient errors) and the drain are `httpkit`'s. Shared
+//! state (the webservers' health, the metrics) is read without locks on the hot path,
+//! and the hot counters are per worker (`metrics`).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use socket2::{Domain, SockRef, Socket, Type};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
-use crate::proxy::TimerSlot;
+use crate::body::LbBody;
 use crate::{Error, Lb};
 use httpkit::ServerConfig;
 use httpkit::io::WriteTimeout;
-
-/// A client connection on its way to a worker.
-struct Accepted {
-    stream: std::net::TcpStream,
-    peer: SocketAddr,
-    /// Held while the connection is open (the `max_connections` cap).
-    permit: OwnedSemaphorePermit,
-}
-
-struct Worker {
-    conns: mpsc::UnboundedSender<Accepted>,
-    /// Open connections, for the acceptor's choice.
-    load: Arc<AtomicUsize>,
-    done: oneshot::Receiver<()>,
-}
 
 /// How many workers `configured` asks for (0: one per core).
 pub fn worker_count(configured: usize) -> usize {
@@ -57,71 +41,92 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    let listeners = listeners(listener, workers.max(1)).map_err(|source| Error::Start {
+        what: "the workers' listeners",
+        source,
+    })?;
     let (drain_tx, drain) = watch::channel(false);
-    let mut pool = Vec::with_capacity(workers);
-    for i in 0..workers {
-        pool.push(start_worker(i, lb.clone(), config.clone(), drain.clone())?);
-    }
+    // One connection cap for the whole balancer: a permit per open connection.
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            permit = limit.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break, // the semaphore is never closed
-            },
+    let (ended_tx, mut ended) = mpsc::unbounded_channel::<()>();
+    let mut done = Vec::with_capacity(listeners.len());
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let worker = Worker {
+            listener,
+            lb: lb.clone(),
+            config: config.clone(),
+            limit: limit.clone(),
+            drain: drain.clone(),
         };
-        let (stream, peer) = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(err) => {
-                    // EMFILE, ECONNABORTED...: transient; back off and keep serving.
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let stream = match stream.into_std() {
-            Ok(s) => s,
-            Err(err) => {
-                tracing::debug!(%err, "cannot hand over a connection");
-                continue;
-            }
-        };
-        let Some(worker) = pool.iter().min_by_key(|w| w.load.load(Ordering::Relaxed)) else {
-            break;
-        };
-        worker.load.fetch_add(1, Ordering::Relaxed);
-        let accepted = Accepted {
-            stream,
-            peer,
-            permit,
-        };
-        if worker.conns.send(accepted).is_err() {
-            tracing::error!("a worker has stopped; stopping");
-            break;
-        }
+        done.push(start_worker(i, worker, ended_tx.clone())?);
     }
-    drop(listener);
+    drop(ended_tx);
+    tokio::select! {
+        () = shutdown => {}
+        _ = ended.recv() => tracing::error!("a worker has stopped; stopping"),
+    }
     let _ = drain_tx.send(true);
-    for worker in pool {
-        drop(worker.conns);
-        let _ = worker.done.await;
+    for worker in done {
+        let _ = worker.await;
     }
     Ok(())
 }
 
-fn start_worker(
-    index: usize,
+/// One listening socket per worker on `listener`'s address: `listener` itself and
+/// `workers - 1` more, all with `SO_REUSEPORT`, so the kernel hashes each new
+/// connection to one of them. (As with nginx's `reuseport`, another process of the
+/// same user could join the group with a socket of its own; only the same user.) Where a socket cannot join (a kernel without
+/// `SO_REUSEPORT`), that worker shares `listener`'s queue instead (a duplicate of
+/// its descriptor): every worker still accepts for itself.
+fn listeners(listener: TcpListener, workers: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let addr = listener.local_addr()?;
+    let first = listener.into_std()?;
+    let reuse = SockRef::from(&first).set_reuse_port(true);
+    let mut all = Vec::with_capacity(workers);
+    for _ in 1..workers {
+        let joined = match &reuse {
+            Ok(()) => reuse_port_listener(addr),
+            Err(err) => Err(std::io::Error::new(err.kind(), err.to_string())),
+        };
+        match joined {
+            Ok(l) => all.push(l),
+            Err(err) => {
+                tracing::warn!(%err, "no SO_REUSEPORT listener; the workers share one queue");
+                all.push(first.try_clone()?);
+            }
+        }
+    }
+    all.insert(0, first);
+    Ok(all)
+}
+
+/// A non-blocking listener on `addr` in `addr`'s `SO_REUSEPORT` group.
+fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    // The backlog tokio's `TcpListener::bind` uses.
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// What one worker thread gets.
+struct Worker {
+    listener: std::net::TcpListener,
     lb: Lb,
     config: ServerConfig,
+    /// The balancer-wide connection cap.
+    limit: Arc<Semaphore>,
     drain: watch::Receiver<bool>,
-) -> Result<Worker, Error> {
+}
+
+fn start_worker(
+    index: usize,
+    worker: Worker,
+    ended: mpsc::UnboundedSender<()>,
+) -> Result<oneshot::Receiver<()>, Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -129,107 +134,90 @@ fn start_worker(
             what: "a worker runtime",
             source,
         })?;
-    let (conns, rx) = mpsc::unbounded_channel();
     let (done_tx, done) = oneshot::channel();
-    let load = Arc::new(AtomicUsize::new(0));
-    let worker_load = load.clone();
     std::thread::Builder::new()
         .name(format!("lb-worker-{index}"))
         .spawn(move || {
-            let local = tokio::task::LocalSet::new();
-            local.block_on(&runtime, work(rx, Rc::new(lb), config, worker_load, drain));
-            drop(local);
+            crate::metrics::set_shard(index);
+            // Every task of this runtime runs on this thread (a current-thread
+            // runtime), so the worker's thread-local pools are theirs alone.
+            runtime.block_on(work(worker));
             drop(runtime);
+            let _ = ended.send(());
             let _ = done_tx.send(());
         })
         .map_err(|source| Error::Start {
             what: "a worker thread",
             source,
         })?;
-    Ok(Worker { conns, load, done })
+    Ok(done)
 }
 
-/// One worker: serves the connections it is handed until told to drain.
-async fn work(
-    mut conns: mpsc::UnboundedReceiver<Accepted>,
-    lb: Rc<Lb>,
-    config: ServerConfig,
-    load: Arc<AtomicUsize>,
-    mut drain: watch::Receiver<bool>,
-) {
+/// One worker: accepts on its own listener and serves its connections until told
+/// to drain, then waits for them (at most `config.drain_timeout`).
+async fn work(worker: Worker) {
+    let Worker {
+        listener,
+        lb,
+        config,
+        limit,
+        mut drain,
+    } = worker;
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(err) => {
+            tracing::error!(%err, "a worker cannot listen");
+            return;
+        }
+    };
+    // This worker's own handle: requests clone it without touching a reference
+    // count that another worker writes to.
+    let lb = Arc::new(lb);
     let proxy_config = &lb.proxy.config;
     crate::upstream::init(
         proxy_config.pool_idle_timeout,
         proxy_config.pool_max_idle_per_host,
     );
     let sweep_every = proxy_config.pool_idle_timeout / 2;
-    let sweeper = tokio::task::spawn_local(async move {
-        let mut tick = tokio::time::interval(sweep_every.max(Duration::from_millis(100)));
+    let sweeper = tokio::spawn(async move {
+        let mut tick =
+            tokio::time::interval(sweep_every.max(std::time::Duration::from_millis(100)));
         loop {
             tick.tick().await;
             crate::upstream::sweep();
         }
     });
     let graceful = GracefulShutdown::new();
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
-        .max_headers(config.max_headers.max(1))
-        .keep_alive(true);
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = drain.changed() => break,
-            accepted = conns.recv() => match accepted {
-                Some(a) => a,
-                None => break,
-            },
-        };
-        let Accepted {
-            stream,
-            peer,
-            permit,
-        } = accepted;
-        let stream = match TcpStream::from_std(stream) {
-            Ok(s) => s,
-            Err(err) => {
-                tracing::debug!(%err, "cannot take over a connection");
-                load.fetch_sub(1, Ordering::Relaxed);
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    let builder = httpkit::server::http1_builder(&config);
+    let drained = async move {
+        let _ = drain.wait_for(|d| *d).await;
+    };
+    httpkit::server::accept_loop(&listener, &limit, drained, |stream, peer, permit| {
         let handler = lb.clone();
-        let timer: Rc<TimerSlot> = Rc::default();
+        let conn = Arc::new(crate::proxy::ClientConn::new(peer));
         let service = service_fn(move |req| {
             let handler = handler.clone();
-            let timer = timer.clone();
+            let conn = conn.clone();
             async move {
                 // Framing the balancer cannot forward (RFC 9112): 501 / 400, as every
                 // server answers it (see `httpkit::serve`).
                 if let Some(refused) = httpkit::framing::check(&req) {
-                    return Ok::<_, Infallible>(refused);
+                    return Ok::<_, Infallible>(refused.map(LbBody::Own));
                 }
-                Ok::<_, Infallible>(handler.handle(req, peer, &timer).await)
+                Ok::<_, Infallible>(handler.handle(req, &conn).await)
             }
         });
         let stream = WriteTimeout::new(stream, config.write_timeout);
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        let load = load.clone();
-        tokio::task::spawn_local(async move {
+        tokio::spawn(async move {
             if let Err(err) = conn.await {
                 tracing::debug!(%err, %peer, "connection ended with an error");
             }
-            load.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
-    }
-    tokio::select! {
-        () = graceful.shutdown() => tracing::debug!("all connections drained"),
-        () = tokio::time::sleep(config.drain_timeout) => {
-            tracing::warn!("drain timed out; closing remaining connections");
-        }
-    }
+    })
+    .await;
+    drop(listener);
+    httpkit::server::drain(graceful, config.drain_timeout).await;
     sweeper.abort();
 }

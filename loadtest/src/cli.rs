@@ -102,7 +102,8 @@ pub struct Cli {
     #[arg(long, default_value_t = 20)]
     pub list_limit: usize,
 
-    /// Which paste a read asks for: uniform, zipf or zipf:EXPONENT (skewed to the newest).
+    /// Which paste a read asks for: uniform, zipf or zipf:EXPONENT (skewed to the
+    /// newest), popular or popular:EXPONENT (skewed to a fixed hot set: the oldest).
     #[arg(long, default_value = "uniform")]
     pub keys: KeyDist,
 

@@ -99,6 +99,11 @@ pub enum KeyDist {
     /// Zipf-like with exponent `s` (`zipf` or `zipf:S`, default 1.0): the paste of rank
     /// r (1 = newest) is chosen with probability about proportional to r^-s.
     Zipf(f64),
+    /// Zipf-like over a popularity order that does not change during the run
+    /// (`popular` or `popular:S`, default 1.0): rank r is the r-th paste created, so
+    /// the pastes of the warm-up stay the most read, as a site's popular pastes do,
+    /// and a new paste is rarely read. Unlike `zipf`, the hot set stays hot.
+    Popular(f64),
 }
 
 impl KeyDist {
@@ -107,6 +112,7 @@ impl KeyDist {
         match *self {
             KeyDist::Uniform => rng.usize(0..n),
             KeyDist::Zipf(s) => n - zipf_rank(rng.f64(), n, s),
+            KeyDist::Popular(s) => zipf_rank(rng.f64(), n, s) - 1,
         }
     }
 }
@@ -131,11 +137,15 @@ impl FromStr for KeyDist {
         match s.split_once(':') {
             None if s == "uniform" => Ok(KeyDist::Uniform),
             None if s == "zipf" => Ok(KeyDist::Zipf(1.0)),
-            Some(("zipf", arg)) => match arg.parse::<f64>() {
-                Ok(e) if e.is_finite() && e > 0.0 => Ok(KeyDist::Zipf(e)),
+            None if s == "popular" => Ok(KeyDist::Popular(1.0)),
+            Some((kind @ ("zipf" | "popular"), arg)) => match arg.parse::<f64>() {
+                Ok(e) if e.is_finite() && e > 0.0 && kind == "zipf" => Ok(KeyDist::Zipf(e)),
+                Ok(e) if e.is_finite() && e > 0.0 => Ok(KeyDist::Popular(e)),
                 _ => Err(format!("{s:?}: the Zipf exponent must be a number above 0")),
             },
-            _ => Err(format!("{s:?}: expected uniform, zipf or zipf:EXPONENT")),
+            _ => Err(format!(
+                "{s:?}: expected uniform, zipf, zipf:EXPONENT, popular or popular:EXPONENT"
+            )),
         }
     }
 }
@@ -145,6 +155,7 @@ impl fmt::Display for KeyDist {
         match self {
             KeyDist::Uniform => write!(f, "uniform"),
             KeyDist::Zipf(s) => write!(f, "zipf:{s}"),
+            KeyDist::Popular(s) => write!(f, "popular:{s}"),
         }
     }
 }
@@ -176,6 +187,28 @@ mod tests {
         assert!("fixed:9999999".parse::<SizeDist>().is_err());
         assert!("big".parse::<SizeDist>().is_err());
         assert_eq!(d.to_string(), "uniform:512..1536");
+    }
+
+    #[test]
+    fn popular_prefers_the_oldest_and_stays_in_bounds() {
+        let d: KeyDist = "popular".parse().unwrap();
+        assert_eq!(d, KeyDist::Popular(1.0));
+        assert_eq!(
+            "popular:0.8".parse::<KeyDist>().unwrap(),
+            KeyDist::Popular(0.8)
+        );
+        assert!("popular:0".parse::<KeyDist>().is_err());
+        assert_eq!(d.to_string(), "popular:1");
+        let mut rng = fastrand::Rng::with_seed(3);
+        let n = 1000;
+        let mut first_ten = 0;
+        for _ in 0..10_000 {
+            let i = d.sample(&mut rng, n);
+            assert!(i < n);
+            first_ten += usize::from(i < 10);
+        }
+        // ln(11) / ln(1001): about 35% of reads go to the ten oldest pastes.
+        assert!((2_500..4_500).contains(&first_ten), "{first_ten}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! loadtest: a load generator for the pastebin stack that people can trust as they
-//! trust wrk: keep-alive HTTP/1.1 on hyper, closed and open loop (latencies corrected
+//! trust wrk: keep-alive HTTP/1.1 (its own wrk-like client loop, `wire`), closed and open loop (latencies corrected
 //! for coordinated omission), HdrHistogram percentiles, correctness checks under load,
 //! and scale sweeps over a stack it launches itself.
 
@@ -13,6 +13,7 @@ pub mod run;
 pub mod stats;
 pub mod target;
 pub mod text;
+pub mod wire;
 
 pub use error::LoadError;
 pub use plan::{Mix, RunPlan, Workload};

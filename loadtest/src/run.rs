@@ -1,6 +1,7 @@
 //! The load run: one task per virtual client, each with its own keep-alive HTTP/1.1
-//! connection (hyper's low-level `client::conn::http1`: no pool, no lookups), closed
-//! loop or open loop on a fixed schedule, warm-up then the measured window.
+//! connection (`wire`: one request at a time, written and answered in the client's
+//! own task, no pool, no lookups), closed loop or open loop on a fixed schedule,
+//! warm-up then the measured window.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,10 +10,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep};
 
@@ -24,6 +21,7 @@ use crate::progress::{self, Reporter};
 use crate::stats::{ErrorKind, Kind, Stats};
 use crate::target::Target;
 use crate::text::Texts;
+use crate::wire::{self, Conn};
 
 /// How early an open-loop client may wake before a request is due: the timer's
 /// granularity.
@@ -187,6 +185,8 @@ struct Answer {
     bytes: u64,
     /// The body, when the op checks it.
     body: Option<Bytes>,
+    /// The server closes the connection after this answer.
+    close: bool,
 }
 
 /// How a connection's session ended.
@@ -217,19 +217,13 @@ impl Worker {
             if self.over(Instant::now()) {
                 break;
             }
-            let Some(sender_conn) = self.connect().await else {
+            let Some(conn) = self.connect().await else {
                 // Connection refused or timed out: counted; back off a little.
                 let pause = Instant::now() + Duration::from_millis(50);
                 tokio::time::sleep_until(pause.min(self.shared.end)).await;
                 continue;
             };
-            let (sender, conn) = sender_conn;
-            // The connection runs as its own task: measured against driving it in
-            // this task with `select!`, this costs less CPU per request (each wake-up
-            // polls only the side that has work).
-            let conn = tokio::spawn(conn);
-            let end = self.session(sender).await;
-            conn.abort();
+            let end = self.session(conn).await;
             if end == SessionEnd::Finished {
                 break;
             }
@@ -242,26 +236,11 @@ impl Worker {
         now >= self.shared.end || *self.stop.borrow()
     }
 
-    async fn connect(
-        &mut self,
-    ) -> Option<(
-        SendRequest<Full<Bytes>>,
-        hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Full<Bytes>>,
-    )> {
+    async fn connect(&mut self) -> Option<Conn> {
         let deadline = (Instant::now() + self.shared.plan.timeout).min(self.shared.end);
-        let attempt = async {
-            let stream = TcpStream::connect(self.shared.addr).await.ok()?;
-            let _ = stream.set_nodelay(true);
-            // One flattened write per request: cheaper than writev for small requests.
-            hyper::client::conn::http1::Builder::new()
-                .writev(false)
-                .handshake(TokioIo::new(stream))
-                .await
-                .ok()
-        };
-        match tokio::time::timeout_at(deadline, attempt).await {
-            Ok(Some(pair)) => Some(pair),
-            Ok(None) | Err(_) => {
+        match tokio::time::timeout_at(deadline, Conn::connect(self.shared.addr)).await {
+            Ok(Ok(conn)) => Some(conn),
+            Ok(Err(_)) | Err(_) => {
                 let now = Instant::now();
                 if now >= self.shared.measure_start && now < self.shared.end {
                     self.stats.error(ErrorKind::Connect);
@@ -275,15 +254,12 @@ impl Worker {
     }
 
     /// Sends requests on one connection until the run ends or the connection breaks.
-    async fn session(&mut self, mut sender: SendRequest<Full<Bytes>>) -> SessionEnd {
+    async fn session(&mut self, mut conn: Conn) -> SessionEnd {
         loop {
-            if sender.ready().await.is_err() {
-                return SessionEnd::Reconnect;
-            }
             let Some(intended) = self.next_slot().await else {
                 return SessionEnd::Finished;
             };
-            if !self.exchange(&mut sender, intended).await {
+            if !self.exchange(&mut conn, intended).await {
                 return SessionEnd::Reconnect;
             }
         }
@@ -337,7 +313,7 @@ impl Worker {
     }
 
     /// One request and its answer; `false` when the connection must be replaced.
-    async fn exchange(&mut self, sender: &mut SendRequest<Full<Bytes>>, intended: Instant) -> bool {
+    async fn exchange(&mut self, conn: &mut Conn, intended: Instant) -> bool {
         let op = self.pick();
         let req = self.request(&op);
         let keep = op.keeps_body();
@@ -346,7 +322,7 @@ impl Worker {
         // Sent early (see TIMER_SLACK): measured from the actual send.
         let intended = intended.min(sent);
         let deadline = sent + self.shared.plan.timeout;
-        let exchange = send(sender, req, keep);
+        let exchange = send(conn, req, keep);
         tokio::pin!(exchange);
         // One long-lived timer per client instead of one per request (registering a
         // timer for every request is a measurable share of the generator's CPU). It
@@ -404,7 +380,7 @@ impl Worker {
                 other => self.stats.error(other),
             }
         }
-        true
+        !answer.close
     }
 
     fn pick(&mut self) -> Op {
@@ -434,7 +410,7 @@ impl Worker {
         }
     }
 
-    fn request(&self, op: &Op) -> Request<Full<Bytes>> {
+    fn request(&self, op: &Op) -> Request<Bytes> {
         let s = &self.shared;
         let (method, uri, body) = match op {
             Op::Get => (Method::GET, s.get_uri.clone(), Bytes::new()),
@@ -447,7 +423,7 @@ impl Worker {
             Op::List { .. } => (Method::GET, s.list_uri.clone(), Bytes::new()),
         };
         let post = method == Method::POST;
-        let mut req = Request::new(Full::new(body));
+        let mut req = Request::new(body);
         *req.method_mut() = method;
         *req.uri_mut() = uri;
         req.headers_mut().insert(HOST, s.host.clone());
@@ -523,42 +499,14 @@ impl Worker {
 }
 
 /// Sends `req` and reads the whole answer, keeping the body only if `keep`.
-async fn send(
-    sender: &mut SendRequest<Full<Bytes>>,
-    req: Request<Full<Bytes>>,
-    keep: bool,
-) -> Result<Answer, hyper::Error> {
-    let resp = sender.send_request(req).await?;
-    let (parts, mut body) = resp.into_parts();
-    let mut bytes = head_size(&parts);
-    let kept = if keep {
-        let all = body.collect().await?.to_bytes();
-        bytes += all.len() as u64;
-        Some(all)
-    } else {
-        while let Some(frame) = body.frame().await {
-            if let Some(data) = frame?.data_ref() {
-                bytes += data.len() as u64;
-            }
-        }
-        None
-    };
+async fn send(conn: &mut Conn, req: Request<Bytes>, keep: bool) -> Result<Answer, wire::WireError> {
+    let reply = conn.exchange(&req, keep).await?;
     Ok(Answer {
-        status: parts.status.as_u16(),
-        bytes,
-        body: kept,
+        status: reply.status,
+        bytes: reply.bytes,
+        body: reply.body,
+        close: reply.close,
     })
-}
-
-/// The size of the status line and headers as sent: `HTTP/1.1 200 OK\r\n`, one
-/// `name: value\r\n` per header, and the blank line.
-fn head_size(parts: &http::response::Parts) -> u64 {
-    let reason = parts.status.canonical_reason().map_or(0, str::len);
-    let mut n = 9 + 3 + 1 + reason + 2 + 2;
-    for (name, value) in &parts.headers {
-        n += name.as_str().len() + 2 + value.len() + 2;
-    }
-    n as u64
 }
 
 fn micros(d: Duration) -> u64 {

@@ -94,8 +94,17 @@ async fn cached_pastes_are_served_while_sqlsvc_is_stopped_and_others_get_503() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A webserver keeps the pastes it creates: the uncached one is created through
+    // another webserver.
+    let other = spawn(
+        "web",
+        &data,
+        &["--sqlsvc", &sql.addr, "--nosqlsvc", &nosql.addr],
+    )
+    .await;
     let hot = create(&web.addr, "hot").await;
-    let cold = create(&web.addr, "cold").await;
+    let cold = create(&other.addr, "cold").await;
+    drop(other);
     let (status, v) = read(&web.addr, &hot).await;
     assert_eq!((status, v["text"].as_str()), (200, Some("hot")));
 

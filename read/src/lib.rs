@@ -20,7 +20,7 @@ use contract::{CallError, MetaClient, PasteId, PastePath, TextClient};
 use httpkit::JsonClient;
 use serde::Serialize;
 
-pub use cache::{Lookup, PasteCache};
+pub use cache::{Lookup, PasteCache, Ticket};
 use flight::Flights;
 pub use invalidation::SqlsvcHealth;
 
@@ -188,13 +188,37 @@ impl ReadApi {
         self.cache.forget([id], Instant::now());
     }
 
+    /// What the cache alone can say about `id`, without waiting: the paste, or
+    /// `NotFound` for a cached paste that has expired; None when it is not cached (then
+    /// `get` asks the stores). The hot path of a read: no timer, no task, no lock
+    /// beyond the cache shard's.
+    pub fn cached(&self, id: &PasteId) -> Option<Result<Arc<Paste>, ReadError>> {
+        match self.cache.lookup(id, now_unix()) {
+            Lookup::Live(paste) => Some(Ok(paste)),
+            Lookup::Expired => Some(Err(ReadError::NotFound)),
+            Lookup::Miss => None,
+        }
+    }
+
+    /// A ticket to take before writing a paste that `remember_created` will keep.
+    pub fn ticket(&self) -> Ticket {
+        self.cache.ticket(Instant::now())
+    }
+
+    /// Keeps a paste this webserver has just created (stored in both services, the
+    /// create answered by sqlsvc), so that its first read here is a hit. `ticket` is
+    /// taken before the write: the same fence as a fetch's, so a reset of the cache
+    /// meanwhile refuses it. Returns whether it was kept.
+    pub fn remember_created(&self, meta: Meta, text: Arc<str>, ticket: Ticket) -> bool {
+        self.cache
+            .insert(Arc::new(Paste { meta, text }), ticket, Instant::now())
+    }
+
     /// One paste by id: from the cache when it holds it (and it has not expired),
     /// else fetched once for all concurrent readers and cached.
     pub async fn get(&self, id: &PasteId) -> Result<Arc<Paste>, ReadError> {
-        match self.cache.lookup(id, now_unix()) {
-            Lookup::Live(paste) => return Ok(paste),
-            Lookup::Expired => return Err(ReadError::NotFound),
-            Lookup::Miss => {}
+        if let Some(cached) = self.cached(id) {
+            return cached;
         }
         let this = self.clone();
         let key = id.clone();

@@ -12,15 +12,25 @@ pub(crate) fn now_unix() -> i64 {
 
 /// `secs` since the epoch as RFC 3339 in UTC, e.g. `2026-11-28T02:28:09Z`.
 pub(crate) fn rfc3339(secs: i64) -> String {
+    let mut out = Vec::with_capacity(20);
+    write_rfc3339(&mut out, secs);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `rfc3339(secs)`, appended to `out` without an intermediate string.
+pub(crate) fn write_rfc3339(out: &mut Vec<u8>, secs: i64) {
+    use std::io::Write as _;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
+    // Writing to a Vec cannot fail.
+    let _ = write!(
+        out,
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
-    )
+    );
 }
 
 /// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's

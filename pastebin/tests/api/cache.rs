@@ -19,6 +19,17 @@ async fn on_web(stack: &Stack, web: usize, path: &str) -> Resp {
     stack.client.get(&url).await
 }
 
+/// Creates a paste through webserver `web` itself (which keeps it in its cache).
+async fn create_on(stack: &Stack, web: usize, text: &str) -> String {
+    let url = format!("http://{}/pastes/", stack.webs[web].addr);
+    let resp = stack
+        .client
+        .post_json(&url, &serde_json::json!({ "text": text }))
+        .await;
+    assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
+    resp.json()["paste_id"].as_str().unwrap().to_owned()
+}
+
 async fn cache_stats(stack: &Stack, web: usize) -> Value {
     let resp = on_web(stack, web, "/healthz").await;
     assert_eq!(resp.status, StatusCode::OK);
@@ -65,8 +76,9 @@ async fn meta(stack: &Stack, id: &str) -> Value {
 async fn repeated_reads_are_answered_from_memory_even_with_both_stores_stopped() {
     let mut stack = Stack::spawn().await;
     wait_until_following(&stack).await;
-    let hot = stack.create("hot paste").await;
-    let cold = stack.create("cold paste").await;
+    // Created through webserver 1, so webserver 0 has to fetch them.
+    let hot = create_on(&stack, 1, "hot paste").await;
+    let cold = create_on(&stack, 1, "cold paste").await;
     let before = fetches(&stack, 0).await;
     for _ in 0..5 {
         let resp = on_web(&stack, 0, &format!("/pastes/{hot}")).await;
@@ -88,13 +100,18 @@ async fn repeated_reads_are_answered_from_memory_even_with_both_stores_stopped()
     assert_eq!(resp.json()["text"], "hot paste");
     let raw = on_web(&stack, 0, &format!("/pastes/{hot}/raw")).await;
     assert_eq!(raw.text(), "hot paste");
-    // What this webserver never read, and anything on the other one, needs sqlsvc.
+    // What this webserver never read needs sqlsvc.
     on_web(&stack, 0, &format!("/pastes/{cold}"))
         .await
         .assert_error(StatusCode::SERVICE_UNAVAILABLE);
-    on_web(&stack, 1, &format!("/pastes/{hot}"))
-        .await
-        .assert_error(StatusCode::SERVICE_UNAVAILABLE);
+    // The webserver that created both kept them when it created them, without a
+    // read, so it serves both without the stores.
+    for (id, text) in [(&hot, "hot paste"), (&cold, "cold paste")] {
+        let resp = on_web(&stack, 1, &format!("/pastes/{id}")).await;
+        assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+        assert_eq!(resp.json()["text"], text);
+    }
+    assert_eq!(fetches(&stack, 1).await, 0, "webserver 1 never fetched");
     stack.shutdown().await;
 }
 
@@ -262,7 +279,8 @@ async fn a_delete_reaches_every_webserver() {
 async fn concurrent_readers_of_a_cold_paste_cause_one_fetch() {
     let stack = Stack::spawn().await;
     wait_until_following(&stack).await;
-    let id = stack.create("wanted by all").await;
+    // Created through webserver 1: cold on webserver 0.
+    let id = create_on(&stack, 1, "wanted by all").await;
     let before = fetches(&stack, 0).await;
     let url = format!("http://{}/pastes/{id}", stack.webs[0].addr);
     let readers: Vec<_> = (0..64)
@@ -308,5 +326,34 @@ async fn the_cache_keeps_to_its_byte_bound() {
     let entries = stats["entries"].as_u64().unwrap();
     assert!(entries > 0 && entries < 80, "{stats}");
     assert_eq!(stats["capacity_bytes"].as_u64().unwrap(), CAPACITY as u64);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_paste_kept_at_creation_reads_exactly_as_one_fetched() {
+    let stack = Stack::spawn().await;
+    wait_until_following(&stack).await;
+    for body in [
+        serde_json::json!({ "text": "kept \"at\" creation\n\u{1}é" }),
+        serde_json::json!({ "text": "with an expiry", "expires_in": 3600 }),
+    ] {
+        let url = format!("http://{}/pastes/", stack.webs[1].addr);
+        let resp = stack.client.post_json(&url, &body).await;
+        assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
+        let id = resp.json()["paste_id"].as_str().unwrap().to_owned();
+        let before = fetches(&stack, 1).await;
+        let kept = on_web(&stack, 1, &format!("/pastes/{id}")).await;
+        assert_eq!(fetches(&stack, 1).await, before, "served from the cache");
+        let fetched = on_web(&stack, 0, &format!("/pastes/{id}")).await;
+        assert_eq!(kept.status, StatusCode::OK);
+        // The same answer, byte for byte, once the links name the same host.
+        let url0 = format!("http://{}", stack.webs[0].addr);
+        let url1 = format!("http://{}", stack.webs[1].addr);
+        assert_eq!(kept.text().replace(&url1, &url0), fetched.text());
+        let raw_kept = on_web(&stack, 1, &format!("/pastes/{id}/raw")).await;
+        let raw_fetched = on_web(&stack, 0, &format!("/pastes/{id}/raw")).await;
+        assert_eq!(raw_kept.text(), raw_fetched.text());
+        assert_eq!(raw_kept.text(), body["text"].as_str().unwrap());
+    }
     stack.shutdown().await;
 }

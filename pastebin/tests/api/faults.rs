@@ -102,7 +102,7 @@ async fn a_stopped_sqlsvc_gives_json_503_and_the_stack_recovers() {
 async fn a_stopped_nosqlsvc_gives_json_503_and_the_stack_recovers() {
     let mut stack = Stack::spawn_with(1).await;
     let cached = stack.create("cached").await;
-    let uncached = stack.create("never read before the outage").await;
+    let uncached = stack.create_in_stores("never read before the outage").await;
     // One read warms the (only) webserver's text cache.
     assert_eq!(stack.read(&cached).await.status, StatusCode::OK);
     stack.nosqlsvc.stop().await;

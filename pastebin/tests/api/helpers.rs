@@ -118,6 +118,29 @@ impl Stack {
         resp.json()["paste_id"].as_str().unwrap().to_owned()
     }
 
+    /// Writes a paste straight to the two stores, as a webserver's create does, so
+    /// that no webserver holds it in its cache (a webserver keeps what it creates).
+    pub async fn create_in_stores(&self, text: &str) -> String {
+        let resp = self
+            .client
+            .post_json(
+                &format!("http://{}/texts", self.nosqlsvc.addr),
+                &serde_json::json!({ "text": text }),
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
+        let path = resp.json()["paste_path"].as_str().unwrap().to_owned();
+        let resp = self
+            .client
+            .post_json(
+                &format!("http://{}/pastes", self.sqlsvc.addr),
+                &serde_json::json!({ "paste_path": path, "size": text.len() }),
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
+        resp.json()["paste_id"].as_str().unwrap().to_owned()
+    }
+
     /// `GET /pastes/{id}` through the balancer.
     pub async fn read(&self, id: &str) -> Answer {
         self.client.get(&self.url(&format!("/pastes/{id}"))).await

@@ -120,8 +120,18 @@ pub(super) async fn create(app: &App, req: Request<Incoming>) -> Result<Response
         unlisted: parsed.visibility == Visibility::Unlisted,
     };
 
+    // Taken before the write, so that a reset of the cache during it refuses the copy.
+    let ticket = app.read.ticket();
     let created = within_store_timeout(app, app.write.create_with(&parsed.text, options)).await?;
     let meta = &created.meta;
+    // The first read of a new paste through this webserver is then a hit: under a
+    // read-heavy mix, most pastes are read soon after they are written. (Never a
+    // burn-after-reading paste: the cache refuses those.)
+    app.read.remember_created(
+        meta.clone(),
+        std::sync::Arc::from(parsed.text.as_str()),
+        ticket,
+    );
     let id = meta.paste_id.to_string();
     let url = format!("{base}/pastes/{id}");
     let mut resp = match format {

@@ -1,6 +1,9 @@
 //! `GET /pastes/{id}`, `GET /pastes/{id}/raw`, `GET /pastes` (a page, newest first),
 //! `DELETE /pastes/{id}` and `GET /pastes/{id}/stats`.
 
+use std::io::Write as _;
+use std::sync::Arc;
+
 use bytes::Bytes;
 use contract::PasteId;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -10,7 +13,7 @@ use read::Paste;
 use serde::Serialize;
 
 use super::{base_url, within_store_timeout};
-use crate::time::rfc3339;
+use crate::time::{rfc3339, write_rfc3339};
 use crate::{ApiError, App};
 
 /// Pastes per page unless `limit` says otherwise, and the most it may say.
@@ -54,11 +57,69 @@ pub(super) async fn get(
     }
     let base = base_url(app, req.headers())?;
     let paste = fetch(app, req, id).await?;
-    let json = serde_json::to_vec(&PasteView::new(&paste, &base)).map_err(|err| {
+    json_answer(app, paste_json(&paste, &base)?).await
+}
+
+/// The paste from the cache at once when it is there (no timer is set up for a
+/// hit), else from the stores within the store timeout.
+async fn read_paste(app: &App, id: &PasteId) -> Result<Arc<Paste>, ApiError> {
+    match app.read.cached(id) {
+        Some(cached) => cached.map_err(Into::into),
+        None => within_store_timeout(app, app.read.get(id)).await,
+    }
+}
+
+/// A paste's JSON answer (what `PasteView` serializes to), written straight into one
+/// buffer of the right size: the hot path of `GET /pastes/{id}`, so no intermediate
+/// strings. Strings that may need escaping go through serde_json's escaper.
+fn paste_json(paste: &Paste, base: &str) -> Result<Vec<u8>, ApiError> {
+    let meta = &paste.meta;
+    let id = meta.paste_id.as_str();
+    // Escapes may make it longer; this is the size without any, plus the newline.
+    let mut json =
+        Vec::with_capacity(paste.text.len() + base.len() + 2 * id.len() + 2 * RFC3339_LEN + 128);
+    let failed = |err: serde_json::Error| {
         tracing::error!(%err, "could not serialize a paste");
         ApiError::Internal
-    })?;
-    json_answer(app, json).await
+    };
+    json.extend_from_slice(b"{\"paste_id\":\"");
+    json.extend_from_slice(id.as_bytes());
+    json.extend_from_slice(b"\",\"url\":");
+    json_url(&mut json, base, id).map_err(failed)?;
+    json.extend_from_slice(b",\"text\":");
+    serde_json::to_writer(&mut json, &*paste.text).map_err(failed)?;
+    json.extend_from_slice(b",\"created_at\":\"");
+    write_rfc3339(&mut json, meta.created_at);
+    json.push(b'"');
+    if let Some(expires_at) = meta.expires_at {
+        json.extend_from_slice(b",\"expires_at\":\"");
+        write_rfc3339(&mut json, expires_at);
+        json.push(b'"');
+    }
+    if let Some(size) = meta.size {
+        json.extend_from_slice(b",\"size\":");
+        // Writing to a Vec cannot fail.
+        let _ = write!(json, "{size}");
+    }
+    json.push(b'}');
+    Ok(json)
+}
+
+/// Bytes of a timestamp as `rfc3339` writes it for years 0000-9999.
+const RFC3339_LEN: usize = 20;
+
+/// The paste's URL as a JSON string. The base is a checked host or the configured
+/// public URL: written as is unless it holds a character JSON must escape.
+fn json_url(json: &mut Vec<u8>, base: &str, id: &str) -> Result<(), serde_json::Error> {
+    if base.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        return serde_json::to_writer(json, &format!("{base}/pastes/{id}"));
+    }
+    json.push(b'"');
+    json.extend_from_slice(base.as_bytes());
+    json.extend_from_slice(b"/pastes/");
+    json.extend_from_slice(id.as_bytes());
+    json.push(b'"');
+    Ok(())
 }
 
 /// The paste for one request: a `GET` reads it (a burn-after-reading paste is
@@ -70,9 +131,14 @@ async fn fetch(
     id: &PasteId,
 ) -> Result<std::sync::Arc<Paste>, ApiError> {
     if req.method() == Method::HEAD {
-        return within_store_timeout(app, app.read.get(id)).await;
+        return read_paste(app, id).await;
     }
-    let paste = within_store_timeout(app, app.read.read(id)).await?;
+    // A cached paste is never burn-after-reading (the cache refuses those), so a hit
+    // needs no claim; a miss reads (and claims) through the stores.
+    let paste = match app.read.cached(id) {
+        Some(cached) => cached?,
+        None => within_store_timeout(app, app.read.read(id)).await?,
+    };
     app.read.count_view(id);
     Ok(paste)
 }
@@ -147,11 +213,9 @@ pub(super) async fn raw(
         .query()
         .is_some_and(|q| q.split('&').any(|pair| pair == "download=1"));
     let paste = fetch(app, req, id).await?;
-    let mut resp = Response::new(
-        app.in_flight
-            .body(Bytes::copy_from_slice(paste.text.as_bytes()))
-            .await?,
-    );
+    // The cached text itself, not a copy: the body keeps the paste alive until sent.
+    let text = Bytes::from_owner(PasteText(paste));
+    let mut resp = Response::new(app.in_flight.body(text).await?);
     let headers = resp.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -164,6 +228,15 @@ pub(super) async fn raw(
         }
     }
     Ok(resp)
+}
+
+/// A paste's text as the bytes of a response body.
+struct PasteText(Arc<Paste>);
+
+impl AsRef<[u8]> for PasteText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.text.as_bytes()
+    }
 }
 
 /// A page of pastes, newest first. The page stops before its JSON answer passes
@@ -297,6 +370,25 @@ mod tests {
                 unlisted: false,
             },
             text: text.into(),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_hand_written_json_is_what_serde_writes(
+            text in "\\PC{1,40}|[\\x00-\\x7f]{1,40}",
+            base in proptest::sample::select(vec!["http://h:3000", "https://a.example", "http://q\"\\x"]),
+            created_at in -100_000_000_000i64..100_000_000_000,
+            expires_at in proptest::option::of(0i64..300_000_000_000),
+            size in proptest::option::of(0u64..u64::MAX),
+        ) {
+            let mut p = paste(7, &text);
+            p.meta.created_at = created_at;
+            p.meta.expires_at = expires_at;
+            p.meta.size = size;
+            let ours = paste_json(&p, base).unwrap();
+            let serde = serde_json::to_vec(&PasteView::new(&p, base)).unwrap();
+            proptest::prop_assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(serde).unwrap());
         }
     }
 
