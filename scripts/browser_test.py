@@ -297,7 +297,55 @@ def check_headers(url):
     assert re.fullmatch(re.escape(url) + r"/pastes/[0-9A-Za-z]{10}", location), location
     _, _, body = http("GET", location)
     assert json.loads(body)["text"] == "a\nb", body
+    # The form's burn-after-reading and unlisted boxes without JavaScript; the JSON API
+    # keeps burning on a GET (curl's */*), and HEAD never burns.
+    status, headers, _ = http(
+        "POST",
+        url + "/pastes/",
+        b"text=burn+me&expires_in=&burn_after_reading=1&visibility=unlisted",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 303, status
+    burn = headers["Location"]
+    for _ in range(2):
+        status, headers, body = http("HEAD", burn, headers={"Accept": "*/*"})
+        assert status == 200, status
+        status, headers, body = http("GET", burn, headers={"Accept": BROWSER_ACCEPT})
+        assert status == 200 and b'id="reveal"' in body and b"burn me" not in body, (status, body)
+        assert headers["Cache-Control"] == "no-store", headers
+    status, _, body = http("GET", burn, headers={"Accept": "*/*"})
+    assert status == 200, status
+    assert json.loads(body)["text"] == "burn me", body
+    status, _, _ = http("GET", burn, headers={"Accept": "*/*"})
+    assert status == 404, status
     log("headers and negotiation: ok")
+
+
+def create_in_browser(d, base, text, *checkboxes):
+    """Creates a paste through the home page's form (ticking `checkboxes`), and
+    answers the URL the browser landed on."""
+    d.get(base + "/")
+    poll("the home page", lambda: d.js("return document.readyState") == "complete")
+    d.js("document.getElementById('text').value = arguments[0]", text)
+    for box in checkboxes:
+        d.click(box)
+    d.click("#submit")
+    return poll(
+        "the paste's page after the form",
+        lambda: re.fullmatch(re.escape(base) + r"/pastes/[0-9A-Za-z]{10}", d.url()) and d.url(),
+    )
+
+
+def list_ids(base):
+    """Every listed paste's id, following the list's `Link` pages."""
+    ids, url = [], base + "/pastes?limit=100"
+    while url:
+        status, headers, body = http("GET", url)
+        assert status == 200, (status, body)
+        ids += [p["paste_id"] for p in json.loads(body)]
+        link = re.match(r"<([^>]+)>; rel=\"next\"", headers.get("Link") or "")
+        url = link and link.group(1)
+    return ids
 
 
 def run(args, chromium, chromedriver):
@@ -424,6 +472,89 @@ def run(args, chromium, chromedriver):
             "return r.height > 0 && r.top >= 0 && r.bottom <= innerHeight"
         ))
         log(f"40,000 lines ({len(many)} bytes): page loaded in {load_ms(d)} ms")
+
+        # 9. Burn after reading, through the form: the link opens a notice (opening it
+        # again, or a HEAD, burns nothing), only the Reveal button burns it and shows
+        # the exact text, once; then the link says it is gone.
+        secret = "the secret <b>once</b> & 'only'\nsecond line\n"
+        burn_url = create_in_browser(d, stack.url, secret, "#burn_after_reading")
+        burn_id = burn_url.rsplit("/", 1)[1]
+        for _ in range(2):
+            d.get(burn_url)
+            poll("the burn notice", lambda: d.js("return document.getElementById('reveal') !== null"))
+            assert d.js("return document.getElementById('text')") is None, "the text before the reveal"
+            assert "second line" not in d.js("return document.body.textContent")
+        status, _, _ = http("HEAD", burn_url, headers={"Accept": "*/*"})
+        assert status == 200, status
+        if args.screenshots:
+            d.screenshot(os.path.join(args.screenshots, "burn-notice-desktop.png"))
+        d.click("#reveal")
+        poll("the revealed text", lambda: d.js("return document.getElementById('burnt') !== null"))
+        shown = d.js(
+            "return [...document.querySelectorAll('#text .l > span')].map(s => s.textContent).join('\\n')"
+        )
+        assert shown == secret.rstrip("\n"), (shown, secret)
+        assert d.js("return document.getElementById('raw')") is None, "a raw link to a burnt paste"
+        d.get(burn_url)
+        poll("the burnt paste's 404 page", lambda: "404" in d.js("return document.querySelector('h1')?.textContent || ''"))
+        status, _, _ = http("GET", burn_url, headers={"Accept": "application/json"})
+        assert status == 404, status
+        status, _, _ = http("POST", burn_url + "/reveal")
+        assert status == 404, status
+        assert not csp_violations(d.console())
+        log(f"burn after reading: notice, one reveal, then gone ({burn_id})")
+
+        # 10. Unlisted, through the form: readable by its link, absent from the list;
+        # a public paste made after it is listed.
+        unlisted_url = create_in_browser(d, stack.url, "not for the list\n", "#unlisted")
+        public_url = create_in_browser(d, stack.url, "for the list\n")
+        ids = list_ids(stack.url)
+        assert public_url.rsplit("/", 1)[1] in ids, "the public paste is not listed"
+        assert unlisted_url.rsplit("/", 1)[1] not in ids, "the unlisted paste is listed"
+        status, _, body = http("GET", unlisted_url)
+        assert status == 200 and json.loads(body)["text"] == "not for the list\n", (status, body)
+        log(f"unlisted: readable, not among the {len(ids)} listed")
+
+        # 11. The view count on the page, rising as the page is opened again (views are
+        # flushed in batches, so it is polled).
+        d.get(public_url)
+        poll("the view count", lambda: d.js("return document.getElementById('views') !== null"))
+        first = int(d.js("return document.getElementById('views').textContent"))
+
+        def more_views():
+            d.get(public_url)
+            poll("the page", lambda: d.js("return document.getElementById('views') !== null"))
+            return int(d.js("return document.getElementById('views').textContent")) > first
+
+        poll("the view count to rise", more_views)
+        log(f"view count: {first} then more")
+
+        # 12. Delete: offered to the creating browser only. A second browser profile
+        # (fresh localStorage) sees no Delete button; the creator's deletes the paste.
+        d.get(page)
+        poll("the delete button", lambda: d.js("return document.getElementById('delete')?.hidden === false"))
+        other = Driver(chromedriver, chromium, os.path.join(workdir, "profile2"), workdir)
+        try:
+            other.get(page)
+            poll("the page in another profile", lambda: other.js("return document.readyState") == "complete"
+                 and other.js("return document.getElementById('copy')?.hidden === false"))
+            assert other.js("return document.getElementById('delete').hidden") is True, "Delete in a fresh profile"
+            assert other.js("return localStorage.length") == 0
+        finally:
+            other.quit()
+        d.click("#delete")
+        assert d.js("return document.getElementById('delete').textContent") == "Delete for good?"
+        status, _, _ = http("GET", page)
+        assert status == 200, "the first click deleted"
+        d.click("#delete")
+        poll("home after the delete", lambda: "/?deleted=" in d.url())
+        said = poll("the deleted notice", lambda: d.js("return document.getElementById('out').textContent"))
+        assert "was deleted" in said, said
+        status, _, _ = http("GET", page)
+        assert status == 404, status
+        assert d.js("return localStorage.getItem(arguments[0])", "pastebin.delete." + page.rsplit("/", 1)[1]) is None
+        assert not csp_violations(d.console())
+        log("delete: creator only, then gone")
 
         # 8. Screenshots: a paste worth looking at, desktop and phone widths.
         if args.screenshots:

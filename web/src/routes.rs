@@ -16,6 +16,9 @@ pub(crate) enum Route {
     ListPastes,
     GetPaste(PasteId),
     GetRaw(PasteId),
+    /// `POST /pastes/{id}/reveal`: a browser's Reveal button on a burn-after-reading
+    /// paste (the page, never the link, burns it).
+    RevealPaste(PasteId),
     /// `DELETE /pastes/{id}` with `Authorization: Bearer <delete token>`.
     DeletePaste(PasteId),
     /// `GET /pastes/{id}/stats`: its view counts.
@@ -35,6 +38,7 @@ pub(crate) enum Op {
     ListPastes,
     GetPaste,
     GetRaw,
+    RevealPaste,
     DeletePaste,
     GetStats,
     Static,
@@ -84,6 +88,11 @@ pub(crate) static RESOURCES: &[Resource] = &[
         methods: &[(Method::GET, Op::GetStats), (Method::HEAD, Op::GetStats)],
     },
     Resource {
+        template: "/pastes/{paste_id}/reveal",
+        allow: "POST",
+        methods: &[(Method::POST, Op::RevealPaste)],
+    },
+    Resource {
         template: "/pastes/{paste_id}/raw",
         allow: "GET, HEAD",
         methods: &[(Method::GET, Op::GetRaw), (Method::HEAD, Op::GetRaw)],
@@ -131,6 +140,7 @@ impl Route {
             Op::ListPastes => Route::ListPastes,
             Op::GetPaste => Route::GetPaste(id()?),
             Op::GetRaw => Route::GetRaw(id()?),
+            Op::RevealPaste => Route::RevealPaste(id()?),
             Op::DeletePaste => Route::DeletePaste(id()?),
             Op::GetStats => Route::GetStats(id()?),
             Op::Static => Route::Static,

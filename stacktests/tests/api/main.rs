@@ -12,4 +12,5 @@ mod helpers;
 mod lifecycle;
 mod list;
 mod mapping;
+mod pages_lifecycle;
 mod read;

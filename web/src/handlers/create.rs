@@ -106,6 +106,12 @@ pub(super) async fn create(app: &App, req: Request<Incoming>) -> Result<Response
             }
             BodyError::TimedOut { .. } => ApiError::RequestTimeout,
         })?;
+    let query = match format {
+        // The home page's boxes without JavaScript: `burn_after_reading=1`,
+        // `visibility=unlisted` in the urlencoded body (the query's own win).
+        Format::Form => with_form_options(query, &body)?,
+        _ => query,
+    };
     let parsed = parse_body(&format, &body, query, app.max_expires_in)?;
     let expires_in = parsed.expires_in.or(app.default_expires_in);
     let options = write::NewPaste {
@@ -169,6 +175,24 @@ pub(super) async fn create(app: &App, req: Request<Incoming>) -> Result<Response
         resp.headers_mut().insert(DELETE_TOKEN_HEADER, token);
     }
     Ok(resp)
+}
+
+/// `query`, completed by the options of an urlencoded form body (its `text` and
+/// `expires_in` are the form parser's).
+fn with_form_options(query: QueryOptions, body: &[u8]) -> Result<QueryOptions, ApiError> {
+    let body = std::str::from_utf8(body)
+        .map_err(|_| ApiError::BadRequest("body is not valid UTF-8".into()))?;
+    let picked: Vec<&str> = body
+        .trim_end_matches(['\r', '\n'])
+        .split('&')
+        .filter(|pair| pair.starts_with("burn_after_reading=") || pair.starts_with("visibility="))
+        .collect();
+    let form = options_from_query(&picked.join("&"))?;
+    Ok(QueryOptions {
+        burn_after_reading: query.burn_after_reading.or(form.burn_after_reading),
+        visibility: query.visibility.or(form.visibility),
+        ..query
+    })
 }
 
 /// The text and its validated options from a request body in `format`; `expires_in`

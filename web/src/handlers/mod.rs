@@ -53,6 +53,9 @@ async fn answer(app: &App, req: Request<Incoming>) -> Response<Body> {
         Route::ListPastes => pastes::list(app, &req).await,
         Route::GetPaste(id) => pastes::get(app, &req, &id).await,
         Route::GetRaw(id) => pastes::raw(app, &req, &id).await,
+        Route::RevealPaste(id) => Ok(pages::reveal(app, &id)
+            .await
+            .unwrap_or_else(pages::error_page)),
         Route::DeletePaste(id) => pastes::delete(app, &req, &id).await,
         Route::GetStats(id) => pastes::stats(app, &id).await,
     };

@@ -8,11 +8,13 @@
 use std::fmt::Write as _;
 use std::sync::LazyLock;
 
+use contract::PasteId;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use httpkit::{Body, full, json_response};
 use read::Paste;
 use serde_json::json;
 
+use super::within_store_timeout;
 use crate::time::rfc3339;
 use crate::{ApiError, App};
 
@@ -158,9 +160,119 @@ fn time_element(secs: i64) -> String {
     format!("<time datetime=\"{iso}\">{shown}</time>")
 }
 
+/// What a paste page shows besides the paste itself.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct PageExtra {
+    /// Its view count, when sqlsvc answered it.
+    pub(crate) views: Option<u64>,
+    /// A burn-after-reading paste, revealed (and so removed) by this request: no raw or
+    /// download links (they would find nothing), a notice that this is the only time.
+    pub(crate) revealed: bool,
+}
+
+/// `GET /pastes/{id}` for a browser. A burn-after-reading paste is not touched: the
+/// answer is a page that says so, with a Reveal button (a POST form, so no link
+/// preview, crawler or prefetch ever burns it). Any other paste is read (a `GET`
+/// counts a view, a `HEAD` does not) and shown with its view count.
+pub(crate) async fn paste_answer(
+    app: &App,
+    method: &http::Method,
+    id: &PasteId,
+) -> Result<Response<Body>, ApiError> {
+    let paste = within_store_timeout(app, app.read.get(id)).await?;
+    if paste.meta.burn_after_reading {
+        let mut resp = html_response(StatusCode::OK, burn_notice_page(&paste));
+        no_store(resp.headers_mut());
+        return Ok(resp);
+    }
+    if method != http::Method::HEAD {
+        app.read.count_view(id);
+    }
+    // The count a page shows is the one flushed so far (views come in batches).
+    let views = within_store_timeout(app, app.read.stats(id))
+        .await
+        .ok()
+        .map(|s| s.views);
+    let page = paste_page(
+        &paste,
+        PageExtra {
+            views,
+            revealed: false,
+        },
+    );
+    page_response(app, page).await
+}
+
+/// `POST /pastes/{id}/reveal`: the Reveal button of a burn-after-reading paste. Claims
+/// it (exactly one reveal, on whatever webserver, gets the text) and shows it this
+/// once; a paste that is not burn-after-reading is simply shown.
+pub(crate) async fn reveal(app: &App, id: &PasteId) -> Result<Response<Body>, ApiError> {
+    let paste = within_store_timeout(app, app.read.read(id)).await?;
+    app.read.count_view(id);
+    let mut resp = page_response(
+        app,
+        paste_page(
+            &paste,
+            PageExtra {
+                views: None,
+                revealed: paste.meta.burn_after_reading,
+            },
+        ),
+    )
+    .await?;
+    no_store(resp.headers_mut());
+    Ok(resp)
+}
+
+/// A page whose body holds its share of the in-flight budget while it is sent.
+async fn page_response(app: &App, page: String) -> Result<Response<Body>, ApiError> {
+    let mut resp = Response::new(app.in_flight.body(page.into_bytes()).await?);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    Ok(resp)
+}
+
+/// Neither the notice nor a revealed text may be kept by a cache.
+fn no_store(headers: &mut HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// The page a burn-after-reading link opens: what will happen, and the button.
+fn burn_notice_page(paste: &Paste) -> String {
+    let meta = &paste.meta;
+    let id = meta.paste_id.to_string();
+    let mut out = String::with_capacity(2048);
+    head(
+        &mut out,
+        &format!("Paste {id}"),
+        &format!(" class=\"burn\" data-paste=\"{id}\""),
+    );
+    let _ = write!(
+        out,
+        "<h1>Paste <code>{id}</code></h1>\n<p class=\"meta\">Created {}",
+        time_element(meta.created_at)
+    );
+    if let Some(at) = meta.expires_at {
+        let _ = write!(out, " · expires {}", time_element(at));
+    }
+    out.push_str("</p>\n");
+    let _ = write!(
+        out,
+        "<p class=\"notice\" id=\"burn-notice\">This paste is burnt after reading: it can be \
+         shown once, to one reader. Revealing it deletes it, for you and for everyone \
+         else. Copy what you need before you leave the page.</p>\n\
+         <form method=\"post\" action=\"/pastes/{id}/reveal\" id=\"reveal-form\">\
+         <button type=\"submit\" id=\"reveal\">Reveal and burn</button></form>\n"
+    );
+    tail(&mut out);
+    out
+}
+
 /// A paste's page: the text escaped, one linkable block per line (`#L12`), its times,
 /// links to the raw text and a download, a copy button.
-pub(super) fn paste_page(paste: &Paste) -> String {
+pub(crate) fn paste_page(paste: &Paste, extra: PageExtra) -> String {
     let meta = &paste.meta;
     let id = meta.paste_id.to_string();
     let text: &str = &paste.text;
@@ -186,8 +298,21 @@ pub(super) fn paste_page(paste: &Paste) -> String {
         if lines == 1 { "" } else { "s" },
         text.len()
     );
-    // Slot (issue 9): the view count goes here.
+    if let Some(views) = extra.views {
+        let _ = write!(
+            out,
+            " · <span id=\"views\">{views}</span> view{}",
+            if views == 1 { "" } else { "s" }
+        );
+    }
     out.push_str("</p>\n");
+    if extra.revealed {
+        out.push_str(
+            "<p class=\"notice\" id=\"burnt\">This paste was burnt after reading: it is \
+             shown this once and is now deleted. Copy what you need before you leave \
+             the page.</p>\n",
+        );
+    }
     if text.chars().any(is_bidi_control) {
         out.push_str(
             "<p class=\"notice\" id=\"bidi\">This text holds Unicode bidirectional control \
@@ -195,14 +320,20 @@ pub(super) fn paste_page(paste: &Paste) -> String {
              are stored. The raw text has them as they are.</p>\n",
         );
     }
-    let _ = writeln!(
-        out,
-        "<p class=\"actions\"><a href=\"/pastes/{id}/raw\" id=\"raw\">Raw</a> \
-         <a href=\"/pastes/{id}/raw?download=1\" id=\"download\">Download</a> \
-         <button type=\"button\" id=\"copy\" data-raw=\"/pastes/{id}/raw\" hidden>Copy</button>\
-         <!-- Slot (issue 9): <button type=\"button\" id=\"delete\" hidden>Delete</button>, \
-         shown by the script to the browser holding the delete token. --></p>"
-    );
+    if extra.revealed {
+        // Raw and download would find nothing now; Copy takes the text from the page.
+        out.push_str(
+            "<p class=\"actions\"><button type=\"button\" id=\"copy\" hidden>Copy</button></p>\n",
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "<p class=\"actions\"><a href=\"/pastes/{id}/raw\" id=\"raw\">Raw</a> \
+             <a href=\"/pastes/{id}/raw?download=1\" id=\"download\">Download</a> \
+             <button type=\"button\" id=\"copy\" data-raw=\"/pastes/{id}/raw\" hidden>Copy</button> \
+             <button type=\"button\" id=\"delete\" hidden>Delete</button></p>"
+        );
+    }
     out.push_str(
         "<input type=\"checkbox\" id=\"wrap\"><label for=\"wrap\" class=\"wrap-toggle\">Wrap long lines</label>\n",
     );
@@ -241,7 +372,10 @@ pub(super) fn error_page(err: ApiError) -> Response<Body> {
     let status = json.status();
     let allow = json.headers().get(header::ALLOW).cloned();
     let message = match status {
-        StatusCode::NOT_FOUND => "There is no such paste: it never existed, or it expired.",
+        StatusCode::NOT_FOUND => {
+            "There is no such paste: it never existed, it expired, it was deleted, or it \
+             was burnt after reading."
+        }
         StatusCode::BAD_REQUEST => "This is not a paste link.",
         s if s.is_server_error() => "The paste could not be read just now. Try again.",
         _ => "The paste could not be shown.",
@@ -346,7 +480,10 @@ mod tests {
 
     #[test]
     fn the_text_is_escaped_and_every_line_linked() {
-        let html = paste_page(&paste("<script>alert(1)</script>\n\"a\" & 'b'\n\nlast"));
+        let html = paste_page(
+            &paste("<script>alert(1)</script>\n\"a\" & 'b'\n\nlast"),
+            PageExtra::default(),
+        );
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains("&quot;a&quot; &amp; &#39;b&#39;"));
         assert_eq!(
@@ -368,21 +505,21 @@ mod tests {
     #[test]
     fn lines_come_in_chunks() {
         let text = "x\n".repeat(LINES_PER_CHUNK * 2 + 1);
-        let html = paste_page(&paste(&text));
+        let html = paste_page(&paste(&text), PageExtra::default());
         assert_eq!(html.matches("<div class=\"c\">").count(), 3);
         assert!(html.contains("</div></div><div class=\"c\"><div class=\"l\" id=\"L501\">"));
     }
 
     #[test]
     fn bidi_controls_are_pointed_out() {
-        let html = paste_page(&paste("abc\u{202E}def"));
+        let html = paste_page(&paste("abc\u{202E}def"), PageExtra::default());
         assert!(html.contains("id=\"bidi\""));
     }
 
     #[test]
     fn huge_pastes_are_one_block() {
         let text = "x\n".repeat(MAX_LINKED_LINES + 1);
-        let html = paste_page(&paste(&text));
+        let html = paste_page(&paste(&text), PageExtra::default());
         assert!(html.contains("<pre class=\"code plain\""));
         assert!(!html.contains("id=\"L1\""));
     }

@@ -51,18 +51,12 @@ pub(super) async fn get(
     req: &Request<Incoming>,
     id: &PasteId,
 ) -> Result<Response<Body>, ApiError> {
-    let html = crate::negotiate::prefers_html(req.headers());
+    if crate::negotiate::prefers_html(req.headers()) {
+        // The page: a burn-after-reading paste gets a notice, not burnt (pages.rs).
+        return super::pages::paste_answer(app, req.method(), id).await;
+    }
     let base = base_url(app, req.headers())?;
     let paste = fetch(app, req, id).await?;
-    if html {
-        let page = super::pages::paste_page(&paste);
-        let mut resp = Response::new(app.in_flight.body(page.into_bytes()).await?);
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        return Ok(resp);
-    }
     json_answer(app, paste_json(&paste, &base)?).await
 }
 
