@@ -334,39 +334,59 @@ impl Rig {
         self.client.request(req).await.ok().map(|a| a.status)
     }
 
-    /// The raw text through every webserver: Some(bytes) on 200, None on 404;
-    /// anything else fails the test.
+    /// The raw text through every webserver: Some(bytes) on 200, None on 404. Other
+    /// answers (a connection to a killed store still pooled) are retried; only if no
+    /// 200 or 404 comes within the deadline does the test fail.
     async fn read_everywhere(&self, id: &str) -> Vec<Option<Vec<u8>>> {
         let mut out = Vec::new();
         for web in &self.webs {
-            let raw = self
-                .client
-                .get(&web.url(&format!("/pastes/{id}/raw")))
-                .await;
-            match raw.status {
-                StatusCode::OK => out.push(Some(raw.body.to_vec())),
-                StatusCode::NOT_FOUND => out.push(None),
-                other => panic!("{id}: {other} {}", raw.text()),
-            }
+            let url = web.url(&format!("/pastes/{id}/raw"));
+            let got = testkit::wait::eventually_within(
+                &format!("a 200 or 404 for {id}"),
+                testkit::wait::DEADLINE,
+                || async {
+                    let raw = self.try_get(&url).await?;
+                    match raw.status {
+                        StatusCode::OK => Some(Some(raw.body.to_vec())),
+                        StatusCode::NOT_FOUND => Some(None),
+                        _ => None,
+                    }
+                },
+            )
+            .await;
+            out.push(got);
         }
         out
     }
 
-    /// Whether sqlsvc itself (no cache in between) still has the paste.
+    /// Whether sqlsvc itself (no cache in between) still has the paste; retried as
+    /// [`Rig::read_everywhere`] is.
     async fn in_sqlsvc(&self, id: &str) -> bool {
-        let resp = self
-            .client
-            .get(&format!("http://{}/pastes/{id}", self.sqlsvc.addr))
-            .await;
-        match resp.status {
-            StatusCode::OK => true,
-            StatusCode::NOT_FOUND => false,
-            other => panic!("sqlsvc answered {other} for {id}: {}", resp.text()),
-        }
+        let url = format!("http://{}/pastes/{id}", self.sqlsvc.addr);
+        testkit::wait::eventually_within(
+            &format!("sqlsvc answers 200 or 404 for {id}"),
+            testkit::wait::DEADLINE,
+            || async {
+                match self.try_get(&url).await?.status {
+                    StatusCode::OK => Some(true),
+                    StatusCode::NOT_FOUND => Some(false),
+                    _ => None,
+                }
+            },
+        )
+        .await
+    }
+
+    /// `GET url`; None if no answer came.
+    async fn try_get(&self, url: &str) -> Option<testkit::client::Answer> {
+        let req = http::Request::get(url)
+            .body(testkit::client::body(""))
+            .unwrap();
+        self.client.request(req).await.ok()
     }
 
     async fn metric(&self, addr: &str, name: &str) -> Option<u64> {
-        let resp = self.client.get(&format!("http://{addr}/metrics")).await;
+        let resp = self.try_get(&format!("http://{addr}/metrics")).await?;
         if resp.status != StatusCode::OK {
             return None;
         }
@@ -495,10 +515,8 @@ async fn kill_9_under_deletes(victim: &str) {
     // A delete without a 204 left the whole paste or nothing, never a paste without
     // its text.
     for (paste, _) in &unsure {
-        for got in rig.read_everywhere(&paste.id).await {
-            if let Some(bytes) = got {
-                assert_eq!(bytes, paste.text.as_bytes(), "{} is half there", paste.id);
-            }
+        for bytes in rig.read_everywhere(&paste.id).await.into_iter().flatten() {
+            assert_eq!(bytes, paste.text.as_bytes(), "{} is half there", paste.id);
         }
     }
     // Deleting them again with their token works now (or finds them already gone).
@@ -532,35 +550,46 @@ async fn kill_9_of_embedded_nosqlsvc_during_deletes_loses_no_kept_paste_and_revi
     kill_9_under_deletes("nosqlsvc").await;
 }
 
-/// How many expired pastes the sweeper has removed since sqlsvc (re)started.
-async fn swept(rig: &Rig) -> u64 {
-    rig.metric(&rig.sqlsvc.addr, "pastebin_sweeper_expired_pastes_total")
-        .await
-        .unwrap_or(0)
-}
-
-/// Pastes that expire after a second keep coming while the sweeper runs every 0.2 s;
-/// `victim` is killed with `kill -9` twice once the sweeper has removed some, and
-/// started again each time.
+/// Clients keep creating pastes that expire after a second while the sweeper runs
+/// every 0.2 s; `victim` is killed with `kill -9` twice, each time in the middle of a
+/// sweep: when the sweeper has removed expired rows and not yet deleted all their
+/// texts (sqlsvc's trash is not empty), and started again each time.
 async fn kill_9_under_sweeps(victim: &str) {
     // Texts of creates that the kill cut between their two steps are orphans after 2 s.
     let mut rig = Rig::start("2").await;
     let kept = rig.create(100, None, "kept").await;
-    let mut expiring = Vec::new();
-    for _ in 0..2 {
-        // More expire while sweeps go on (creates spread over a while, each expiring
-        // a second later); the kill lands once the sweeper has begun removing them.
-        let more = rig.create(300, Some(1), "expiring more").await;
-        expiring.extend(more);
-        let from = swept(&rig).await;
-        testkit::eventually("the sweeper removes expired pastes", || async {
-            swept(&rig).await > from
-        })
-        .await;
+    let creators = Creators::start(rig.webs[0].url("/pastes?expires_in=1"), 4);
+    for round in 0..2 {
+        creators.succeed(200, "expiring creates succeed").await;
+        // Polled more often than `eventually` does: the window is short.
+        let deadline = tokio::time::Instant::now() + testkit::wait::DEADLINE * 2;
+        loop {
+            if rig.metric(&rig.sqlsvc.addr, "pastebin_text_trash").await > Some(0) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never saw a sweep half done (rows removed, texts not yet deleted)"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
         let store = rig.store(victim);
         store.kill_9().await;
         store.start_again().await;
+        eprintln!("{victim}: kill -9 #{} in the middle of a sweep", round + 1);
     }
+    creators.succeed(50, "expiring creates succeed again").await;
+    let expiring: Vec<Created> = creators
+        .finish()
+        .await
+        .into_iter()
+        .map(|(id, text)| Created {
+            id,
+            text,
+            token: String::new(),
+        })
+        .collect();
+    eprintln!("{victim}: {} expiring pastes created", expiring.len());
     // Everything expiring has expired (1 s) and been swept once the stores converge.
     rig.check(&kept, &expiring).await;
     rig.stop().await;
