@@ -355,10 +355,11 @@ impl Launch {
                 .args(["--mongodb-database", database])
                 .args(["--mongodb-collection", &collection]);
         }
+        // Logs at warn unless the test asks for more with `.env("RUST_LOG", ...)`.
         cmd.arg("up")
             .args(&self.up_args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("RUST_LOG", "warn");
+            .env("RUST_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut process = Process::spawn(cmd, "pastebin up");
         let url = process
             .announcements()
