@@ -132,7 +132,9 @@ pub async fn run(
     // Whatever was accepted must be readable back: the answer limit follows from
     // the body limit (6x JSON escaping, a listing's batch of texts).
     client_config.max_response_bytes = httpkit::limits::store_answer_bytes(config.max_body_bytes);
-    client_config.request_timeout = client_config.request_timeout.min(config.store_timeout);
+    // Each store call is bounded by the store timeout, the documented setting (before,
+    // it was also capped at the client's 10 s default, so a longer setting was ignored).
+    client_config.request_timeout = config.store_timeout;
     let client = JsonClient::new(client_config);
     let mut server = config.server.clone();
     server.max_headers = server
