@@ -44,3 +44,28 @@ impl Upstreams {
         )
     }
 }
+
+/// One internal service as its clients call it: the pooled HTTP client and the
+/// service's base URL. Each typed client holds one and builds every URL with `url`.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    pub(crate) http: JsonClient,
+    base: String,
+}
+
+impl Endpoint {
+    pub(crate) fn new(http: JsonClient, base: impl Into<String>) -> Self {
+        Self {
+            http,
+            base: base.into(),
+        }
+    }
+
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub(crate) fn url(&self, path: std::fmt::Arguments<'_>) -> String {
+        format!("{}{path}", self.base)
+    }
+}

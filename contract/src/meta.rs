@@ -17,6 +17,7 @@ use httpkit::JsonClient;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
+use crate::Endpoint;
 use crate::error::CallError;
 use crate::ids::{PasteId, PastePath};
 
@@ -158,44 +159,38 @@ pub struct DeletionPage {
 /// A typed client of sqlsvc. Cheap to clone; clones share the connection pool.
 ///
 /// To add an endpoint: one method here that builds its URL from typed arguments
-/// with `self.url(..)`, calls the pooled client and converts its error with `?`
+/// with `self.at.url(..)`, calls the pooled client and converts its error with `?`
 /// (the [`From`] in [`crate::error`] decides what each status means); its wire types
 /// go above, and the server's handler uses the same types.
 #[derive(Debug, Clone)]
 pub struct MetaClient {
-    http: JsonClient,
-    base: String,
+    at: Endpoint,
 }
 
 impl MetaClient {
     /// A client of the sqlsvc at `base`, such as `http://127.0.0.1:5004`.
     pub fn new(http: JsonClient, base: impl Into<String>) -> Self {
         Self {
-            http,
-            base: base.into(),
+            at: Endpoint::new(http, base),
         }
     }
 
     /// The base URL this client calls.
     pub fn base(&self) -> &str {
-        &self.base
-    }
-
-    fn url(&self, path: std::fmt::Arguments<'_>) -> String {
-        format!("{}{path}", self.base)
+        self.at.base()
     }
 
     /// Records a new paste (`POST /pastes`); the answer holds its delete token.
     pub async fn create(&self, request: &CreateMeta) -> Result<Created, CallError> {
-        let url = self.url(format_args!("/pastes"));
-        Ok(self.http.post_json(&url, request).await?)
+        let url = self.at.url(format_args!("/pastes"));
+        Ok(self.at.http.post_json(&url, request).await?)
     }
 
     /// One live paste's metadata (`GET /pastes/{id}`); [`CallError::NotFound`] if it
     /// is unknown, deleted or expired.
     pub async fn get(&self, id: &PasteId) -> Result<Meta, CallError> {
-        let url = self.url(format_args!("/pastes/{id}"));
-        Ok(self.http.get_json(&url).await?)
+        let url = self.at.url(format_args!("/pastes/{id}"));
+        Ok(self.at.http.get_json(&url).await?)
     }
 
     /// A page of live pastes, newest first (`GET /pastes`). `cursor` is the opaque
@@ -203,20 +198,22 @@ impl MetaClient {
     /// sqlsvc does not accept is [`CallError::Invalid`].
     pub async fn list(&self, limit: u32, cursor: Option<&str>) -> Result<MetaPage, CallError> {
         let url = match cursor {
-            Some(cursor) => self.url(format_args!("/pastes?limit={limit}&cursor={cursor}")),
-            None => self.url(format_args!("/pastes?limit={limit}")),
+            Some(cursor) => self
+                .at
+                .url(format_args!("/pastes?limit={limit}&cursor={cursor}")),
+            None => self.at.url(format_args!("/pastes?limit={limit}")),
         };
-        Ok(self.http.get_json(&url).await?)
+        Ok(self.at.http.get_json(&url).await?)
     }
 
     /// The deletion log after position `since` (`GET /deletions`); `None` asks from
     /// wherever the log can be followed (the answer says `reset`).
     pub async fn deletions(&self, since: Option<u64>) -> Result<DeletionPage, CallError> {
         let url = match since {
-            Some(since) => self.url(format_args!("/deletions?since={since}")),
-            None => self.url(format_args!("/deletions")),
+            Some(since) => self.at.url(format_args!("/deletions?since={since}")),
+            None => self.at.url(format_args!("/deletions")),
         };
-        Ok(self.http.get_json(&url).await?)
+        Ok(self.at.http.get_json(&url).await?)
     }
 
     /// Deletes a live paste (`DELETE /pastes/{id}`) if `token` is its delete token, or
@@ -224,7 +221,7 @@ impl MetaClient {
     /// and a wrong token alike. The row goes, its text to sqlsvc's trash (its sweeper
     /// deletes it from nosqlsvc), its id to the deletion log.
     pub async fn delete(&self, id: &PasteId, token: Option<&str>) -> Result<Meta, CallError> {
-        let url = self.url(format_args!("/pastes/{id}"));
+        let url = self.at.url(format_args!("/pastes/{id}"));
         let body = token.map(|t| {
             // A struct of one string always encodes.
             serde_json::to_vec(&DeleteRequest {
@@ -233,34 +230,37 @@ impl MetaClient {
             .unwrap_or_default()
             .into()
         });
-        Ok(self.http.call(http::Method::DELETE, &url, body).await?)
+        Ok(self.at.http.call(http::Method::DELETE, &url, body).await?)
     }
 
     /// Claims a live burn-after-reading paste (`POST /pastes/{id}/claim`): the one
     /// caller that gets `Ok` removed it and may show its text; every other (and any
     /// paste that is not burn-after-reading) gets [`CallError::NotFound`].
     pub async fn claim(&self, id: &PasteId) -> Result<Meta, CallError> {
-        let url = self.url(format_args!("/pastes/{id}/claim"));
-        Ok(self.http.call(http::Method::POST, &url, None).await?)
+        let url = self.at.url(format_args!("/pastes/{id}/claim"));
+        Ok(self.at.http.call(http::Method::POST, &url, None).await?)
     }
 
     /// A live paste's view counts (`GET /pastes/{id}/stats`).
     pub async fn stats(&self, id: &PasteId) -> Result<PasteStats, CallError> {
-        let url = self.url(format_args!("/pastes/{id}/stats"));
-        Ok(self.http.get_json(&url).await?)
+        let url = self.at.url(format_args!("/pastes/{id}/stats"));
+        Ok(self.at.http.get_json(&url).await?)
     }
 
     /// Adds a batch of view counts (`POST /views`), at most [`MAX_VIEW_ENTRIES`].
     pub async fn add_views(&self, counts: &ViewCounts) -> Result<(), CallError> {
-        let url = self.url(format_args!("/views"));
-        self.http.post_json::<_, IgnoredAny>(&url, counts).await?;
+        let url = self.at.url(format_args!("/views"));
+        self.at
+            .http
+            .post_json::<_, IgnoredAny>(&url, counts)
+            .await?;
         Ok(())
     }
 
     /// Whether sqlsvc is ready (`GET /healthz`).
     pub async fn health(&self) -> Result<(), CallError> {
-        let url = self.url(format_args!("/healthz"));
-        self.http.get_json::<IgnoredAny>(&url).await?;
+        let url = self.at.url(format_args!("/healthz"));
+        self.at.http.get_json::<IgnoredAny>(&url).await?;
         Ok(())
     }
 }

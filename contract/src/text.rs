@@ -16,6 +16,7 @@ use httpkit::JsonClient;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
+use crate::Endpoint;
 use crate::error::CallError;
 use crate::ids::PastePath;
 
@@ -90,66 +91,64 @@ struct InsertTextRef<'a> {
 /// A typed client of nosqlsvc. Cheap to clone; clones share the connection pool.
 ///
 /// To add an endpoint: one method here that builds its URL from typed arguments
-/// with `self.url(..)`, calls the pooled client and converts its error with `?`;
+/// with `self.at.url(..)`, calls the pooled client and converts its error with `?`;
 /// its wire types go above, and the server's handler uses the same types.
 #[derive(Debug, Clone)]
 pub struct TextClient {
-    http: JsonClient,
-    base: String,
+    at: Endpoint,
 }
 
 impl TextClient {
     /// A client of the nosqlsvc at `base`, such as `http://127.0.0.1:5005`.
     pub fn new(http: JsonClient, base: impl Into<String>) -> Self {
         Self {
-            http,
-            base: base.into(),
+            at: Endpoint::new(http, base),
         }
     }
 
     /// The base URL this client calls.
     pub fn base(&self) -> &str {
-        &self.base
-    }
-
-    fn url(&self, path: std::fmt::Arguments<'_>) -> String {
-        format!("{}{path}", self.base)
+        self.at.base()
     }
 
     /// Stores a text under a new path (`POST /texts`).
     pub async fn insert(&self, text: &str) -> Result<Inserted, CallError> {
-        let url = self.url(format_args!("/texts"));
-        Ok(self.http.post_json(&url, &InsertTextRef { text }).await?)
+        let url = self.at.url(format_args!("/texts"));
+        Ok(self
+            .at
+            .http
+            .post_json(&url, &InsertTextRef { text })
+            .await?)
     }
 
     /// One text (`GET /texts/{path}`); [`CallError::NotFound`] if none is stored there.
     pub async fn get(&self, path: &PastePath) -> Result<TextDoc, CallError> {
-        let url = self.url(format_args!("/texts/{path}"));
-        Ok(self.http.get_json(&url).await?)
+        let url = self.at.url(format_args!("/texts/{path}"));
+        Ok(self.at.http.get_json(&url).await?)
     }
 
     /// Many texts in one call (`POST /texts/batch`), in the order asked, `None`
     /// where a path holds nothing. At most [`MAX_BATCH_PATHS`] paths.
     pub async fn get_many(&self, paths: &[PastePath]) -> Result<Texts, CallError> {
-        let url = self.url(format_args!("/texts/batch"));
+        let url = self.at.url(format_args!("/texts/batch"));
         let body = GetMany {
             paths: paths.iter().map(|p| p.as_str().to_owned()).collect(),
         };
-        Ok(self.http.post_json(&url, &body).await?)
+        Ok(self.at.http.post_json(&url, &body).await?)
     }
 
     /// Deletes one text (`DELETE /texts/{path}`); [`CallError::NotFound`] if none
     /// was stored there.
     pub async fn delete(&self, path: &PastePath) -> Result<Deleted, CallError> {
-        let url = self.url(format_args!("/texts/{path}"));
-        Ok(self.http.delete_json(&url).await?)
+        let url = self.at.url(format_args!("/texts/{path}"));
+        Ok(self.at.http.delete_json(&url).await?)
     }
 
     /// Deletes many texts in one call (`POST /texts/delete`, at most
     /// [`MAX_BATCH_PATHS`]); returns how many there were.
     pub async fn delete_many(&self, paths: &[PastePath]) -> Result<u64, CallError> {
-        let url = self.url(format_args!("/texts/delete"));
-        let answer: Affected = self.http.post_json(&url, &paths_body(paths)).await?;
+        let url = self.at.url(format_args!("/texts/delete"));
+        let answer: Affected = self.at.http.post_json(&url, &paths_body(paths)).await?;
         Ok(answer.affected)
     }
 
@@ -157,10 +156,10 @@ impl TextClient {
     /// found to point at yet, oldest first (`GET /texts/unsettled`): the candidates
     /// of the orphan sweep.
     pub async fn unsettled(&self, before: i64, limit: u32) -> Result<Vec<PastePath>, CallError> {
-        let url = self.url(format_args!(
+        let url = self.at.url(format_args!(
             "/texts/unsettled?before={before}&limit={limit}"
         ));
-        let answer: Paths = self.http.get_json(&url).await?;
+        let answer: Paths = self.at.http.get_json(&url).await?;
         answer
             .paths
             .into_iter()
@@ -174,15 +173,15 @@ impl TextClient {
     /// Marks texts a paste points at as settled (`POST /texts/settle`); returns how
     /// many were unsettled.
     pub async fn settle(&self, paths: &[PastePath]) -> Result<u64, CallError> {
-        let url = self.url(format_args!("/texts/settle"));
-        let answer: Affected = self.http.post_json(&url, &paths_body(paths)).await?;
+        let url = self.at.url(format_args!("/texts/settle"));
+        let answer: Affected = self.at.http.post_json(&url, &paths_body(paths)).await?;
         Ok(answer.affected)
     }
 
     /// Whether nosqlsvc is ready (`GET /healthz`).
     pub async fn health(&self) -> Result<(), CallError> {
-        let url = self.url(format_args!("/healthz"));
-        self.http.get_json::<IgnoredAny>(&url).await?;
+        let url = self.at.url(format_args!("/healthz"));
+        self.at.http.get_json::<IgnoredAny>(&url).await?;
         Ok(())
     }
 }
