@@ -113,7 +113,23 @@ pub struct MongoStore {
     client: Client,
     texts: Collection<TextDocument>,
     /// Whether the index on `unsettled` is known to exist (made by the first sweep).
-    indexed: std::sync::atomic::AtomicBool,
+    indexed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Runs one driver operation in a task of its own and waits for it. A request whose
+/// client hangs up is dropped mid-flight by hyper; the driver must not be: a driver
+/// future dropped before it completes closes its pooled connection (the driver's
+/// documentation warns against it), so 200 hang-ups meant 200 reconnections to the
+/// server while other requests waited for a connection. Detached, the operation
+/// finishes and its connection goes back to the pool; only the answer is discarded.
+async fn detached<T, F>(operation: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+{
+    tokio::spawn(operation)
+        .await
+        .unwrap_or_else(|err| Err(StoreError::Internal(format!("MongoDB operation: {err}"))))
 }
 
 impl MongoStore {
@@ -143,7 +159,7 @@ impl MongoStore {
         Ok(Self {
             client,
             texts,
-            indexed: std::sync::atomic::AtomicBool::new(false),
+            indexed: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 }
@@ -182,14 +198,18 @@ impl TextStore for MongoStore {
     async fn insert(&self, text: String) -> Result<String, StoreError> {
         // ObjectIds are unique by construction (time, per-process random, counter).
         let id = ObjectId::new();
-        self.texts
-            .insert_one(TextDocument {
-                id,
-                text,
-                unsettled: Some(now_unix()),
-            })
-            .await
-            .map_err(classify)?;
+        let texts = self.texts.clone();
+        detached(async move {
+            texts
+                .insert_one(TextDocument {
+                    id,
+                    text,
+                    unsettled: Some(now_unix()),
+                })
+                .await
+                .map_err(classify)
+        })
+        .await?;
         Ok(id.to_hex())
     }
 
@@ -197,12 +217,12 @@ impl TextStore for MongoStore {
         let Some(id) = object_id(path) else {
             return Ok(None);
         };
-        let found = self
-            .texts
-            .find_one(doc! { "_id": id })
-            .await
-            .map_err(classify)?;
-        Ok(found.map(|d| d.text))
+        let texts = self.texts.clone();
+        detached(async move {
+            let found = texts.find_one(doc! { "_id": id }).await.map_err(classify)?;
+            Ok(found.map(|d| d.text))
+        })
+        .await
     }
 
     async fn get_many(&self, paths: &[String]) -> Result<Vec<Option<String>>, StoreError> {
@@ -213,16 +233,20 @@ impl TextStore for MongoStore {
         if wanted.is_empty() {
             return Ok(vec![None; paths.len()]);
         }
-        let mut cursor = self
-            .texts
-            .find(doc! { "_id": { "$in": wanted } })
-            .await
-            .map_err(classify)?;
-        let mut found: HashMap<ObjectId, String> = HashMap::new();
-        while cursor.advance().await.map_err(classify)? {
-            let d = cursor.deserialize_current().map_err(classify)?;
-            found.insert(d.id, d.text);
-        }
+        let texts = self.texts.clone();
+        let found = detached(async move {
+            let mut cursor = texts
+                .find(doc! { "_id": { "$in": wanted } })
+                .await
+                .map_err(classify)?;
+            let mut found: HashMap<ObjectId, String> = HashMap::new();
+            while cursor.advance().await.map_err(classify)? {
+                let d = cursor.deserialize_current().map_err(classify)?;
+                found.insert(d.id, d.text);
+            }
+            Ok(found)
+        })
+        .await?;
         // Back to request order; a path asked twice gets its text twice.
         Ok(ids
             .iter()
@@ -234,12 +258,15 @@ impl TextStore for MongoStore {
         let Some(id) = object_id(path) else {
             return Ok(false);
         };
-        let result = self
-            .texts
-            .delete_one(doc! { "_id": id })
-            .await
-            .map_err(classify)?;
-        Ok(result.deleted_count > 0)
+        let texts = self.texts.clone();
+        detached(async move {
+            let result = texts
+                .delete_one(doc! { "_id": id })
+                .await
+                .map_err(classify)?;
+            Ok(result.deleted_count > 0)
+        })
+        .await
     }
 
     async fn delete_many(&self, paths: &[String]) -> Result<u64, StoreError> {
@@ -247,48 +274,56 @@ impl TextStore for MongoStore {
         if ids.is_empty() {
             return Ok(0);
         }
-        let result = self
-            .texts
-            .delete_many(doc! { "_id": { "$in": ids } })
-            .await
-            .map_err(classify)?;
-        Ok(result.deleted_count)
+        let texts = self.texts.clone();
+        detached(async move {
+            let result = texts
+                .delete_many(doc! { "_id": { "$in": ids } })
+                .await
+                .map_err(classify)?;
+            Ok(result.deleted_count)
+        })
+        .await
     }
 
     async fn unsettled(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError> {
         use std::sync::atomic::Ordering;
-        if !self.indexed.load(Ordering::Relaxed) {
-            // Sparse: only unsettled documents (the few recent ones) are in it.
-            let index = mongodb::IndexModel::builder()
-                .keys(doc! { "unsettled": 1 })
-                .options(
-                    mongodb::options::IndexOptions::builder()
-                        .sparse(true)
-                        .build(),
-                )
-                .build();
-            match self.texts.create_index(index).await {
-                Ok(_) => self.indexed.store(true, Ordering::Relaxed),
-                // The query works without it, only slower; try again next time.
-                Err(err) => tracing::warn!(%err, "cannot create the index on unsettled"),
+        let texts = self.texts.clone();
+        let indexed = self.indexed.clone();
+        detached(async move {
+            if !indexed.load(Ordering::Relaxed) {
+                // Sparse: only unsettled documents (the few recent ones) are in it.
+                let index = mongodb::IndexModel::builder()
+                    .keys(doc! { "unsettled": 1 })
+                    .options(
+                        mongodb::options::IndexOptions::builder()
+                            .sparse(true)
+                            .build(),
+                    )
+                    .build();
+                match texts.create_index(index).await {
+                    Ok(_) => indexed.store(true, Ordering::Relaxed),
+                    // The query works without it, only slower; try again next time.
+                    Err(err) => tracing::warn!(%err, "cannot create the index on unsettled"),
+                }
             }
-        }
-        let raw = self.texts.clone_with_type::<mongodb::bson::Document>();
-        let mut cursor = raw
-            .find(doc! { "unsettled": { "$lt": before } })
-            .sort(doc! { "unsettled": 1 })
-            .limit(i64::from(limit))
-            .projection(doc! { "_id": 1 })
-            .await
-            .map_err(classify)?;
-        let mut out = Vec::new();
-        while cursor.advance().await.map_err(classify)? {
-            let d = cursor.deserialize_current().map_err(classify)?;
-            if let Ok(id) = d.get_object_id("_id") {
-                out.push(id.to_hex());
+            let raw = texts.clone_with_type::<mongodb::bson::Document>();
+            let mut cursor = raw
+                .find(doc! { "unsettled": { "$lt": before } })
+                .sort(doc! { "unsettled": 1 })
+                .limit(i64::from(limit))
+                .projection(doc! { "_id": 1 })
+                .await
+                .map_err(classify)?;
+            let mut out = Vec::new();
+            while cursor.advance().await.map_err(classify)? {
+                let d = cursor.deserialize_current().map_err(classify)?;
+                if let Ok(id) = d.get_object_id("_id") {
+                    out.push(id.to_hex());
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
+        .await
     }
 
     async fn settle(&self, paths: &[String]) -> Result<u64, StoreError> {
@@ -296,28 +331,35 @@ impl TextStore for MongoStore {
         if ids.is_empty() {
             return Ok(0);
         }
-        let result = self
-            .texts
-            .update_many(
-                doc! { "_id": { "$in": ids }, "unsettled": { "$exists": true } },
-                doc! { "$unset": { "unsettled": "" } },
-            )
-            .await
-            .map_err(classify)?;
-        Ok(result.modified_count)
+        let texts = self.texts.clone();
+        detached(async move {
+            let result = texts
+                .update_many(
+                    doc! { "_id": { "$in": ids }, "unsettled": { "$exists": true } },
+                    doc! { "$unset": { "unsettled": "" } },
+                )
+                .await
+                .map_err(classify)?;
+            Ok(result.modified_count)
+        })
+        .await
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
-        self.texts.count_documents(doc! {}).await.map_err(classify)
+        let texts = self.texts.clone();
+        detached(async move { texts.count_documents(doc! {}).await.map_err(classify) }).await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
-        self.client
-            .database("admin")
-            .run_command(doc! { "ping": 1 })
-            .await
-            .map(|_| ())
-            .map_err(classify)
+        let admin = self.client.database("admin");
+        detached(async move {
+            admin
+                .run_command(doc! { "ping": 1 })
+                .await
+                .map(|_| ())
+                .map_err(classify)
+        })
+        .await
     }
 
     async fn close(self) {
