@@ -17,7 +17,7 @@ pub use body::{
 };
 pub use client::{ClientConfig, ClientError, JsonClient, error_chain};
 pub use server::{Handler, ServerConfig, serve};
-pub use shutdown::shutdown_signal;
+pub use shutdown::{BoxFuture, Shutdown, shutdown_signal};
 
 /// The error type boxed bodies carry.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -62,8 +62,29 @@ pub async fn run(
 pub async fn run_with_reload(
     listener: TcpListener,
     config: Config,
-    mut reload: watch::Receiver<Vec<String>>,
+    reload: watch::Receiver<Vec<String>>,
     shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    run_boxed(listener, config, reload, Box::pin(shutdown)).await
+}
+
+/// [`run_with_reload`]'s body, boxed by a function that is not inlined, so that it is
+/// compiled here (see [`httpkit::BoxFuture`]).
+#[inline(never)]
+fn run_boxed(
+    listener: TcpListener,
+    config: Config,
+    reload: watch::Receiver<Vec<String>>,
+    shutdown: httpkit::Shutdown<'_>,
+) -> httpkit::BoxFuture<'_, Result<(), Error>> {
+    Box::pin(run_body(listener, config, reload, shutdown))
+}
+
+async fn run_body(
+    listener: TcpListener,
+    config: Config,
+    mut reload: watch::Receiver<Vec<String>>,
+    shutdown: httpkit::Shutdown<'_>,
 ) -> Result<(), Error> {
     config.validate()?;
     let authorities = config

@@ -37,6 +37,25 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
+    run_boxed(listener, config, Box::pin(shutdown)).await
+}
+
+/// [`run`]'s body, boxed by a function that is not inlined, so that it is compiled
+/// here (see [`httpkit::BoxFuture`]).
+#[inline(never)]
+fn run_boxed(
+    listener: TcpListener,
+    config: Config,
+    shutdown: httpkit::Shutdown<'_>,
+) -> httpkit::BoxFuture<'_, Result<(), Error>> {
+    Box::pin(run_body(listener, config, shutdown))
+}
+
+async fn run_body(
+    listener: TcpListener,
+    config: Config,
+    shutdown: httpkit::Shutdown<'_>,
+) -> Result<(), Error> {
     config.validate()?;
     match &config.backend {
         BackendConfig::Embedded { path, cache_bytes } => {

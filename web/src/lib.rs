@@ -111,6 +111,25 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    run_boxed(listener, config, Box::pin(shutdown)).await
+}
+
+/// [`run`]'s body, boxed by a function that is not inlined, so that it is compiled
+/// here (see [`httpkit::BoxFuture`]).
+#[inline(never)]
+fn run_boxed(
+    listener: TcpListener,
+    config: Config,
+    shutdown: httpkit::Shutdown<'_>,
+) -> httpkit::BoxFuture<'_, std::io::Result<()>> {
+    Box::pin(run_body(listener, config, shutdown))
+}
+
+async fn run_body(
+    listener: TcpListener,
+    config: Config,
+    shutdown: httpkit::Shutdown<'_>,
+) -> std::io::Result<()> {
     let local_addr = listener.local_addr()?.to_string();
     httpkit::limits::check_body_limit(config.max_body_bytes).map_err(|msg| {
         std::io::Error::new(
