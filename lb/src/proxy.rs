@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use tokio::time::Sleep;
 
@@ -15,7 +15,7 @@ use crate::backend::{Picked, Registry};
 use crate::body::{BodySource, ForwardBody, InFlight, LbBody, ResponseBody};
 use crate::headers::{Origin, prepare_request, strip_hop_by_hop};
 use crate::metrics::Totals;
-use crate::upstream::{self, SendError, Sender};
+use crate::upstream::{self, Head, SendError, UpstreamBody};
 use crate::{Config, ProxyError};
 
 /// How one attempt failed.
@@ -23,7 +23,7 @@ enum Failure {
     /// The connection could not be opened: nothing was sent.
     NotSent(httpkit::BoxError),
     /// The connection failed after the request may have been (partly) sent.
-    Broken(hyper::Error),
+    Broken(httpkit::BoxError),
     /// No response headers within the timeout while the webserver had the whole body
     /// (or was not reading it).
     Timeout,
@@ -95,7 +95,11 @@ impl Proxy {
         prepare_request(&mut headers, &origin).map_err(|_| ProxyError::NoHost)?;
         let method = parts.method;
         // The target as the webserver gets it: path and query only.
-        let origin_form = path_and_query.map_or_else(|| Uri::from_static("/"), Uri::from);
+        let head = Head {
+            method: &method,
+            target: path_and_query.as_ref().map_or("/", |pq| pq.as_str()),
+            headers: &headers,
+        };
         let source = BodySource::new(body, limit, self.config.request_body_idle_timeout);
         let idempotent = method == Method::GET || method == Method::HEAD;
         let retry = &self.config.retry;
@@ -125,23 +129,13 @@ impl Proxy {
                 tracing::debug!(backend = backend.addr(), %method, "retrying");
             }
             let can_retry_more = retries < u64::from(retry.max_retries);
-            let mut upstream = Request::new(body);
-            *upstream.method_mut() = method.clone();
-            *upstream.uri_mut() = origin_form.clone();
-            *upstream.headers_mut() = headers.clone();
-            if !headers.contains_key(header::HOST) {
-                // As an HTTP/1.1 client must; the client (HTTP/1.0) sent none.
-                if let Ok(host) = HeaderValue::from_str(backend.addr()) {
-                    upstream.headers_mut().insert(header::HOST, host);
-                }
-            }
 
             let timeout = self.config.response_timeout.min(remaining);
             match self
-                .send(&backend, upstream, &source, timeout, &conn.timer)
+                .send(&backend, &head, body, &source, timeout, &conn.timer)
                 .await
             {
-                Ok((resp, in_flight, sender)) => {
+                Ok((resp, in_flight)) => {
                     let status = resp.status();
                     let retry_status = status == StatusCode::BAD_GATEWAY
                         || status == StatusCode::SERVICE_UNAVAILABLE;
@@ -160,7 +154,7 @@ impl Proxy {
                         }
                     }
                     backend.record_success();
-                    return Ok(self.response(resp, in_flight, sender));
+                    return Ok(self.response(resp, in_flight));
                 }
                 Err(Failure::NotSent(err)) => {
                     tracing::debug!(backend = backend.addr(), err = %httpkit::error_chain(&*err), "connect failed");
@@ -173,7 +167,7 @@ impl Proxy {
                     if let Some(client_error) = source.client_failure() {
                         return Err(client_error);
                     }
-                    tracing::debug!(backend = backend.addr(), err = %httpkit::error_chain(&err), "request failed");
+                    tracing::debug!(backend = backend.addr(), err = %httpkit::error_chain(&*err), "request failed");
                     backend.stats.reset_errors.fetch_add(1, Ordering::Relaxed);
                     backend.eject(&self.config.ejection, "connection broken");
                     last_error = ProxyError::Unreachable;
@@ -205,15 +199,16 @@ impl Proxy {
     async fn send(
         &self,
         backend: &Picked,
-        req: Request<ForwardBody>,
+        head: &Head<'_>,
+        body: ForwardBody,
         source: &BodySource,
         timeout: Duration,
         timer: &TimerSlot,
-    ) -> Result<(Response<Incoming>, InFlight, Sender), Failure> {
+    ) -> Result<(Response<UpstreamBody>, InFlight), Failure> {
         backend.stats.count_request();
         let in_flight = InFlight::new(backend.clone());
         let started = tokio::time::Instant::now();
-        let request = upstream::send(backend.addr(), req, self.config.connect_timeout);
+        let request = upstream::send(backend.addr(), head, body, self.config.connect_timeout);
         let first_deadline = started + timeout;
         let mut expiry = match timer.lock().unwrap_or_else(PoisonError::into_inner).take() {
             Some(mut sleep) => {
@@ -241,25 +236,20 @@ impl Proxy {
         match result {
             Err(SendError::NotSent(err)) => Err(Failure::NotSent(err)),
             Err(SendError::Broken(err)) => Err(Failure::Broken(err)),
-            Ok((resp, sender)) => {
+            Ok(resp) => {
                 backend.stats.observe_latency(started.elapsed());
                 backend.stats.record_status(resp.status());
-                Ok((resp, in_flight, sender))
+                Ok((resp, in_flight))
             }
         }
     }
 
     /// The webserver's answer, hop-by-hop headers removed, body streamed.
     /// Its connection goes back to this worker's pool once the body has been read.
-    fn response(
-        &self,
-        resp: Response<Incoming>,
-        in_flight: InFlight,
-        sender: Sender,
-    ) -> Response<LbBody> {
+    fn response(&self, resp: Response<UpstreamBody>, in_flight: InFlight) -> Response<LbBody> {
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        let body = ResponseBody::new(body, self.config.idle_timeout, in_flight, sender);
+        let body = ResponseBody::new(body, self.config.idle_timeout, in_flight);
         Response::from_parts(parts, LbBody::Forwarded(body))
     }
 }
