@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -37,13 +37,22 @@ enum Failure {
 pub type TimerSlot = Mutex<Option<Pin<Box<Sleep>>>>;
 
 /// What the requests of one client connection share: who the client is, with its
-/// `X-Forwarded-For` entry formatted once, and the response-timeout timer.
+/// `X-Forwarded-For` entry formatted once, the response-timeout timer, and since
+/// when the connection waits for its next request's head.
 pub struct ClientConn {
     pub peer: SocketAddr,
     /// `peer`'s address as a header value (made once, cloned without copying).
     peer_value: Option<HeaderValue>,
     pub timer: TimerSlot,
+    opened: tokio::time::Instant,
+    /// When the connection began waiting for a request head, in nanoseconds since
+    /// `opened`; [`BUSY`] while a request is being answered. Only this
+    /// connection's thread writes it.
+    waiting_since: AtomicU64,
 }
+
+/// [`ClientConn::waiting_since`] while a request is being answered.
+const BUSY: u64 = u64::MAX;
 
 impl ClientConn {
     pub fn new(peer: SocketAddr) -> Self {
@@ -51,6 +60,28 @@ impl ClientConn {
             peer,
             peer_value: HeaderValue::from_str(&peer.ip().to_string()).ok(),
             timer: Mutex::new(None),
+            opened: tokio::time::Instant::now(),
+            waiting_since: AtomicU64::new(0),
+        }
+    }
+
+    /// A request's head has been read: no head is due until it has been answered.
+    pub fn request_started(&self) {
+        self.waiting_since.store(BUSY, Ordering::Relaxed);
+    }
+
+    /// The answer has been sent (or abandoned): the next head is due from now.
+    pub fn request_ended(&self) {
+        let since = u64::try_from(self.opened.elapsed().as_nanos()).unwrap_or(BUSY - 1);
+        self.waiting_since.store(since, Ordering::Relaxed);
+    }
+
+    /// When the next request's head must have arrived, `timeout` after the
+    /// connection began waiting for it; `None` while a request is being answered.
+    pub fn head_deadline(&self, timeout: Duration) -> Option<tokio::time::Instant> {
+        match self.waiting_since.load(Ordering::Relaxed) {
+            BUSY => None,
+            since => Some(self.opened + Duration::from_nanos(since) + timeout),
         }
     }
 }
