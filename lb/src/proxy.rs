@@ -13,7 +13,7 @@ use tokio::time::Sleep;
 
 use crate::backend::{Picked, Registry};
 use crate::body::{BodySource, ForwardBody, InFlight, LbBody, ResponseBody};
-use crate::headers::{Origin, prepare_request, strip_hop_by_hop};
+use crate::headers::{Origin, prepare_forwarding, strip_hop_by_hop};
 use crate::metrics::Totals;
 use crate::upstream::{self, Head, SendError, UpstreamBody};
 use crate::{Config, ProxyError};
@@ -123,18 +123,21 @@ impl Proxy {
             uri_authority: parts.uri.authority().map(|a| a.as_str()),
             fallback_host: self.config.fallback_host.as_deref(),
         };
-        prepare_request(&mut headers, &origin).map_err(|_| ProxyError::NoHost)?;
+        let forwarding =
+            prepare_forwarding(&mut headers, &origin).map_err(|_| ProxyError::NoHost)?;
         let method = parts.method;
         // The target as the webserver gets it: path and query only.
         let head = Head {
             method: &method,
             target: path_and_query.as_ref().map_or("/", |pq| pq.as_str()),
             headers: &headers,
+            forwarding: &forwarding,
         };
         let source = BodySource::new(body, limit, self.config.request_body_idle_timeout);
         let idempotent = method == Method::GET || method == Method::HEAD;
         let retry = &self.config.retry;
-        let deadline = Instant::now() + retry.budget;
+        let started = Instant::now();
+        let deadline = started + retry.budget;
 
         // Webservers of the failed attempts; allocates only when a retry happens.
         let mut tried: Vec<Picked> = Vec::new();
@@ -151,7 +154,12 @@ impl Proxy {
             let Some(body) = source.attempt() else {
                 return Err(last_error);
             };
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let now = if retries == 0 {
+                started
+            } else {
+                Instant::now()
+            };
+            let remaining = deadline.saturating_duration_since(now);
             if remaining.is_zero() {
                 return Err(ProxyError::Timeout);
             }

@@ -29,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::body::ForwardBody;
+use crate::headers::Forwarding;
 use httpkit::BoxError;
 
 /// Bytes asked of the socket per read.
@@ -115,9 +116,11 @@ pub struct Head<'a> {
     pub method: &'a Method,
     /// Path and query.
     pub target: &'a str,
-    /// Already rewritten for the webserver (hop-by-hop headers gone, forwarding
-    /// headers set). `Content-Length` is written from the body's own length.
+    /// Already rewritten for the webserver (hop-by-hop headers gone).
+    /// `Content-Length` is written from the body's own length.
     pub headers: &'a HeaderMap,
+    /// Written after `headers`, replacing those of the same names.
+    pub forwarding: &'a Forwarding,
 }
 
 /// How the request's body is framed on the wire.
@@ -143,9 +146,18 @@ fn encode_head(
     out.extend_from_slice(head.target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in head.headers {
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+        if name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+            || head.forwarding.replaces(name)
+        {
             continue;
         }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in head.forwarding.headers() {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
@@ -794,16 +806,23 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("content-length", HeaderValue::from_static("99"));
         headers.insert("x-b", HeaderValue::from_static("v"));
+        let forwarding = Forwarding {
+            xff: Some(HeaderValue::from_static("192.0.2.1")),
+            proto: None,
+            host: None,
+        };
+        headers.insert("x-forwarded-for", HeaderValue::from_static("spoofed"));
         let h = Head {
             method: &Method::GET,
             target: "/a?b",
             headers: &headers,
+            forwarding: &forwarding,
         };
         let mut out = Vec::new();
         assert!(encode_head(&mut out, &h, "w:1", &ForwardBody::empty()) == RequestFraming::None);
         assert_eq!(
             String::from_utf8(out.clone()).unwrap(),
-            "GET /a?b HTTP/1.1\r\nx-b: v\r\nhost: w:1\r\n\r\n"
+            "GET /a?b HTTP/1.1\r\nx-b: v\r\nx-forwarded-for: 192.0.2.1\r\nhost: w:1\r\n\r\n"
         );
         let post = Head {
             method: &Method::POST,
