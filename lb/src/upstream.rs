@@ -18,6 +18,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
@@ -282,9 +283,13 @@ struct ParsedHead {
 /// 1xx interim answers are consumed and skipped.
 fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<ParsedHead>, BoxError> {
     loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut slots);
-        let len = match resp.parse(buf)? {
+        // Uninitialized slots: filling 100 empty headers per answer costs more than
+        // parsing the few a webserver sends.
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)?
+        {
             httparse::Status::Complete(len) => len,
             httparse::Status::Partial if buf.len() > MAX_HEAD => {
                 return Err("webserver answer head too large".into());
@@ -301,20 +306,21 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<ParsedHea
             continue;
         }
         let http11 = resp.version == Some(1);
-        // Where each header sits in `buf`, so the values can share its memory.
+        // Each header's name, and where its value sits in `buf`, so the values can
+        // share its memory once the head is split off.
         let base = buf.as_ptr() as usize;
-        let mut spans: [(usize, usize); MAX_HEADERS] = [(0, 0); MAX_HEADERS];
-        let count = resp.headers.len();
-        for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
-            *span = (h.value.as_ptr() as usize - base, h.value.len());
-        }
-        let mut headers = HeaderMap::with_capacity(count);
-        let mut names = Vec::with_capacity(count);
+        let mut fields = Vec::with_capacity(resp.headers.len());
         for h in resp.headers.iter() {
-            names.push(HeaderName::from_bytes(h.name.as_bytes())?);
+            let start = h.value.as_ptr() as usize - base;
+            fields.push((
+                HeaderName::from_bytes(h.name.as_bytes())?,
+                start,
+                h.value.len(),
+            ));
         }
         let bytes = buf.split_to(len).freeze();
-        for (name, &(start, n)) in names.into_iter().zip(&spans[..count]) {
+        let mut headers = HeaderMap::with_capacity(fields.len());
+        for (name, start, n) in fields {
             let value = HeaderValue::from_maybe_shared(bytes.slice(start..start + n))?;
             headers.append(name, value);
         }
