@@ -25,9 +25,10 @@ nginx_workers=${NGINX_WORKERS:-2}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pastebin-bench-lb.XXXXXX")
 up_pid=""
+nginx_pid=""
 cleanup() {
     [ -n "$up_pid" ] && kill -TERM "$up_pid" 2>/dev/null && wait "$up_pid" 2>/dev/null
-    [ -f "$work/nginx.pid" ] && kill -QUIT "$(cat "$work/nginx.pid")" 2>/dev/null
+    [ -n "$nginx_pid" ] && kill -QUIT "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -37,7 +38,10 @@ mapfile -t webs < <(grep -v '^#' "$work/data/lb-backends.txt")
 
 nginx_port=$(free_port)
 {
-    echo "worker_processes $nginx_workers; pid $work/nginx.pid; error_log $work/nginx-error.log;"
+    # In the foreground, in this script's session: a daemon would start a session of
+    # its own, and with the kernel's autogroup scheduling (on by default) get a CPU
+    # share of its own next to the one the balancer, wrk and the webservers share.
+    echo "daemon off; worker_processes $nginx_workers; pid $work/nginx.pid; error_log $work/nginx-error.log;"
     echo "events { worker_connections 4096; }"
     echo "http { access_log off;"
     echo "  upstream webs {"
@@ -49,7 +53,12 @@ nginx_port=$(free_port)
     echo "      proxy_set_header X-Forwarded-Proto \$scheme; proxy_set_header X-Forwarded-Host \$http_host; } } }"
 } > "$work/nginx.conf"
 nginx -t -q -c "$work/nginx.conf" -p "$work"
-nginx -c "$work/nginx.conf" -p "$work"
+nginx -c "$work/nginx.conf" -p "$work" 2> "$work/nginx.err" &
+nginx_pid=$!
+for _ in $(seq 1 100); do
+    (echo > "/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null && break
+    sleep 0.1
+done
 
 # The processes whose CPU time each proxy is charged: the one listening on its port
 # (lb; nginx's master) and its children (nginx's workers).

@@ -308,6 +308,13 @@ struct HeadTimed<S> {
 impl<S> HeadTimed<S> {
     /// `Ready(Err)` once the head the connection waits for is overdue.
     fn poll_overdue(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Polled once armed, the timer holds this connection's task's waker (the only
+        // task that reads the stream): until it fires there is nothing to look at.
+        if let Some(sleep) = &self.sleep
+            && !sleep.is_elapsed()
+        {
+            return Poll::Pending;
+        }
         let timeout = self.clock.timeout;
         let now = tokio::time::Instant::now();
         let sleep = self.sleep.get_or_insert_with(|| {
