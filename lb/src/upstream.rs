@@ -336,6 +336,11 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<ParsedHea
             }
         }
         let framing = framing(&headers, status, head_request)?;
+        if headers.contains_key(header::TRANSFER_ENCODING) {
+            // The coding frames the body, not a length the client would be told
+            // (RFC 9112 §6.3): the balancer frames its own answer.
+            headers.remove(header::CONTENT_LENGTH);
+        }
         if framing == Framing::Eof {
             keep_alive = false;
         }
@@ -791,6 +796,11 @@ mod tests {
                 .unwrap()
                 .unwrap();
         assert_eq!(h.status, StatusCode::CREATED);
+        let h = head("HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::Chunked(Chunk::Size));
+        assert!(h.headers.get("content-length").is_none());
         assert!(head("HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n").is_err());
         assert!(head("HTTP/1.1 200 OK\r\ncontent-len").unwrap().is_none());
         assert!(head("HTTP/1.1 101 Switching\r\n\r\n").is_err());
@@ -846,6 +856,36 @@ mod tests {
             itoa(u64::MAX, &mut [0; 20]),
             u64::MAX.to_string().as_bytes()
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_answer_head_is_parsed_or_refused_without_panic(
+            status in "[0-9 ]{0,4}",
+            fields in proptest::collection::vec(
+                (proptest::sample::select(vec![
+                    "content-length", "transfer-encoding", "connection", "x-a",
+                ]), "[ -~]{0,12}"),
+                0..6,
+            ),
+            head_request in proptest::bool::ANY,
+        ) {
+            let mut raw = format!("HTTP/1.1 {status} X\r\n");
+            for (name, value) in &fields {
+                raw.push_str(&format!("{name}: {value}\r\n"));
+            }
+            raw.push_str("\r\n");
+            let mut buf = BytesMut::from(raw.as_str());
+            if let Ok(Some(h)) = parse_head(&mut buf, head_request) {
+                proptest::prop_assert!(buf.is_empty());
+                if h.headers.contains_key(header::TRANSFER_ENCODING) {
+                    proptest::prop_assert!(!h.headers.contains_key(header::CONTENT_LENGTH));
+                }
+                if h.framing == Framing::Eof {
+                    proptest::prop_assert!(!h.keep_alive);
+                }
+            }
+        }
     }
 
     /// A body over a real socket pair: chunked and length-framed answers, with the
