@@ -7,9 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST};
-use http::{HeaderValue, Method, Request, Uri};
+use http::Uri;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep};
 
@@ -42,10 +40,13 @@ pub struct RunResult {
 struct Shared {
     plan: RunPlan,
     addr: std::net::SocketAddr,
-    host: HeaderValue,
-    get_uri: Uri,
-    create_uri: Uri,
-    list_uri: Uri,
+    /// The request of `--get`, encoded once.
+    get_request: Vec<u8>,
+    /// The list request, encoded once.
+    list_request: Vec<u8>,
+    /// What follows a request's target up to its last header line: the version and
+    /// the `Host` line.
+    after_target: Vec<u8>,
     texts: Texts,
     keys: KeyStore,
     measure_start: Instant,
@@ -69,16 +70,23 @@ pub async fn run(
         Workload::Get => 1,
     };
     let uri = |s: String| Uri::try_from(s).map_err(|err| LoadError::Target(err.to_string()));
+    let mut after_target = b" HTTP/1.1\r\nhost: ".to_vec();
+    after_target.extend_from_slice(target.authority.as_bytes());
+    after_target.extend_from_slice(b"\r\n");
+    let encoded_get = |target: &Uri| {
+        let mut out = Vec::new();
+        encode_get(&mut out, target, &after_target);
+        out
+    };
     let start = Instant::now();
     let measure_start = start + plan.warmup;
     let end = measure_start + plan.duration;
     let shared = Arc::new(Shared {
         plan: plan.clone(),
         addr: target.addr,
-        host: target.authority.clone(),
-        get_uri: uri(target.path.clone())?,
-        create_uri: uri("/pastes/".to_owned())?,
-        list_uri: uri(format!("/pastes?limit={list_limit}"))?,
+        get_request: encoded_get(&uri(target.path.clone())?),
+        list_request: encoded_get(&uri(format!("/pastes?limit={list_limit}"))?),
+        after_target: after_target.clone(),
         texts: Texts::new(plan.seed, max_size),
         keys: KeyStore::default(),
         measure_start,
@@ -123,6 +131,7 @@ pub async fn run(
             reporter,
             stop: stop.clone(),
             timer: Box::pin(tokio::time::sleep_until(start + plan.timeout)),
+            last_done: start,
         };
         handles.push(tokio::spawn(worker.run()));
     }
@@ -178,17 +187,6 @@ impl Op {
     }
 }
 
-/// An answer, read in full.
-struct Answer {
-    status: u16,
-    /// Status line, headers and body, as counted on the wire (without chunk framing).
-    bytes: u64,
-    /// The body, when the op checks it.
-    body: Option<Bytes>,
-    /// The server closes the connection after this answer.
-    close: bool,
-}
-
 /// How a connection's session ended.
 #[derive(PartialEq, Eq)]
 enum SessionEnd {
@@ -209,6 +207,9 @@ struct Worker {
     stop: watch::Receiver<bool>,
     /// The request timeout timer (see `exchange`).
     timer: Pin<Box<Sleep>>,
+    /// When the last answer arrived (or the connection was made): in a closed loop
+    /// the next request is due then, so the clock is read once per request.
+    last_done: Instant,
 }
 
 impl Worker {
@@ -255,6 +256,7 @@ impl Worker {
 
     /// Sends requests on one connection until the run ends or the connection breaks.
     async fn session(&mut self, mut conn: Conn) -> SessionEnd {
+        self.last_done = Instant::now();
         loop {
             let Some(intended) = self.next_slot().await else {
                 return SessionEnd::Finished;
@@ -267,13 +269,14 @@ impl Worker {
 
     /// When the next request is due; `None` once the run is over.
     async fn next_slot(&mut self) -> Option<Instant> {
+        let Some(interval) = self.interval else {
+            let now = self.last_done;
+            return (!self.over(now)).then_some(now);
+        };
         let now = Instant::now();
         if self.over(now) {
             return None;
         }
-        let Some(interval) = self.interval else {
-            return Some(now);
-        };
         let due = self.next_intended;
         if due >= self.shared.end {
             return None;
@@ -315,14 +318,19 @@ impl Worker {
     /// One request and its answer; `false` when the connection must be replaced.
     async fn exchange(&mut self, conn: &mut Conn, intended: Instant) -> bool {
         let op = self.pick();
-        let req = self.request(&op);
         let keep = op.keeps_body();
         let measured = intended >= self.shared.measure_start;
-        let sent = Instant::now();
-        // Sent early (see TIMER_SLACK): measured from the actual send.
+        // Closed loop: the slot is the time just read by `next_slot`, so no second
+        // clock read. Open loop: sent early (see TIMER_SLACK), measured from the
+        // actual send.
+        let sent = match self.interval {
+            None => intended,
+            Some(_) => Instant::now(),
+        };
         let intended = intended.min(sent);
         let deadline = sent + self.shared.plan.timeout;
-        let exchange = send(conn, req, keep);
+        encode(&self.shared, &op, conn.request_buffer());
+        let exchange = conn.exchange_written(false, keep);
         tokio::pin!(exchange);
         // One long-lived timer per client instead of one per request (registering a
         // timer for every request is a measurable share of the generator's CPU). It
@@ -341,6 +349,7 @@ impl Worker {
             }
         };
         let done = Instant::now();
+        self.last_done = done;
         let answer = match outcome {
             Some(Ok(answer)) => answer,
             Some(Err(_)) | None => {
@@ -410,35 +419,11 @@ impl Worker {
         }
     }
 
-    fn request(&self, op: &Op) -> Request<Bytes> {
-        let s = &self.shared;
-        let (method, uri, body) = match op {
-            Op::Get => (Method::GET, s.get_uri.clone(), Bytes::new()),
-            Op::Read { key, .. } => (Method::GET, key.uri.clone(), Bytes::new()),
-            Op::Write { nonce, size } => (
-                Method::POST,
-                s.create_uri.clone(),
-                s.texts.write_body(*nonce, *size),
-            ),
-            Op::List { .. } => (Method::GET, s.list_uri.clone(), Bytes::new()),
-        };
-        let post = method == Method::POST;
-        let mut req = Request::new(body);
-        *req.method_mut() = method;
-        *req.uri_mut() = uri;
-        req.headers_mut().insert(HOST, s.host.clone());
-        if post {
-            req.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        }
-        req
-    }
-
     /// Checks an answer; on a good create, remembers the new paste.
     fn judge(
         &mut self,
         op: Op,
-        answer: &Answer,
+        answer: &wire::Reply,
         measured: bool,
     ) -> Result<(), (ErrorKind, String)> {
         let status = answer.status;
@@ -498,15 +483,31 @@ impl Worker {
     }
 }
 
-/// Sends `req` and reads the whole answer, keeping the body only if `keep`.
-async fn send(conn: &mut Conn, req: Request<Bytes>, keep: bool) -> Result<Answer, wire::WireError> {
-    let reply = conn.exchange(&req, keep).await?;
-    Ok(Answer {
-        status: reply.status,
-        bytes: reply.bytes,
-        body: reply.body,
-        close: reply.close,
-    })
+/// Encodes the request for `op`, whole, into `out`.
+fn encode(s: &Shared, op: &Op, out: &mut Vec<u8>) {
+    match op {
+        Op::Get => out.extend_from_slice(&s.get_request),
+        Op::List { .. } => out.extend_from_slice(&s.list_request),
+        Op::Read { key, .. } => encode_get(out, &key.uri, &s.after_target),
+        Op::Write { nonce, size } => {
+            let body = s.texts.write_body(*nonce, *size);
+            out.extend_from_slice(b"POST /pastes/");
+            out.extend_from_slice(&s.after_target);
+            out.extend_from_slice(b"content-type: application/json\r\ncontent-length: ");
+            out.extend_from_slice(body.len().to_string().as_bytes());
+            out.extend_from_slice(b"\r\n\r\n");
+            out.extend_from_slice(&body);
+        }
+    }
+}
+
+/// `GET target` with the version and `Host` line of `after_target`, and no body.
+fn encode_get(out: &mut Vec<u8>, target: &Uri, after_target: &[u8]) {
+    out.extend_from_slice(b"GET ");
+    let target = target.path_and_query().map_or("/", |pq| pq.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(after_target);
+    out.extend_from_slice(b"\r\n");
 }
 
 fn micros(d: Duration) -> u64 {

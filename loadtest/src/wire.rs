@@ -83,8 +83,32 @@ impl Conn {
     /// in one write and reads the whole answer, keeping the body only if `keep`.
     pub async fn exchange(&mut self, req: &Request<Bytes>, keep: bool) -> Result<Reply, WireError> {
         self.encode(req);
-        self.stream.write_all(&self.output).await?;
         let head_request = req.method() == http::Method::HEAD;
+        self.round_trip(head_request, keep).await
+    }
+
+    /// The request buffer, cleared, for a caller that encodes its request itself
+    /// (whole and framed) and then calls [`Conn::exchange_written`]: the generator's hot
+    /// loop writes its few request shapes from pre-encoded pieces instead of building
+    /// an `http::Request` (a header map allocated and encoded again) for each request.
+    pub fn request_buffer(&mut self) -> &mut Vec<u8> {
+        self.output.clear();
+        &mut self.output
+    }
+
+    /// Sends what was encoded into [`Conn::request_buffer`] and reads the whole answer
+    /// (a `HEAD` answer has no body), keeping the body only if `keep`.
+    pub async fn exchange_written(
+        &mut self,
+        head_request: bool,
+        keep: bool,
+    ) -> Result<Reply, WireError> {
+        self.round_trip(head_request, keep).await
+    }
+
+    /// Writes the output buffer and reads the whole answer.
+    async fn round_trip(&mut self, head_request: bool, keep: bool) -> Result<Reply, WireError> {
+        self.stream.write_all(&self.output).await?;
         loop {
             let head = self.read_head().await?;
             if (100..200).contains(&head.status) && head.status != 101 {

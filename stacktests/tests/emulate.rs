@@ -224,7 +224,56 @@ async fn emulated_hosts_serve_through_the_printed_url_and_leave_nothing_behind()
     )
     .await;
 
-    // A clean stop removes everything.
+    // `pastebin scale 3`: a third webserver on a host of its own, in the balancer's
+    // list, answering from its address, reading what was written before it started.
+    up.stack.scale(3).await;
+    let backends = up.stack.backends();
+    assert_eq!(backends.len(), 3, "{backends:?}");
+    let third = &backends[2];
+    let third_ip = third.rsplit_once(':').unwrap().0;
+    assert!(in_emulated_range(third_ip), "{third}");
+    assert!(
+        addrs.iter().all(|a| a != third_ip),
+        "{third} is a new host's address"
+    );
+    let (status, body) = curlish("GET", &format!("http://{third}/pastes/{paste_id}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let hosts: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(up.stack.data_dir.join("emulated-hosts.json")).unwrap(),
+    )
+    .unwrap();
+    let web2 = hosts["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "web2")
+        .unwrap_or_else(|| panic!("no host web2 after scale 3: {hosts}"));
+    assert_eq!(web2["addr"], third_ip, "{hosts}");
+    let ns = web2["netns"].as_str().unwrap();
+    assert_eq!(ip(&["netns", "pids", ns]).lines().count(), 1, "{ns}");
+    if budgets {
+        assert_eq!(web2["cpu_budget"], 0.5, "{hosts}");
+    }
+    seen.borrow_mut().clear();
+    testkit::wait::eventually(
+        "requests through the printed URL reach all three webservers",
+        || async {
+            let (status, body) = curlish("GET", &format!("{}/healthz", up.url()), None).await;
+            assert_eq!(status, 200, "{body}");
+            let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let mut seen = seen.borrow_mut();
+            seen.insert(health["instance"].to_string());
+            seen.len() == 3
+        },
+    )
+    .await;
+    // And back to one: the balancer's list shrinks, the paste is still served.
+    up.stack.scale(1).await;
+    assert_eq!(up.stack.backends().len(), 1);
+    let (status, body) = curlish("GET", &format!("{}/pastes/{paste_id}", up.url()), None).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A clean stop removes everything (the hosts made by the scale-up included).
     assert!(!leftovers(&id).is_empty());
     up.stop().await;
     assert_gone(&id).await;

@@ -275,21 +275,6 @@ async fn webservers_seen(url: &str, tries: usize) -> HashSet<String> {
     seen
 }
 
-async fn scale(config_dir: &Path, n: usize) {
-    let out = Command::new(testkit::stack::pastebin_binary())
-        .arg("--config")
-        .arg(config_dir.join("pastebin.toml"))
-        .args(["scale", &n.to_string()])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pastebin scale {n}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 async fn check_all_readable(url: &str, created: &[(String, String)]) {
     for (id, text) in created {
         let (status, paste) = get(&format!("{url}/pastes/{id}")).await;
@@ -305,14 +290,14 @@ async fn scaling_out_and_in_under_load_fails_no_request() {
     let load = Load::start(&up.url, 4);
     load.runs_for(50).await;
 
-    scale(dir.path(), 3).await;
+    up.scale(3).await;
     assert_eq!(
         webservers_seen(&up.url, 9).await.len(),
         3,
         "three webservers get traffic"
     );
     load.runs_for(50).await;
-    scale(dir.path(), 1).await;
+    up.scale(1).await;
     assert_eq!(
         webservers_seen(&up.url, 6).await.len(),
         1,

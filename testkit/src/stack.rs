@@ -443,6 +443,23 @@ impl Stack {
             .collect()
     }
 
+    /// `pastebin scale n` on this stack's config; it must succeed (the launcher has
+    /// then started or stopped the webservers, and rewritten the balancer's list).
+    pub async fn scale(&self, n: usize) {
+        let out = tokio::process::Command::new(pastebin_binary())
+            .arg("--config")
+            .arg(&self.config)
+            .args(["scale", &n.to_string()])
+            .output()
+            .await
+            .expect("run pastebin scale");
+        assert!(
+            out.status.success(),
+            "pastebin scale {n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `signal` (TERM or INT), then the launcher must exit cleanly within
     /// [`STOP_LIMIT`] and leave none of its children running.
     pub async fn stop_with(mut self, signal: &str) {
