@@ -70,8 +70,9 @@ impl Backend {
         self.with_health(|h| h.clone())
     }
 
-    pub fn is_available(&self, now: Instant) -> bool {
-        self.settled.load(Ordering::Acquire) || self.with_health(|h| h.is_available(now))
+    /// `now` is asked only if the webserver's state is not settled.
+    pub fn is_available(&self, now: impl FnOnce() -> Instant) -> bool {
+        self.settled.load(Ordering::Acquire) || self.with_health(|h| h.is_available(now()))
     }
 
     pub fn record_check(&self, ok: bool, started: Instant, config: &HealthConfig) {
@@ -186,7 +187,9 @@ impl Registry {
 
     /// The next available webserver not in `exclude`.
     pub fn pick<E: Borrow<Arc<Backend>>>(&self, exclude: &[E]) -> Option<Picked> {
-        let now = Instant::now();
+        // Read once, and only if a webserver's state needs it.
+        let now = std::cell::OnceCell::new();
+        let now = || *now.get_or_init(Instant::now);
         self.current(|list| {
             let index = self.rr.pick_index(list, |b| {
                 !exclude.iter().any(|e| Arc::ptr_eq(e.borrow(), b)) && b.is_available(now)
@@ -200,7 +203,8 @@ impl Registry {
 
     /// Whether some webserver other than those in `exclude` is available now.
     pub fn has_other<E: Borrow<Arc<Backend>>>(&self, exclude: &[E]) -> bool {
-        let now = Instant::now();
+        let now = std::cell::OnceCell::new();
+        let now = || *now.get_or_init(Instant::now);
         self.current(|backends| {
             backends
                 .iter()

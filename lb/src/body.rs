@@ -20,7 +20,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::ProxyError;
 use crate::backend::{Backend, Picked};
-use crate::upstream::{self, Sender};
+use crate::upstream::{self, UpstreamBody};
 use httpkit::BoxError;
 
 /// The client's body, waiting to be sent by one attempt, and how sending it goes.
@@ -317,9 +317,8 @@ impl Body for LbBody {
 /// been read in full, its connection goes back to the worker's pool; a body dropped
 /// before its end closes the connection.
 pub struct ResponseBody {
-    inner: Incoming,
-    /// The connection the body arrives on, until the body ends.
-    sender: Option<Sender>,
+    /// Arrives on its connection, which it gives back at its end.
+    inner: UpstreamBody,
     idle: Duration,
     /// Started the first time the webserver makes us wait (most small answers arrive
     /// with their headers and never need it).
@@ -328,26 +327,23 @@ pub struct ResponseBody {
 }
 
 impl ResponseBody {
-    pub fn new(inner: Incoming, idle: Duration, in_flight: InFlight, sender: Sender) -> Self {
+    pub fn new(inner: UpstreamBody, idle: Duration, in_flight: InFlight) -> Self {
         let mut body = Self {
             inner,
-            sender: Some(sender),
             idle,
             timer: None,
             in_flight,
         };
-        body.release_if_done(false);
+        body.release_if_done();
         body
     }
 
-    /// Returns the connection to the pool once the body has been read in full
-    /// (`ended`: the body said so; a body of known length may end with its last
-    /// chunk, and the server then stops polling it).
-    fn release_if_done(&mut self, ended: bool) {
-        if (ended || self.inner.is_end_stream())
-            && let Some(sender) = self.sender.take()
-        {
-            upstream::release(self.in_flight.backend().addr(), sender);
+    /// Returns the connection to the pool once the body has been read in full (a
+    /// body of known length ends with its last chunk, and the server then stops
+    /// polling it).
+    fn release_if_done(&mut self) {
+        if let Some(conn) = self.inner.take_reusable() {
+            upstream::release(self.in_flight.backend().addr(), conn);
         }
     }
 }
@@ -381,12 +377,12 @@ impl Body for ResponseBody {
                         .as_mut()
                         .reset(tokio::time::Instant::now() + this.idle);
                 }
-                this.release_if_done(false);
+                this.release_if_done();
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err.into()))),
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err))),
             Poll::Ready(None) => {
-                this.release_if_done(true);
+                this.release_if_done();
                 Poll::Ready(None)
             }
             Poll::Pending => {

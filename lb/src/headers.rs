@@ -27,6 +27,13 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 /// recipient and must reach the webserver (a client listing it in `Connection`
 /// would otherwise make the link of a new paste point at an internal address).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages have none: one pass over the names instead of a lookup per name.
+    if !headers
+        .keys()
+        .any(|name| HOP_BY_HOP.contains(name) || name.as_str().starts_with("proxy-"))
+    {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -80,6 +87,49 @@ pub fn usable_host(host: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
+/// The forwarding headers a request goes to the webserver with, made by
+/// [`prepare_forwarding`]: each replaces every header of its name (`None`: the
+/// request's own are kept).
+pub struct Forwarding {
+    pub xff: Option<HeaderValue>,
+    pub proto: Option<HeaderValue>,
+    pub host: Option<HeaderValue>,
+}
+
+impl Forwarding {
+    /// Whether `name` is one of the headers this replaces.
+    pub fn replaces(&self, name: &HeaderName) -> bool {
+        (self.xff.is_some() && name == X_FORWARDED_FOR)
+            || (self.proto.is_some() && name == X_FORWARDED_PROTO)
+            || (self.host.is_some() && name == X_FORWARDED_HOST)
+    }
+
+    /// The headers, to write after the request's own.
+    pub fn headers(&self) -> impl Iterator<Item = (HeaderName, &HeaderValue)> {
+        [
+            (X_FORWARDED_FOR, self.xff.as_ref()),
+            (X_FORWARDED_PROTO, self.proto.as_ref()),
+            (X_FORWARDED_HOST, self.host.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)))
+    }
+
+    /// Puts them into `headers`.
+    #[cfg(test)]
+    pub fn apply(self, headers: &mut HeaderMap) {
+        for (name, value) in [
+            (X_FORWARDED_FOR, self.xff),
+            (X_FORWARDED_PROTO, self.proto),
+            (X_FORWARDED_HOST, self.host),
+        ] {
+            if let Some(value) = value {
+                headers.insert(name, value);
+            }
+        }
+    }
+}
+
 /// Rewrites a request's headers for the webserver: hop-by-hop headers removed,
 /// `Expect` removed (the balancer already answered the client's `100-continue`),
 /// and the forwarding headers set. From a trusted proxy, `X-Forwarded-For` is
@@ -88,7 +138,19 @@ pub fn usable_host(host: &str) -> bool {
 /// from the request's host) and `X-Real-IP` and `Forwarded` removed, so a client
 /// cannot pose as someone else. The host links are built on is the request's usable
 /// `Host`, else its absolute target's authority, else the balancer's own.
+#[cfg(test)]
 pub fn prepare_request(headers: &mut HeaderMap, origin: &Origin<'_>) -> Result<(), NoUsableHost> {
+    prepare_forwarding(headers, origin)?.apply(headers);
+    Ok(())
+}
+
+/// [`prepare_request`] with the forwarding headers returned instead of put into
+/// `headers` (the balancer writes them after the request's own: no insertion, which
+/// would grow the map hyper sized for the request's headers).
+pub fn prepare_forwarding(
+    headers: &mut HeaderMap,
+    origin: &Origin<'_>,
+) -> Result<Forwarding, NoUsableHost> {
     let host = {
         let mut hosts = headers.get_all(header::HOST).iter();
         let only = match (hosts.next(), hosts.next()) {
@@ -107,7 +169,18 @@ pub fn prepare_request(headers: &mut HeaderMap, origin: &Origin<'_>) -> Result<(
         }
     };
     strip_hop_by_hop(headers);
-    headers.remove(header::EXPECT);
+    // Most requests have none of these: one pass over the names instead of lookups.
+    let unwanted = |name: &HeaderName| {
+        name == header::EXPECT
+            || (!origin.trusted && (name == X_REAL_IP || name == header::FORWARDED))
+    };
+    if headers.keys().any(unwanted) {
+        headers.remove(header::EXPECT);
+        if !origin.trusted {
+            headers.remove(X_REAL_IP);
+            headers.remove(header::FORWARDED);
+        }
+    }
 
     let previous: Vec<&str> = if origin.trusted {
         headers
@@ -118,8 +191,6 @@ pub fn prepare_request(headers: &mut HeaderMap, origin: &Origin<'_>) -> Result<(
             .filter(|v| !v.is_empty())
             .collect()
     } else {
-        headers.remove(X_REAL_IP);
-        headers.remove(header::FORWARDED);
         Vec::new()
     };
     let chain = match (previous.is_empty(), origin.client_value) {
@@ -127,25 +198,23 @@ pub fn prepare_request(headers: &mut HeaderMap, origin: &Origin<'_>) -> Result<(
         (true, None) => HeaderValue::from_str(&origin.client.to_string()),
         (false, _) => HeaderValue::from_str(&format!("{}, {}", previous.join(", "), origin.client)),
     };
-    if let Ok(value) = chain {
-        headers.insert(X_FORWARDED_FOR, value);
-    }
 
-    let keep_theirs = |headers: &HeaderMap, name: &HeaderName| {
-        origin.trusted && headers.get(name).is_some_and(|v| !v.is_empty())
-    };
-    if !keep_theirs(headers, &X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    }
-    if !keep_theirs(headers, &X_FORWARDED_HOST) {
+    let keep_theirs =
+        |name: &HeaderName| origin.trusted && headers.get(name).is_some_and(|v| !v.is_empty());
+    let proto = (!keep_theirs(&X_FORWARDED_PROTO)).then(|| HeaderValue::from_static("http"));
+    let host = if keep_theirs(&X_FORWARDED_HOST) {
+        None
+    } else {
         match host {
-            Some(Ok(value)) => {
-                headers.insert(X_FORWARDED_HOST, value);
-            }
+            Some(Ok(value)) => Some(value),
             _ => return Err(NoUsableHost),
         }
-    }
-    Ok(())
+    };
+    Ok(Forwarding {
+        xff: chain.ok(),
+        proto,
+        host,
+    })
 }
 
 #[cfg(test)]

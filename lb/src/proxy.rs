@@ -3,19 +3,19 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use tokio::time::Sleep;
 
 use crate::backend::{Picked, Registry};
 use crate::body::{BodySource, ForwardBody, InFlight, LbBody, ResponseBody};
-use crate::headers::{Origin, prepare_request, strip_hop_by_hop};
+use crate::headers::{Origin, prepare_forwarding, strip_hop_by_hop};
 use crate::metrics::Totals;
-use crate::upstream::{self, SendError, Sender};
+use crate::upstream::{self, Head, SendError, UpstreamBody};
 use crate::{Config, ProxyError};
 
 /// How one attempt failed.
@@ -23,7 +23,7 @@ enum Failure {
     /// The connection could not be opened: nothing was sent.
     NotSent(httpkit::BoxError),
     /// The connection failed after the request may have been (partly) sent.
-    Broken(hyper::Error),
+    Broken(httpkit::BoxError),
     /// No response headers within the timeout while the webserver had the whole body
     /// (or was not reading it).
     Timeout,
@@ -37,13 +37,22 @@ enum Failure {
 pub type TimerSlot = Mutex<Option<Pin<Box<Sleep>>>>;
 
 /// What the requests of one client connection share: who the client is, with its
-/// `X-Forwarded-For` entry formatted once, and the response-timeout timer.
+/// `X-Forwarded-For` entry formatted once, the response-timeout timer, and since
+/// when the connection waits for its next request's head.
 pub struct ClientConn {
     pub peer: SocketAddr,
     /// `peer`'s address as a header value (made once, cloned without copying).
     peer_value: Option<HeaderValue>,
     pub timer: TimerSlot,
+    opened: tokio::time::Instant,
+    /// When the connection began waiting for a request head, in nanoseconds since
+    /// `opened`; [`BUSY`] while a request is being answered. Only this
+    /// connection's thread writes it.
+    waiting_since: AtomicU64,
 }
+
+/// [`ClientConn::waiting_since`] while a request is being answered.
+const BUSY: u64 = u64::MAX;
 
 impl ClientConn {
     pub fn new(peer: SocketAddr) -> Self {
@@ -51,6 +60,28 @@ impl ClientConn {
             peer,
             peer_value: HeaderValue::from_str(&peer.ip().to_string()).ok(),
             timer: Mutex::new(None),
+            opened: tokio::time::Instant::now(),
+            waiting_since: AtomicU64::new(0),
+        }
+    }
+
+    /// A request's head has been read: no head is due until it has been answered.
+    pub fn request_started(&self) {
+        self.waiting_since.store(BUSY, Ordering::Relaxed);
+    }
+
+    /// The answer has been sent (or abandoned): the next head is due from now.
+    pub fn request_ended(&self) {
+        let since = u64::try_from(self.opened.elapsed().as_nanos()).unwrap_or(BUSY - 1);
+        self.waiting_since.store(since, Ordering::Relaxed);
+    }
+
+    /// When the next request's head must have arrived, `timeout` after the
+    /// connection began waiting for it; `None` while a request is being answered.
+    pub fn head_deadline(&self, timeout: Duration) -> Option<tokio::time::Instant> {
+        match self.waiting_since.load(Ordering::Relaxed) {
+            BUSY => None,
+            since => Some(self.opened + Duration::from_nanos(since) + timeout),
         }
     }
 }
@@ -92,14 +123,21 @@ impl Proxy {
             uri_authority: parts.uri.authority().map(|a| a.as_str()),
             fallback_host: self.config.fallback_host.as_deref(),
         };
-        prepare_request(&mut headers, &origin).map_err(|_| ProxyError::NoHost)?;
+        let forwarding =
+            prepare_forwarding(&mut headers, &origin).map_err(|_| ProxyError::NoHost)?;
         let method = parts.method;
         // The target as the webserver gets it: path and query only.
-        let origin_form = path_and_query.map_or_else(|| Uri::from_static("/"), Uri::from);
+        let head = Head {
+            method: &method,
+            target: path_and_query.as_ref().map_or("/", |pq| pq.as_str()),
+            headers: &headers,
+            forwarding: &forwarding,
+        };
         let source = BodySource::new(body, limit, self.config.request_body_idle_timeout);
         let idempotent = method == Method::GET || method == Method::HEAD;
         let retry = &self.config.retry;
-        let deadline = Instant::now() + retry.budget;
+        let started = Instant::now();
+        let deadline = started + retry.budget;
 
         // Webservers of the failed attempts; allocates only when a retry happens.
         let mut tried: Vec<Picked> = Vec::new();
@@ -116,7 +154,12 @@ impl Proxy {
             let Some(body) = source.attempt() else {
                 return Err(last_error);
             };
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let now = if retries == 0 {
+                started
+            } else {
+                Instant::now()
+            };
+            let remaining = deadline.saturating_duration_since(now);
             if remaining.is_zero() {
                 return Err(ProxyError::Timeout);
             }
@@ -125,23 +168,13 @@ impl Proxy {
                 tracing::debug!(backend = backend.addr(), %method, "retrying");
             }
             let can_retry_more = retries < u64::from(retry.max_retries);
-            let mut upstream = Request::new(body);
-            *upstream.method_mut() = method.clone();
-            *upstream.uri_mut() = origin_form.clone();
-            *upstream.headers_mut() = headers.clone();
-            if !headers.contains_key(header::HOST) {
-                // As an HTTP/1.1 client must; the client (HTTP/1.0) sent none.
-                if let Ok(host) = HeaderValue::from_str(backend.addr()) {
-                    upstream.headers_mut().insert(header::HOST, host);
-                }
-            }
 
             let timeout = self.config.response_timeout.min(remaining);
             match self
-                .send(&backend, upstream, &source, timeout, &conn.timer)
+                .send(&backend, &head, body, &source, timeout, &conn.timer)
                 .await
             {
-                Ok((resp, in_flight, sender)) => {
+                Ok((resp, in_flight)) => {
                     let status = resp.status();
                     let retry_status = status == StatusCode::BAD_GATEWAY
                         || status == StatusCode::SERVICE_UNAVAILABLE;
@@ -160,7 +193,7 @@ impl Proxy {
                         }
                     }
                     backend.record_success();
-                    return Ok(self.response(resp, in_flight, sender));
+                    return Ok(self.response(resp, in_flight));
                 }
                 Err(Failure::NotSent(err)) => {
                     tracing::debug!(backend = backend.addr(), err = %httpkit::error_chain(&*err), "connect failed");
@@ -173,7 +206,7 @@ impl Proxy {
                     if let Some(client_error) = source.client_failure() {
                         return Err(client_error);
                     }
-                    tracing::debug!(backend = backend.addr(), err = %httpkit::error_chain(&err), "request failed");
+                    tracing::debug!(backend = backend.addr(), err = %httpkit::error_chain(&*err), "request failed");
                     backend.stats.reset_errors.fetch_add(1, Ordering::Relaxed);
                     backend.eject(&self.config.ejection, "connection broken");
                     last_error = ProxyError::Unreachable;
@@ -205,15 +238,16 @@ impl Proxy {
     async fn send(
         &self,
         backend: &Picked,
-        req: Request<ForwardBody>,
+        head: &Head<'_>,
+        body: ForwardBody,
         source: &BodySource,
         timeout: Duration,
         timer: &TimerSlot,
-    ) -> Result<(Response<Incoming>, InFlight, Sender), Failure> {
+    ) -> Result<(Response<UpstreamBody>, InFlight), Failure> {
         backend.stats.count_request();
         let in_flight = InFlight::new(backend.clone());
         let started = tokio::time::Instant::now();
-        let request = upstream::send(backend.addr(), req, self.config.connect_timeout);
+        let request = upstream::send(backend.addr(), head, body, self.config.connect_timeout);
         let first_deadline = started + timeout;
         let mut expiry = match timer.lock().unwrap_or_else(PoisonError::into_inner).take() {
             Some(mut sleep) => {
@@ -241,25 +275,20 @@ impl Proxy {
         match result {
             Err(SendError::NotSent(err)) => Err(Failure::NotSent(err)),
             Err(SendError::Broken(err)) => Err(Failure::Broken(err)),
-            Ok((resp, sender)) => {
+            Ok(resp) => {
                 backend.stats.observe_latency(started.elapsed());
                 backend.stats.record_status(resp.status());
-                Ok((resp, in_flight, sender))
+                Ok((resp, in_flight))
             }
         }
     }
 
     /// The webserver's answer, hop-by-hop headers removed, body streamed.
     /// Its connection goes back to this worker's pool once the body has been read.
-    fn response(
-        &self,
-        resp: Response<Incoming>,
-        in_flight: InFlight,
-        sender: Sender,
-    ) -> Response<LbBody> {
+    fn response(&self, resp: Response<UpstreamBody>, in_flight: InFlight) -> Response<LbBody> {
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        let body = ResponseBody::new(body, self.config.idle_timeout, in_flight, sender);
+        let body = ResponseBody::new(body, self.config.idle_timeout, in_flight);
         Response::from_parts(parts, LbBody::Forwarded(body))
     }
 }

@@ -9,8 +9,17 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -20,9 +29,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::body::LbBody;
+use crate::proxy::ClientConn;
 use crate::{Error, Lb};
-use httpkit::ServerConfig;
 use httpkit::io::WriteTimeout;
+use httpkit::{BoxError, ServerConfig};
 
 /// How many workers `configured` asks for (0: one per core).
 pub fn worker_count(configured: usize) -> usize {
@@ -188,26 +198,32 @@ async fn work(worker: Worker) {
         }
     });
     let graceful = GracefulShutdown::new();
-    let builder = httpkit::server::http1_builder(&config);
+    let mut builder = httpkit::server::http1_builder(&config);
+    // The header-read timeout is the connection's own (`HeadTimeout`): hyper's arms a
+    // new timer for every request.
+    builder.header_read_timeout(None);
     let drained = async move {
         let _ = drain.wait_for(|d| *d).await;
     };
     httpkit::server::accept_loop(&listener, &limit, drained, |stream, peer, permit| {
         let handler = lb.clone();
-        let conn = Arc::new(crate::proxy::ClientConn::new(peer));
+        let conn = Arc::new(ClientConn::new(peer));
+        let head_timeout = HeadTimeout::new(conn.clone(), config.header_read_timeout);
         let service = service_fn(move |req| {
             let handler = handler.clone();
             let conn = conn.clone();
             async move {
+                conn.request_started();
                 // Framing the balancer cannot forward (RFC 9112): 501 / 400, as every
                 // server answers it (see `httpkit::serve`).
-                if let Some(refused) = httpkit::framing::check(&req) {
-                    return Ok::<_, Infallible>(refused.map(LbBody::Own));
-                }
-                Ok::<_, Infallible>(handler.handle(req, &conn).await)
+                let resp = match httpkit::framing::check(&req) {
+                    Some(refused) => refused.map(LbBody::Own),
+                    None => handler.handle(req, &conn).await,
+                };
+                Ok::<_, Infallible>(resp.map(|body| Served { body, conn }))
             }
         });
-        let stream = WriteTimeout::new(stream, config.write_timeout);
+        let stream = head_timeout.wrap(WriteTimeout::new(stream, config.write_timeout));
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(err) = conn.await {
@@ -220,4 +236,153 @@ async fn work(worker: Worker) {
     drop(listener);
     httpkit::server::drain(graceful, config.drain_timeout).await;
     sweeper.abort();
+}
+
+/// An answer's body that tells its connection when it is done (sent in full, or
+/// dropped with the connection): from then on, the next request's head is due.
+struct Served {
+    body: LbBody,
+    conn: Arc<ClientConn>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.conn.request_ended();
+    }
+}
+
+impl Body for Served {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The header-read timeout (see [`ServerConfig::header_read_timeout`]): a client
+/// must send each request's head within the timeout of the connection starting to
+/// wait for it (when it opened, or when the previous answer was sent), so slow or
+/// idle clients cannot pin the balancer. One timer per connection, armed once and
+/// moved only when it fires early (the deadline moved on meanwhile): no timer is
+/// registered per request. A read that waits past the deadline fails, and hyper
+/// closes the connection, as with its own timeout.
+struct HeadTimeout {
+    conn: Arc<ClientConn>,
+    timeout: Duration,
+}
+
+impl HeadTimeout {
+    fn new(conn: Arc<ClientConn>, timeout: Duration) -> Self {
+        Self { conn, timeout }
+    }
+
+    fn wrap<S>(self, inner: S) -> HeadTimed<S> {
+        HeadTimed {
+            inner,
+            clock: self,
+            sleep: None,
+        }
+    }
+}
+
+/// A connection's stream under its [`HeadTimeout`].
+struct HeadTimed<S> {
+    inner: S,
+    clock: HeadTimeout,
+    /// Armed at the first read that waits.
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S> HeadTimed<S> {
+    /// `Ready(Err)` once the head the connection waits for is overdue.
+    fn poll_overdue(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Polled once armed, the timer holds this connection's task's waker (the only
+        // task that reads the stream): until it fires there is nothing to look at.
+        if let Some(sleep) = &self.sleep
+            && !sleep.is_elapsed()
+        {
+            return Poll::Pending;
+        }
+        let timeout = self.clock.timeout;
+        let now = tokio::time::Instant::now();
+        let sleep = self.sleep.get_or_insert_with(|| {
+            let first = self
+                .clock
+                .conn
+                .head_deadline(timeout)
+                .unwrap_or(now + timeout);
+            Box::pin(tokio::time::sleep_until(first))
+        });
+        while sleep.as_mut().poll(cx).is_ready() {
+            let now = tokio::time::Instant::now();
+            match self.clock.conn.head_deadline(timeout) {
+                Some(deadline) if deadline <= now => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "request head not received in time",
+                    )));
+                }
+                Some(deadline) => sleep.as_mut().reset(deadline),
+                // A request is being answered: look again a timeout later.
+                None => sleep.as_mut().reset(now + timeout),
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for HeadTimed<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Pending => this.poll_overdue(cx),
+            ready => ready,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for HeadTimed<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }

@@ -173,3 +173,76 @@ async fn too_many_headers_are_refused_at_the_edge() {
     let _ = Method::GET;
     lb.stop().await;
 }
+
+/// Reads until the balancer closes the connection (within a minute); returns what
+/// it sent.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut buf))
+        .await
+        .expect("the balancer did not close the connection")
+        .ok();
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn short_head_timeout(a: &FakeBackend) -> lb::Config {
+    let mut config = test_config(&[a]);
+    config.server.header_read_timeout = Duration::from_millis(300);
+    config
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_head_is_cut_off() {
+    let a = FakeBackend::start("a").await;
+    let lb = TestLb::start(short_head_timeout(&a)).await;
+    let mut stream = tokio::net::TcpStream::connect(lb.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Nothing else would close it: the header read timeout did.
+    let answer = read_until_closed(&mut stream).await;
+    assert_eq!(answer, "");
+    lb.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_its_answers() {
+    let a = FakeBackend::start("a").await;
+    let lb = TestLb::start(short_head_timeout(&a)).await;
+    let mut stream = tokio::net::TcpStream::connect(lb.addr).await.unwrap();
+    // Two requests on the connection, then silence.
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let n = stream.read(&mut buf).await.unwrap();
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    assert_eq!(read_until_closed(&mut stream).await, "");
+    lb.stop().await;
+}
+
+#[tokio::test]
+async fn an_answer_slower_than_the_head_timeout_is_not_cut() {
+    let a = FakeBackend::start("a").await;
+    let mut config = short_head_timeout(&a);
+    // The webserver takes three head timeouts to answer; the response timeout allows it.
+    let slow = config.server.header_read_timeout * 3;
+    config.response_timeout = slow * 4;
+    config.retry.budget = slow * 8;
+    // Its health checks are as slow: they must pass, or it would go down meanwhile.
+    config.health.timeout = slow * 4;
+    a.set(Behaviour::Slow(slow));
+    let lb = TestLb::start(config).await;
+    let answer = raw_exchange(
+        &lb,
+        "GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    lb.stop().await;
+}
