@@ -353,6 +353,12 @@ impl ReadApi {
 impl ReadApi {
     /// Both storage services answer their health checks.
     pub async fn ready(&self) -> Result<(), ReadError> {
+        // Not ready while reads that need sqlsvc fail fast: a webserver answers
+        // /readyz 200 only once its deletion-log polls reach sqlsvc again (within a
+        // poll interval of sqlsvc's return), never while it would 503 those reads.
+        if self.health.is_down() {
+            return Err(sqlsvc_down());
+        }
         self.meta.health().await.map_err(ReadError::Upstream)?;
         self.texts.health().await.map_err(ReadError::Upstream)
     }

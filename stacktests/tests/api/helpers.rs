@@ -97,9 +97,25 @@ impl Stack {
     }
 
     /// Stops sqlsvc gracefully and starts it again on the same address and file.
+    /// Returns once every webserver is ready again: a webserver that saw sqlsvc go
+    /// away fails reads that need it fast until its next deletion-log poll answers
+    /// (a quarter of a second later, or more on a busy machine), and says so on
+    /// `/readyz`.
     pub async fn restart_sqlsvc(&mut self) {
         let run = sqlsvc_run(&self.dir, &self.sweep);
         self.sqlsvc.respawn(run).await;
+        testkit::eventually(
+            "every webserver is ready after sqlsvc's restart",
+            || async {
+                for web in &self.webs {
+                    if self.client.get(&web.url("/readyz")).await.status != StatusCode::OK {
+                        return false;
+                    }
+                }
+                true
+            },
+        )
+        .await;
     }
 
     /// Stops nosqlsvc gracefully and starts it again on the same address and data.
