@@ -130,6 +130,23 @@ fn in_emulated_range(addr: &str) -> bool {
     a == 198 && (b == 18 || b == 19)
 }
 
+/// Polls `url`'s `/healthz` until answers have come from `n` different webservers.
+async fn reach_webservers(url: &str, n: usize) {
+    let seen = std::cell::RefCell::new(HashSet::new());
+    testkit::wait::eventually(
+        &format!("requests through the printed URL reach {n} webservers"),
+        || async {
+            let (status, body) = curlish("GET", &format!("{url}/healthz"), None).await;
+            assert_eq!(status, 200, "{body}");
+            let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let mut seen = seen.borrow_mut();
+            seen.insert(health["instance"].to_string());
+            seen.len() == n
+        },
+    )
+    .await;
+}
+
 #[tokio::test]
 #[ignore = "needs root and iproute2 (emulated hosts): scripts/test.sh runs it with --ignored as root"]
 async fn emulated_hosts_serve_through_the_printed_url_and_leave_nothing_behind() {
@@ -210,19 +227,7 @@ async fn emulated_hosts_serve_through_the_printed_url_and_leave_nothing_behind()
         assert_eq!(health["addr"], *backend, "{body}");
     }
     // Requests through the printed URL reach both.
-    let seen = std::cell::RefCell::new(HashSet::new());
-    testkit::wait::eventually(
-        "requests through the printed URL reach both webservers",
-        || async {
-            let (status, body) = curlish("GET", &format!("{}/healthz", up.url()), None).await;
-            assert_eq!(status, 200, "{body}");
-            let health: serde_json::Value = serde_json::from_str(&body).unwrap();
-            let mut seen = seen.borrow_mut();
-            seen.insert(health["instance"].to_string());
-            seen.len() == 2
-        },
-    )
-    .await;
+    reach_webservers(up.url(), 2).await;
 
     // `pastebin scale 3`: a third webserver on a host of its own, in the balancer's
     // list, answering from its address, reading what was written before it started.
@@ -254,19 +259,7 @@ async fn emulated_hosts_serve_through_the_printed_url_and_leave_nothing_behind()
     if budgets {
         assert_eq!(web2["cpu_budget"], 0.5, "{hosts}");
     }
-    seen.borrow_mut().clear();
-    testkit::wait::eventually(
-        "requests through the printed URL reach all three webservers",
-        || async {
-            let (status, body) = curlish("GET", &format!("{}/healthz", up.url()), None).await;
-            assert_eq!(status, 200, "{body}");
-            let health: serde_json::Value = serde_json::from_str(&body).unwrap();
-            let mut seen = seen.borrow_mut();
-            seen.insert(health["instance"].to_string());
-            seen.len() == 3
-        },
-    )
-    .await;
+    reach_webservers(up.url(), 3).await;
     // And back to one: the balancer's list shrinks, the paste is still served.
     up.stack.scale(1).await;
     assert_eq!(up.stack.backends().len(), 1);
