@@ -45,6 +45,17 @@ pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Re
     }
 }
 
+/// Marks `resp` as the last answer on its connection (`Connection: close`). For
+/// answers sent while the request's body is still unread (over the limit, too slow,
+/// framing unknown): the server then closes the connection, and a client that is not
+/// told so puts it back in its pool and sends its next request into a closing socket
+/// (RFC 9112, section 9.6).
+pub fn closing<B>(mut resp: Response<B>) -> Response<B> {
+    resp.headers_mut()
+        .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    resp
+}
+
 /// `{"error": message}` and a newline, with `status`. Callers keep 5xx messages generic.
 pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
     #[derive(Serialize)]

@@ -35,14 +35,11 @@ pub fn unsupported_transfer_coding(headers: &HeaderMap) -> bool {
 /// The error answer for a request whose framing is refused, if it is.
 pub fn check<B>(req: &Request<B>) -> Option<Response<Body>> {
     if unsupported_transfer_coding(req.headers()) {
-        let mut resp = error_response(
+        // The body's framing is unknown: nothing more can be read on this connection.
+        return Some(crate::closing(error_response(
             StatusCode::NOT_IMPLEMENTED,
             "transfer coding not implemented: only chunked is supported",
-        );
-        // The body's framing is unknown: nothing more can be read on this connection.
-        resp.headers_mut()
-            .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
-        return Some(resp);
+        )));
     }
     let hosts = req.headers().get_all(header::HOST).iter().count();
     let bad_host = match req.version() {

@@ -12,8 +12,8 @@ pub mod shutdown;
 pub mod timeouts;
 
 pub use body::{
-    BODY_READ_TIMEOUT, Body, BodyError, empty, error_response, full, json_response, read_body,
-    read_body_within,
+    BODY_READ_TIMEOUT, Body, BodyError, closing, empty, error_response, full, json_response,
+    read_body, read_body_within,
 };
 pub use client::{ClientConfig, ClientError, JsonClient, error_chain};
 pub use server::{Handler, ServerConfig, serve};

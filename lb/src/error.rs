@@ -115,22 +115,16 @@ impl ProxyError {
     }
 
     /// The JSON answer `{"error": ...}` for this error. After a client timeout, a body
-    /// over the limit or a broken body, the rest of the body is unread, so the
-    /// connection is closed, and says so: without `Connection: close` a client would
-    /// put the connection back in its pool and send its next request into a socket
-    /// the balancer is closing (RFC 9112, section 9.6).
+    /// over the limit or a broken body, the rest of the body is unread: the answer
+    /// closes the connection and says so ([`httpkit::closing`]).
     pub fn into_response(self) -> Response<httpkit::Body> {
-        let mut resp = httpkit::error_response(self.status(), self.message());
-        if matches!(
-            self,
-            ProxyError::ClientTimeout | ProxyError::TooLarge | ProxyError::ClientBody
-        ) {
-            resp.headers_mut().insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
-            );
+        let resp = httpkit::error_response(self.status(), self.message());
+        match self {
+            ProxyError::ClientTimeout | ProxyError::TooLarge | ProxyError::ClientBody => {
+                httpkit::closing(resp)
+            }
+            _ => resp,
         }
-        resp
     }
 }
 

@@ -102,9 +102,16 @@ impl ApiError {
             }
         };
         let mut resp = httpkit::error_response(status, &message);
-        if let ApiError::MethodNotAllowed(allow) = self {
-            resp.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        match self {
+            ApiError::MethodNotAllowed(allow) => {
+                resp.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            // The rest of the body is unread: the answer closes the connection.
+            ApiError::TooLarge { .. } | ApiError::RequestTimeout => {
+                resp = httpkit::closing(resp);
+            }
+            _ => {}
         }
         resp
     }

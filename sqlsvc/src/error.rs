@@ -97,12 +97,15 @@ impl ApiError {
                     .insert(header::ALLOW, HeaderValue::from_static(allow));
                 resp
             }
-            ApiError::PayloadTooLarge { limit } => {
-                error_response(status, &format!("body is larger than {limit} bytes"))
-            }
-            ApiError::RequestTimeout => {
-                error_response(status, "the request body did not arrive in time")
-            }
+            // The rest of the body is unread: the answer closes the connection.
+            ApiError::PayloadTooLarge { limit } => httpkit::closing(error_response(
+                status,
+                &format!("body is larger than {limit} bytes"),
+            )),
+            ApiError::RequestTimeout => httpkit::closing(error_response(
+                status,
+                "the request body did not arrive in time",
+            )),
             ApiError::Unavailable(detail) => {
                 tracing::warn!(%detail, "database unavailable");
                 error_response(status, "unavailable")

@@ -73,17 +73,12 @@ impl ApiError {
                 "internal error".to_owned(),
             ),
         };
-        let mut resp = error_response(status, &message);
-        if matches!(
-            self,
-            ApiError::PayloadTooLarge(_) | ApiError::RequestTimeout
-        ) {
-            // The rest of the body is unread: the connection closes after this answer,
-            // and says so, so that no client reuses it (RFC 9112, section 9.6).
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        let resp = error_response(status, &message);
+        match self {
+            // The rest of the body is unread: the answer closes the connection.
+            ApiError::PayloadTooLarge(_) | ApiError::RequestTimeout => httpkit::closing(resp),
+            _ => resp,
         }
-        resp
     }
 }
 
