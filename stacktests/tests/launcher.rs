@@ -185,14 +185,7 @@ async fn delete_tokens_are_never_logged_nor_stored() {
             )
             .await;
         assert_eq!(resp.status, http::StatusCode::CREATED, "{}", resp.text());
-        let token = resp.header("x-delete-token").unwrap().to_owned();
-        let id = resp
-            .text()
-            .trim_end()
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .to_owned();
+        let (id, token) = resp.created_plain();
         pastes.push((id, token.clone()));
         tokens.push(token);
     }

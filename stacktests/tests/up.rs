@@ -22,6 +22,22 @@ async fn start(dir: &Path, webservers: usize) -> Stack {
         .await
 }
 
+/// `kill -9` of one of the webservers `pids`; returns once the launcher has restarted
+/// it (as many webservers as before, the killed one not among them).
+async fn kill_9_one_webserver(up: &Stack, pids: &HashSet<u64>) {
+    let victim = *pids.iter().next().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    testkit::eventually("the launcher restarts the killed webserver", || async {
+        let now_pids = web_pids(up).await;
+        now_pids.len() == pids.len() && !now_pids.contains(&victim)
+    })
+    .await;
+}
+
 /// The pids of the webservers, from their `/healthz` asked directly (through the
 /// balancer it shows no pid), at the addresses in the balancer's list.
 async fn web_pids(up: &Stack) -> HashSet<u64> {
@@ -91,17 +107,7 @@ async fn up_serves_through_both_webservers_restarts_a_dead_one_and_stops_cleanly
     );
 
     // kill -9 one webserver: the launcher restarts it on the same address.
-    let victim = *pids.iter().next().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(victim as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    testkit::eventually("the launcher restarts the killed webserver", || async {
-        let now_pids = web_pids(&up).await;
-        now_pids.len() == 2 && !now_pids.contains(&victim)
-    })
-    .await;
+    kill_9_one_webserver(&up, &pids).await;
     let (status, paste) = get(&format!("{}/pastes/{id}", up.url)).await;
     assert_eq!(status, 200);
     assert_eq!(paste["text"], "hello from up");
@@ -329,18 +335,8 @@ async fn kill_9_of_one_of_three_webservers_under_load_fails_no_get() {
     let load = Load::start(&up.url, 4);
     load.runs_for(50).await;
 
-    let victim = *pids.iter().next().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(victim as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
     // Load goes on through the death and the launcher's restart of it.
-    testkit::eventually("the launcher restarts the killed webserver", || async {
-        let now_pids = web_pids(&up).await;
-        now_pids.len() == 3 && !now_pids.contains(&victim)
-    })
-    .await;
+    kill_9_one_webserver(&up, &pids).await;
     load.runs_for(100).await;
     let report = load.finish().await;
 

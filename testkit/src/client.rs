@@ -54,6 +54,23 @@ impl Answer {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The paste id and delete token of a plain-text create's answer (its body is the
+    /// paste's URL, the token in `X-Delete-Token`).
+    pub fn created_plain(&self) -> (String, String) {
+        let token = self
+            .header("x-delete-token")
+            .unwrap_or_else(|| panic!("no X-Delete-Token in the answer: {}", self.text()))
+            .to_owned();
+        let text = self.text();
+        let id = text
+            .trim_end()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        (id, token)
+    }
+
     /// The name of the fake webserver that answered (its `x-backend` header), or "".
     pub fn backend(&self) -> String {
         self.header("x-backend").unwrap_or_default().to_owned()

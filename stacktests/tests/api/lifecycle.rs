@@ -200,14 +200,7 @@ async fn a_plain_text_create_answers_its_token_in_a_header() {
         )
         .await;
     assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
-    let token = resp.header("x-delete-token").unwrap().to_owned();
-    let id = resp
-        .text()
-        .trim_end()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (id, token) = resp.created_plain();
     assert!(!stack.listed().await.contains(&id));
     let resp = delete(
         &stack,
