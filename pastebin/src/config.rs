@@ -56,6 +56,10 @@ pub struct Overrides {
     /// Bytes of pastes (metadata and text) each webserver caches; 0 turns the cache off.
     #[arg(long, env = "PASTEBIN_CACHE_BYTES", global = true)]
     pub cache_bytes: Option<usize>,
+    /// Whether each webserver's cache also takes the pastes the others create, before
+    /// their first read there (true or false; default true).
+    #[arg(long, env = "PASTEBIN_CACHE_PREFETCH", global = true)]
+    pub cache_prefetch: Option<bool>,
     /// Reader connections of sqlsvc (default: one per core, at least 2).
     #[arg(long, env = "PASTEBIN_SQLSVC_READERS", global = true)]
     pub sqlsvc_readers: Option<usize>,
@@ -245,6 +249,7 @@ struct WebFile {
     addrs: Option<Vec<String>>,
     public_url: Option<String>,
     cache_bytes: Option<usize>,
+    cache_prefetch: Option<bool>,
     store_timeout_ms: Option<u64>,
     max_expires_in: Option<u64>,
     default_expires_in: Option<u64>,
@@ -329,6 +334,8 @@ pub struct Settings {
     pub webservers: Vec<String>,
     pub public_url: Option<String>,
     pub cache_bytes: usize,
+    /// Whether webservers cache the pastes the others create (`read::prefetch`).
+    pub cache_prefetch: bool,
     pub sqlsvc: String,
     /// Reader connections of sqlsvc.
     pub sqlsvc_readers: usize,
@@ -524,6 +531,10 @@ impl Settings {
                 .cache_bytes
                 .or(file.web.cache_bytes)
                 .unwrap_or(64 * 1024 * 1024),
+            cache_prefetch: over
+                .cache_prefetch
+                .or(file.web.cache_prefetch)
+                .unwrap_or(true),
             sqlsvc_readers: over
                 .sqlsvc_readers
                 .or(file.sqlsvc.readers)

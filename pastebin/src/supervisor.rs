@@ -467,6 +467,8 @@ fn common_args(settings: &Settings) -> Vec<OsString> {
         settings.max_body_bytes.to_string().into(),
         "--cache-bytes".into(),
         settings.cache_bytes.to_string().into(),
+        "--cache-prefetch".into(),
+        settings.cache_prefetch.to_string().into(),
         "--sqlsvc-readers".into(),
         settings.sqlsvc_readers.to_string().into(),
         "--nosql-cache-bytes".into(),
