@@ -366,7 +366,10 @@ async fn pastes_created_elsewhere_are_cached_before_their_first_read() {
     let prefetched = |v: &Value| v["prefetched"].as_u64().unwrap();
     let deadline = Instant::now() + DEADLINE;
     while prefetched(&cache_stats(&stack, 0).await) < prefetched(&before) + 2 {
-        assert!(Instant::now() < deadline, "webserver 0 never prefetched them");
+        assert!(
+            Instant::now() < deadline,
+            "webserver 0 never prefetched them"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for (id, text) in [(&plain, "made on 1"), (&unlisted, "unlisted on 1")] {
@@ -381,7 +384,10 @@ async fn pastes_created_elsewhere_are_cached_before_their_first_read() {
     assert_eq!(prefetched(&after), prefetched(&before) + 2);
     let resp = on_web(&stack, 0, &format!("/pastes/{burn}")).await;
     assert_eq!(resp.json()["text"], "burn on 1");
-    assert_eq!(fetches(&stack, 0).await, before["fetches"].as_u64().unwrap() + 1);
+    assert_eq!(
+        fetches(&stack, 0).await,
+        before["fetches"].as_u64().unwrap() + 1
+    );
     // Webserver 1 created all three and fetches none of its own back.
     assert_eq!(cache_stats(&stack, 1).await["prefetched"], 0);
     stack.shutdown().await;
