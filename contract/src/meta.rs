@@ -7,6 +7,7 @@
 //! | `GET /pastes/{id}`         | [`MetaClient::get`]       | 200 [`Meta`], 404 |
 //! | `GET /pastes?limit&cursor` | [`MetaClient::list`]      | 200 [`MetaPage`], 400 bad cursor |
 //! | `GET /deletions?since`     | [`MetaClient::deletions`] | 200 [`DeletionPage`] |
+//! | `GET /creations?since`     | [`MetaClient::creations`] | 200 [`CreationPage`] |
 //! | `GET /healthz`             | [`MetaClient::health`]    | 200, 503        |
 //! | `DELETE /pastes/{id}`      | [`MetaClient::delete`]    | 200 [`Meta`], 404 (also: wrong token) |
 //! | `POST /pastes/{id}/claim`  | [`MetaClient::claim`]     | 200 [`Meta`] to the one winner, 404 |
@@ -156,6 +157,20 @@ pub struct DeletionPage {
     pub more: bool,
 }
 
+/// Answer of `GET /creations?since=N`: the cacheable pastes created after insertion
+/// number `since`, which each webserver polls to fetch, in one batch, the pastes
+/// other webservers created, before anyone reads them there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreationPage {
+    /// Live pastes after `since`, oldest first; burn-after-reading pastes (never
+    /// cached) and expired ones are left out. Empty when `since` was absent.
+    pub pastes: Vec<Meta>,
+    /// The position these pastes bring the caller to; its next `since`.
+    pub next: u64,
+    /// More pastes follow `next`: ask again at once.
+    pub more: bool,
+}
+
 /// A typed client of sqlsvc. Cheap to clone; clones share the connection pool.
 ///
 /// To add an endpoint: one method here that builds its URL from typed arguments
@@ -212,6 +227,22 @@ impl MetaClient {
         let url = match since {
             Some(since) => self.at.url(format_args!("/deletions?since={since}")),
             None => self.at.url(format_args!("/deletions")),
+        };
+        Ok(self.at.http.get_json(&url).await?)
+    }
+
+    /// The pastes created after insertion number `since` (`GET /creations`), at most
+    /// `limit`; `None` asks only for the newest number, to follow from there.
+    pub async fn creations(
+        &self,
+        since: Option<u64>,
+        limit: u32,
+    ) -> Result<CreationPage, CallError> {
+        let url = match since {
+            Some(since) => self
+                .at
+                .url(format_args!("/creations?since={since}&limit={limit}")),
+            None => self.at.url(format_args!("/creations?limit={limit}")),
         };
         Ok(self.at.http.get_json(&url).await?)
     }

@@ -125,6 +125,7 @@ pub async fn run(
             config.max_body_bytes = settings.max_body_bytes;
             config.public_url = settings.public_url.clone();
             config.cache_bytes = settings.cache_bytes;
+            config.cache_prefetch = settings.cache_prefetch;
             config.store_timeout = settings.web_store_timeout;
             config.max_expires_in = settings.max_expires_in;
             config.default_expires_in = settings.default_expires_in;

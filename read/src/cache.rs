@@ -147,6 +147,12 @@ impl PasteCache {
         }
     }
 
+    /// Whether `id` is held, without counting it as a read (the eviction policy
+    /// keeps what is read again, and this is no read).
+    pub fn contains(&self, id: &PasteId) -> bool {
+        self.entries.as_ref().is_some_and(|e| e.contains_key(id))
+    }
+
     /// A ticket for a fetch starting `now`.
     pub fn ticket(&self, now: Instant) -> Ticket {
         Ticket {

@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod flight;
 pub mod invalidation;
+pub mod prefetch;
 pub mod views;
 
 use std::sync::Arc;
@@ -81,6 +82,8 @@ pub struct ReadApi {
     health: Arc<SqlsvcHealth>,
     /// Fetches of one paste from the stores (each shared by its concurrent readers).
     fetches: Arc<AtomicU64>,
+    /// Pastes cached by following sqlsvc's creations (`prefetch`).
+    prefetched: Arc<AtomicU64>,
     /// Views counted and not yet flushed to sqlsvc.
     views: Arc<views::ViewCounter>,
 }
@@ -94,6 +97,9 @@ pub struct CacheStats {
     /// Fetches of one paste from the stores since start (cache misses, after the
     /// single flight merged concurrent ones).
     pub fetches: u64,
+    /// Pastes other webservers created that this one cached before their first
+    /// read here (`prefetch`).
+    pub prefetched: u64,
     /// The deletion-log position applied; None until the first poll answered.
     pub deletion_log_position: Option<u64>,
     /// Whether the deletion-log polls say sqlsvc is down.
@@ -112,6 +118,7 @@ impl ReadApi {
             flights: Arc::default(),
             health: Arc::default(),
             fetches: Arc::default(),
+            prefetched: Arc::default(),
             views: Arc::default(),
         }
     }
@@ -160,6 +167,7 @@ impl ReadApi {
             bytes: self.cache.bytes(),
             capacity_bytes: self.cache.capacity_bytes(),
             fetches: self.fetches.load(Ordering::Relaxed),
+            prefetched: self.prefetched.load(Ordering::Relaxed),
             deletion_log_position: self.health.position(),
             sqlsvc_down: self.health.is_down(),
         }
@@ -169,6 +177,19 @@ impl ReadApi {
     /// for as long as it serves.
     pub fn follow_deletions(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         invalidation::follow(self.meta.clone(), self.cache.clone(), self.health.clone())
+    }
+
+    /// Caches the pastes other webservers create, before their first read here,
+    /// until dropped (see `prefetch`): the webserver runs it as a task beside
+    /// `follow_deletions`, whose deletion log keeps what it caches right.
+    pub fn follow_creations(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        prefetch::follow(
+            self.meta.clone(),
+            self.texts.clone(),
+            self.cache.clone(),
+            self.health.clone(),
+            self.prefetched.clone(),
+        )
     }
 
     /// The cache, for its figures and for tests.

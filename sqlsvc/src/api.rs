@@ -4,6 +4,6 @@
 pub use contract::ids::{DELETE_TOKEN_LEN, random_token};
 pub use contract::ids::{PASTE_ID_LEN, ParsePasteIdError, PasteId, PastePath, RandomIdError};
 pub use contract::meta::{
-    CreateMeta, Created, DeleteRequest, DeletionPage, MAX_VIEW_ENTRIES, Meta, MetaPage, PasteStats,
-    ViewCount, ViewCounts, valid_month,
+    CreateMeta, Created, CreationPage, DeleteRequest, DeletionPage, MAX_VIEW_ENTRIES, Meta,
+    MetaPage, PasteStats, ViewCount, ViewCounts, valid_month,
 };

@@ -8,7 +8,7 @@ use rusqlite::types::Type;
 use rusqlite::{OptionalExtension, Row, params};
 use tokio_rusqlite::Connection;
 
-use crate::api::{DeletionPage, Meta, PasteId, PastePath, PasteStats, ViewCount};
+use crate::api::{CreationPage, DeletionPage, Meta, PasteId, PastePath, PasteStats, ViewCount};
 use crate::error::Error;
 use crate::migrations;
 
@@ -573,6 +573,52 @@ pub(crate) fn deletions(
     })
 }
 
+/// The pastes a webserver may cache that were created after insertion number
+/// `since` (their `seq`), oldest first, at most `limit`: not burn-after-reading, not
+/// expired at `now`. Without `since`, no pastes and the newest number, to follow
+/// from. A `seq` freed by deleting the newest rows can be handed out again, so a
+/// follower may skip a paste: it then misses once, which is never wrong.
+pub(crate) fn creations(
+    conn: &rusqlite::Connection,
+    since: Option<u64>,
+    limit: u32,
+    now: i64,
+) -> rusqlite::Result<CreationPage> {
+    let to_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
+    let Some(since) = since else {
+        let head: i64 = conn
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM pastes")?
+            .query_row([], |r| r.get(0))?;
+        return Ok(CreationPage {
+            pastes: Vec::new(),
+            next: to_u64(head),
+            more: false,
+        });
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {META_COLUMNS}, seq FROM pastes WHERE seq > ?1 \
+         AND burn = 0 AND (expires_at IS NULL OR expires_at > ?2) \
+         ORDER BY seq LIMIT ?3"
+    ))?;
+    let since_i = i64::try_from(since).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![since_i, now, i64::from(limit) + 1], |row| {
+        Ok((meta_from_row(row)?, row.get::<_, i64>(AFTER_META)?))
+    })?;
+    let mut pastes = Vec::new();
+    let mut next = since;
+    let mut more = false;
+    for row in rows {
+        let (meta, seq) = row?;
+        if pastes.len() == limit as usize {
+            more = true;
+            break;
+        }
+        next = to_u64(seq);
+        pastes.push(meta);
+    }
+    Ok(CreationPage { pastes, next, more })
+}
+
 /// A trivial query that touches the table, for the health check.
 pub(crate) fn ping(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     conn.prepare_cached("SELECT 1 FROM pastes LIMIT 1")?
@@ -656,6 +702,34 @@ mod tests {
         let plan = plan.join("\n");
         assert!(plan.contains("pastes_listed"), "{plan}");
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+
+    #[test]
+    fn creations_follow_seq_and_leave_out_burn_and_expired() {
+        let conn = db();
+        let start = creations(&conn, None, 10, 100).unwrap();
+        assert_eq!((start.pastes.len(), start.next, start.more), (0, 0, false));
+        insert(&conn, "ddddddddd1", 1, None);
+        insert(&conn, "ddddddddd2", 2, Some(50)); // expired at 100
+        insert(&conn, "ddddddddd3", 3, Some(500));
+        insert(&conn, "ddddddddd4", 4, None);
+        insert(&conn, "ddddddddd5", 5, None);
+        conn.execute("UPDATE pastes SET burn = 1 WHERE seq = 4", [])
+            .unwrap();
+        let ids = |page: &CreationPage| -> Vec<String> {
+            page.pastes.iter().map(|m| m.paste_id.to_string()).collect()
+        };
+        let page = creations(&conn, Some(0), 2, 100).unwrap();
+        assert_eq!(ids(&page), ["ddddddddd1", "ddddddddd3"]);
+        assert_eq!((page.next, page.more), (3, true));
+        let page = creations(&conn, Some(page.next), 2, 100).unwrap();
+        assert_eq!(ids(&page), ["ddddddddd5"]);
+        assert_eq!((page.next, page.more), (5, false));
+        let page = creations(&conn, Some(5), 2, 100).unwrap();
+        assert!(page.pastes.is_empty() && page.next == 5 && !page.more);
+        // Without a position: nothing, and where to follow from.
+        let page = creations(&conn, None, 2, 100).unwrap();
+        assert!(page.pastes.is_empty() && page.next == 5);
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub(crate) enum Route {
     Metrics,
     /// `GET /deletions?since=N&limit=M`: the deletion log after position N.
     Deletions(DeletionsQuery),
+    /// `GET /creations?since=N&limit=M`: the cacheable pastes created after
+    /// insertion number N (same query shape as the deletion log).
+    Creations(DeletionsQuery),
     Health,
     Stats,
 }
@@ -45,7 +48,7 @@ pub(crate) struct ListQuery {
 pub(crate) const DEFAULT_DELETIONS_LIMIT: u32 = 1000;
 pub(crate) const MAX_DELETIONS_LIMIT: u32 = 10_000;
 
-/// The query of `GET /deletions`.
+/// The query of `GET /deletions` and `GET /creations`.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct DeletionsQuery {
     /// The caller's log position; None = it has none yet.
@@ -65,6 +68,10 @@ pub(crate) fn route(method: &Method, uri: &Uri) -> Result<Route, ApiError> {
         },
         "/deletions" => match *method {
             Method::GET => Ok(Route::Deletions(deletions_query(uri.query())?)),
+            _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        },
+        "/creations" => match *method {
+            Method::GET => Ok(Route::Creations(deletions_query(uri.query())?)),
             _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         },
         "/healthz" => match *method {
@@ -159,7 +166,8 @@ fn list_query(query: Option<&str>) -> Result<ListQuery, ApiError> {
     Ok(ListQuery { limit, before })
 }
 
-/// Parses `since` and `limit` of `GET /deletions`; other parameters are ignored.
+/// Parses `since` and `limit` of `GET /deletions` (and `/creations`); other
+/// parameters are ignored.
 fn deletions_query(query: Option<&str>) -> Result<DeletionsQuery, ApiError> {
     let mut out = DeletionsQuery {
         since: None,
@@ -271,6 +279,15 @@ mod tests {
         assert_eq!(status(Method::GET, "/deletions?since=-1"), 400);
         assert_eq!(status(Method::GET, "/deletions?limit=0"), 400);
         assert_eq!(status(Method::POST, "/deletions"), 405);
+        assert_eq!(
+            r(Method::GET, "/creations?since=7&limit=3").unwrap(),
+            Route::Creations(DeletionsQuery {
+                since: Some(7),
+                limit: 3
+            })
+        );
+        assert_eq!(status(Method::GET, "/creations?since=x"), 400);
+        assert_eq!(status(Method::DELETE, "/creations"), 405);
         assert_eq!(status(Method::GET, "/pastes/abcDEF0123/claim"), 405);
         assert_eq!(status(Method::POST, "/pastes/abcDEF0123/stats"), 405);
         assert_eq!(status(Method::POST, "/pastes/short/claim"), 400);

@@ -61,6 +61,7 @@ impl Service {
             Route::AddViews => self.add_views(req).await,
             Route::Metrics => self.metrics().await,
             Route::Deletions(query) => self.deletions(query).await,
+            Route::Creations(query) => self.creations(query).await,
             Route::Health => self.health().await,
             Route::Stats => Ok(json_response(StatusCode::OK, &self.stats.snapshot())),
         }
@@ -255,6 +256,15 @@ impl Service {
         let page = self
             .db
             .read(move |conn| db::deletions(conn, query.since, query.limit))
+            .await?;
+        Ok(json_response(StatusCode::OK, &page))
+    }
+
+    async fn creations(&self, query: DeletionsQuery) -> Result<Response<Body>, ApiError> {
+        let now = now_unix();
+        let page = self
+            .db
+            .read(move |conn| db::creations(conn, query.since, query.limit, now))
             .await?;
         Ok(json_response(StatusCode::OK, &page))
     }

@@ -72,10 +72,19 @@ async fn cached_pastes_are_served_while_sqlsvc_is_stopped_and_others_get_503() {
     let data = dir.path().join("data");
     let sql = spawn("sqlsvc", &data, &[]).await;
     let nosql = spawn("nosqlsvc", &data, &[]).await;
+    // Without prefetching, so that the paste created through the other webserver
+    // below stays uncached here.
     let web = spawn(
         "web",
         &data,
-        &["--sqlsvc", &sql.addr, "--nosqlsvc", &nosql.addr],
+        &[
+            "--sqlsvc",
+            &sql.addr,
+            "--nosqlsvc",
+            &nosql.addr,
+            "--cache-prefetch",
+            "false",
+        ],
     )
     .await;
 

@@ -40,6 +40,10 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Bytes of pastes (metadata and text) kept in the in-process cache; 0: none.
     pub cache_bytes: usize,
+    /// Whether the cache also takes the pastes other webservers create, fetched in
+    /// batches by following sqlsvc's creations (`read::prefetch`), so their first
+    /// read here is a hit.
+    pub cache_prefetch: bool,
     /// The time one request may spend on store calls in all; then 504. Must be
     /// clearly shorter than the balancer's wait for a webserver, so the webserver
     /// answers first and is not blamed for a slow store.
@@ -68,6 +72,7 @@ impl Config {
             max_body_bytes: 512 * 1024,
             public_url: None,
             cache_bytes: 64 * 1024 * 1024,
+            cache_prefetch: true,
             store_timeout: Duration::from_secs(5),
             response_bytes_in_flight: 64 * 1024 * 1024,
             server: ServerConfig::default(),
@@ -171,6 +176,9 @@ async fn run_body(
     );
     // Drops cached pastes that were deleted; stopped when this server stops.
     let follower = AbortOnDrop(tokio::spawn(read.follow_deletions()));
+    // Caches the pastes other webservers create before they are read here.
+    let prefetcher = (config.cache_prefetch && config.cache_bytes > 0)
+        .then(|| AbortOnDrop(tokio::spawn(read.follow_creations())));
     // Sends the view counts to sqlsvc in batches; stopped when this server stops
     // (after one last flush below).
     let flusher = AbortOnDrop(tokio::spawn(read.flush_views()));
@@ -194,6 +202,7 @@ async fn run_body(
     drop(flusher);
     // The views counted since the last flush, bounded by the store timeout.
     let _ = tokio::time::timeout(config.store_timeout, last_flush.flush_views_once()).await;
+    drop(prefetcher);
     drop(follower);
     Ok(())
 }

@@ -1,0 +1,223 @@
+//! Warming the cache with the pastes other webservers created: every
+//! `POLL_INTERVAL` a webserver asks sqlsvc `GET /creations?since=N` (one request,
+//! whatever the number of pastes) and fetches the texts of the new pastes it does not
+//! hold in batches (`POST /texts/batch`), so that their first read here is a hit.
+//!
+//! Why: round robin sends a read to any webserver, so without this a paste created
+//! through one webserver is fetched from sqlsvc and nosqlsvc once by every other
+//! webserver that reads it (two store round trips each, 7-14% of reads with 2-4
+//! webservers under a 10:1 mix; BENCHMARKS.md). A poll instead costs each webserver
+//! two batched requests per interval, whatever the write rate.
+//!
+//! It changes nothing about correctness: an insert shows a `Ticket` taken before the
+//! poll, exactly like a fetch on a miss, so a paste deleted meanwhile is refused or
+//! dropped by the deletion log's next poll (see `invalidation`), and expiry is
+//! checked on every hit. A paste the poll skipped (too large for the cache, or
+//! created less than an interval ago) is fetched on its first read, as before.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use contract::meta::{CreationPage, Meta};
+use contract::text::MAX_BATCH_PATHS;
+use contract::{CallError, MetaClient, PastePath, TextClient};
+
+use crate::cache::{ENTRY_OVERHEAD, PasteCache, may_cache};
+use crate::invalidation::SqlsvcHealth;
+use crate::{Paste, now_unix};
+
+/// Time between two polls of sqlsvc's creations.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// One poll and the text fetches it leads to are abandoned after this long.
+pub const POLL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// New pastes asked for per poll.
+const PAGE_LIMIT: u32 = 1000;
+
+/// Pages drained back to back in one interval, at most: a webserver far behind (a
+/// burst of creates) catches up over a few intervals instead of in one long stall.
+const MAX_PAGES_PER_TICK: usize = 4;
+
+/// Text bytes asked of nosqlsvc in one batch call, at most (one larger paste goes
+/// alone), so an answer stays far below the client's answer limit.
+const BATCH_TEXT_BYTES: u64 = 1 << 20;
+
+/// Follows sqlsvc's creations forever (the caller aborts the task at shutdown);
+/// `prefetched` counts the pastes it put in the cache.
+pub async fn follow(
+    sqlsvc: MetaClient,
+    texts: TextClient,
+    cache: Arc<PasteCache>,
+    health: Arc<SqlsvcHealth>,
+    prefetched: Arc<AtomicU64>,
+) {
+    let mut position: Option<u64> = None;
+    let mut ticks = tokio::time::interval(POLL_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if health.is_down() {
+            // Reads that need sqlsvc fail fast now; do not add to its backlog.
+            continue;
+        }
+        for _ in 0..MAX_PAGES_PER_TICK {
+            let poll = poll_once(&sqlsvc, &texts, &cache, &mut position, &prefetched);
+            match tokio::time::timeout(POLL_TIMEOUT, poll).await {
+                Ok(Ok(true)) => continue,
+                Ok(Ok(false)) => break,
+                Ok(Err(err)) => {
+                    tracing::debug!(%err, "creations poll failed");
+                    break;
+                }
+                Err(_) => {
+                    tracing::debug!("creations poll timed out");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One poll: caches the new pastes it may and says whether more are waiting. The
+/// position moves only once every batch of texts answered, so a failure is retried
+/// from the same place.
+async fn poll_once(
+    sqlsvc: &MetaClient,
+    texts: &TextClient,
+    cache: &PasteCache,
+    position: &mut Option<u64>,
+    prefetched: &AtomicU64,
+) -> Result<bool, CallError> {
+    let ticket = cache.ticket(Instant::now());
+    let page: CreationPage = sqlsvc.creations(*position, PAGE_LIMIT).await?;
+    if position.is_none() {
+        // The first poll: follow from the newest paste. Older ones are fetched on
+        // their first read, as before.
+        *position = Some(page.next);
+        return Ok(false);
+    }
+    let wanted = wanted(page.pastes, cache, now_unix());
+    for batch in batches(&wanted) {
+        let paths: Vec<PastePath> = batch.iter().map(|m| m.paste_path.clone()).collect();
+        let got = texts.get_many(&paths).await?;
+        for (meta, text) in batch.iter().zip(got.texts) {
+            // None: the text is gone (deleted since); nothing to keep.
+            let Some(text) = text else { continue };
+            let paste = Arc::new(Paste {
+                meta: meta.clone(),
+                text: Arc::from(text),
+            });
+            if cache.insert(paste, ticket, Instant::now()) {
+                prefetched.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    *position = Some(page.next);
+    Ok(page.more)
+}
+
+/// The pastes of a page worth fetching: cacheable, live at `now`, small enough for
+/// the cache, and not held already (the webserver that created a paste keeps it).
+fn wanted(pastes: Vec<Meta>, cache: &PasteCache, now: i64) -> Vec<Meta> {
+    let max_text = cache.max_entry().saturating_sub(ENTRY_OVERHEAD) as u64;
+    pastes
+        .into_iter()
+        .filter(|m| {
+            may_cache(m)
+                && m.expires_at.is_none_or(|t| t > now)
+                && m.size.is_some_and(|s| s <= max_text)
+                && !cache.contains(&m.paste_id)
+        })
+        .collect()
+}
+
+/// Splits `wanted` into batch calls of at most `MAX_BATCH_PATHS` paths and about
+/// `BATCH_TEXT_BYTES` of text each.
+fn batches(wanted: &[Meta]) -> Vec<&[Meta]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0u64;
+    for (i, meta) in wanted.iter().enumerate() {
+        let size = meta.size.unwrap_or(0);
+        let full = i - start == MAX_BATCH_PATHS || (i > start && bytes + size > BATCH_TEXT_BYTES);
+        if full {
+            out.push(&wanted[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < wanted.len() {
+        out.push(&wanted[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contract::PasteId;
+
+    fn meta(n: usize, size: u64) -> Meta {
+        Meta {
+            paste_id: PasteId::try_from(format!("p{n:09}")).unwrap(),
+            paste_path: PastePath::try_from(format!("t{n:09}")).unwrap(),
+            created_at: 0,
+            expires_at: None,
+            size: Some(size),
+            burn_after_reading: false,
+            unlisted: false,
+        }
+    }
+
+    #[test]
+    fn batches_are_bounded_by_count_and_bytes() {
+        let small: Vec<Meta> = (0..2500).map(|n| meta(n, 10)).collect();
+        let sizes: Vec<usize> = batches(&small).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [1000, 1000, 500]);
+
+        let big: Vec<Meta> = (0..5).map(|n| meta(n, 400 * 1024)).collect();
+        let sizes: Vec<usize> = batches(&big).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+
+        // A paste larger than a batch goes alone.
+        let huge = vec![meta(0, 10), meta(1, 3 << 20), meta(2, 10)];
+        let sizes: Vec<usize> = batches(&huge).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [1, 1, 1]);
+        assert!(batches(&[]).is_empty());
+    }
+
+    #[test]
+    fn only_cacheable_live_small_unheld_pastes_are_wanted() {
+        let cache = PasteCache::new(1 << 20);
+        let held = meta(1, 10);
+        let ticket = cache.ticket(Instant::now());
+        assert!(cache.insert(
+            Arc::new(Paste {
+                meta: held.clone(),
+                text: Arc::from("0123456789"),
+            }),
+            ticket,
+            Instant::now()
+        ));
+        let mut burn = meta(2, 10);
+        burn.burn_after_reading = true;
+        let mut expired = meta(3, 10);
+        expired.expires_at = Some(100);
+        let mut later = meta(4, 10);
+        later.expires_at = Some(101);
+        let too_big = meta(5, cache.max_entry() as u64);
+        let mut unknown_size = meta(6, 0);
+        unknown_size.size = None;
+        let fresh = meta(7, 10);
+        let got = wanted(
+            vec![held, burn, expired, later, too_big, unknown_size, fresh],
+            &cache,
+            100,
+        );
+        let ids: Vec<String> = got.iter().map(|m| m.paste_id.to_string()).collect();
+        assert_eq!(ids, ["p000000004", "p000000007"]);
+    }
+}
