@@ -190,6 +190,27 @@ for line in open(sys.argv[1]):
     print("\t".join([pkg, label, m["executable"]]))
 PY
 [[ -s $work/binaries ]] || { echo "test.sh: cargo built no test binary" >&2; exit 1; }
+# The release build above already compiled every dependency of the `pastebin` binary;
+# if the tests' compile built one of the large ones again, a dev-dependency changed
+# its features (or those of a crate under it) and the second command got slower for
+# it (README, "Build time and size": getrandom 0.4 did that to the MongoDB driver).
+python3 - "$work/artifacts.json" <<'PY' >&2
+import json, sys
+again = set()
+for line in open(sys.argv[1]):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and not m.get("fresh", True):
+        name = m["target"]["name"]
+        if name in ("mongodb", "bson", "tokio", "hyper", "redb", "rusqlite", "rustls"):
+            again.add(name)
+if again:
+    print("test.sh: ******** the tests' compile built %s again: a dev-dependency changes "
+          "features of the release build's dependencies (see README, \"Build time and "
+          "size\") ********" % ", ".join(sorted(again)))
+PY
 test_bin() { # label -> executable
     awk -F'\t' -v l="$1" '$2 == l {print $3}' "$work/binaries"
 }
