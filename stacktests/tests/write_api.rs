@@ -201,7 +201,7 @@ async fn nosqlsvc_down_fails_before_sqlsvc_is_asked() {
     setup.nosqlsvc.stop().await;
     let err = setup.api.create("nowhere to go", None).await.unwrap_err();
     assert!(
-        matches!(err, WriteError::Text(CallError::Unavailable(_))),
+        matches!(err, WriteError::Text(CallError::NotSent(_))),
         "{err:?}"
     );
     assert!(setup.sqlsvc.received().is_empty());
