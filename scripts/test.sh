@@ -105,8 +105,11 @@ finish() { # pid of an ended job: print its output
     rc=$(<"$work/jobs/$i.rc")
     echo "test.sh: ---- ${job_labels[$i]} ($((SECONDS - started_at[$p])) s, exit $rc) ----"
     cat "$work/jobs/$i.out"
-    if [ "$rc" = 77 ]; then # the job's own loud skip (browser_test.py without a browser)
+    if [ "$rc" = 77 ] && [ "$ci" != "true" ]; then # the job's own loud skip (browser_test.py without a browser)
         skipped+=("${job_labels[$i]}")
+    elif [ "$rc" = 77 ]; then # under CI=true a skip is a failure
+        echo "test.sh: ${job_labels[$i]} skipped itself (exit 77), and CI=true: failing" >&2
+        failed+=("${job_labels[$i]} (skipped under CI=true)")
     elif [ "$rc" != 0 ]; then
         failed+=("${job_labels[$i]}")
     fi
