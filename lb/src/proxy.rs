@@ -22,6 +22,8 @@ use crate::{Config, ProxyError};
 enum Failure {
     /// The connection could not be opened: nothing was sent.
     NotSent(httpkit::BoxError),
+    /// No connection within the connect timeout: nothing was sent.
+    ConnectTimeout,
     /// The connection failed after the request may have been (partly) sent.
     Broken(httpkit::BoxError),
     /// No response headers within the timeout while the webserver had the whole body
@@ -202,6 +204,17 @@ impl Proxy {
                     last_error = ProxyError::Unreachable;
                     tried.push(backend);
                 }
+                Err(Failure::ConnectTimeout) => {
+                    // A webserver too busy to take connections (its accept backlog
+                    // full) is slow, not gone: like a slow answer, no reason to eject
+                    // it (with one webserver that would refuse every request); its
+                    // health checks judge it. Nothing was sent, so another may be
+                    // tried.
+                    tracing::debug!(backend = backend.addr(), "connect timed out");
+                    backend.stats.connect_errors.fetch_add(1, Ordering::Relaxed);
+                    last_error = ProxyError::Unreachable;
+                    tried.push(backend);
+                }
                 Err(Failure::Broken(err)) => {
                     if let Some(client_error) = source.client_failure() {
                         return Err(client_error);
@@ -274,6 +287,7 @@ impl Proxy {
         let result = result?;
         match result {
             Err(SendError::NotSent(err)) => Err(Failure::NotSent(err)),
+            Err(SendError::ConnectTimeout) => Err(Failure::ConnectTimeout),
             Err(SendError::Broken(err)) => Err(Failure::Broken(err)),
             Ok(resp) => {
                 backend.stats.observe_latency(started.elapsed());

@@ -47,6 +47,10 @@ pub enum SendError {
     /// Nothing was sent: the connection could not be opened, or it failed before the
     /// request's head was written in full.
     NotSent(BoxError),
+    /// No connection could be opened within the connect timeout: nothing was sent.
+    /// Apart from `NotSent` because it says the webserver is slow (a full accept
+    /// backlog), not gone.
+    ConnectTimeout,
     /// The connection failed after the request may have been (partly) sent, or the
     /// answer was not HTTP; also a failure of the client's body while it was sent.
     Broken(BoxError),
@@ -660,11 +664,14 @@ pub fn sweep() {
 }
 
 /// Opens a new connection to `addr` within `connect_timeout`.
-async fn connect(addr: &str, connect_timeout: Duration) -> Result<Conn, BoxError> {
+async fn connect(addr: &str, connect_timeout: Duration) -> Result<Conn, SendError> {
     let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
         .await
-        .map_err(|_| "connect timed out")??;
-    stream.set_nodelay(true)?;
+        .map_err(|_| SendError::ConnectTimeout)?
+        .map_err(|err| SendError::NotSent(err.into()))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|err| SendError::NotSent(err.into()))?;
     Ok(Conn::new(stream))
 }
 
@@ -683,12 +690,7 @@ pub async fn send(
         let (mut conn, reused) = match checkout(addr) {
             Some(conn) => (conn, true),
             // Boxed: the rare path's state stays out of every request's future.
-            None => (
-                Box::pin(connect(addr, connect_timeout))
-                    .await
-                    .map_err(SendError::NotSent)?,
-                false,
-            ),
+            None => (Box::pin(connect(addr, connect_timeout)).await?, false),
         };
         let framing = encode_head(&mut conn.wbuf, head, addr, &body);
         if let Err(err) = conn.stream.write_all(&conn.wbuf).await {

@@ -117,6 +117,12 @@ pub struct Overrides {
     /// 504); clearly shorter than --lb-response-timeout-ms.
     #[arg(long, env = "PASTEBIN_WEB_STORE_TIMEOUT_MS", global = true)]
     pub web_store_timeout_ms: Option<u64>,
+    /// Runtime threads of each webserver (1: a single-threaded runtime). Default:
+    /// `pastebin up` shares the machine's cores among the webservers it runs on it
+    /// (on emulated hosts: a host's CPU budget, rounded up); a webserver started on
+    /// its own uses every core.
+    #[arg(long, env = "PASTEBIN_WEB_THREADS", global = true)]
+    pub web_threads: Option<usize>,
     /// Time the balancer waits for a webserver's answer, in milliseconds; clearly
     /// shorter than --lb-total-timeout-ms.
     #[arg(long, env = "PASTEBIN_LB_RESPONSE_TIMEOUT_MS", global = true)]
@@ -251,6 +257,7 @@ struct WebFile {
     cache_bytes: Option<usize>,
     cache_prefetch: Option<bool>,
     store_timeout_ms: Option<u64>,
+    threads: Option<usize>,
     max_expires_in: Option<u64>,
     default_expires_in: Option<u64>,
 }
@@ -352,6 +359,8 @@ pub struct Settings {
     /// The nested timeouts, innermost first: a webserver's store calls, the
     /// balancer's wait for a webserver, the balancer's total per request.
     pub web_store_timeout: Duration,
+    /// Runtime threads per webserver, if set (else see `Overrides::web_threads`).
+    pub web_threads: Option<usize>,
     pub lb_response_timeout: Duration,
     pub lb_total_timeout: Duration,
     /// Clients whose forwarding headers the balancer believes.
@@ -376,6 +385,9 @@ fn seconds(name: &str, value: Option<f64>, default: Duration) -> Result<Duration
         ))),
     }
 }
+
+/// Most runtime threads a webserver may be given.
+pub const MAX_WEB_THREADS: usize = 256;
 
 /// Webserver i listens on `host:(base_port + i)`, or on `host:0` when the base is 0.
 #[derive(Debug, Clone)]
@@ -556,6 +568,7 @@ impl Settings {
                 .unwrap_or(nosqlsvc::DEFAULT_EMBEDDED_CACHE_BYTES),
             web_numbering,
             lb_backends_file: over.lb_backends_file.clone().or(file.lb.backends_file),
+            web_threads: over.web_threads.or(file.web.threads),
             web_store_timeout: Duration::from_millis(
                 over.web_store_timeout_ms
                     .or(file.web.store_timeout_ms)
@@ -667,6 +680,13 @@ impl Settings {
             return Err(ConfigError(format!(
                 "sqlsvc readers (--sqlsvc-readers, PASTEBIN_SQLSVC_READERS, [sqlsvc] readers) must be from 1 to {MAX_SQLSVC_READERS}, not {}",
                 self.sqlsvc_readers
+            )));
+        }
+        if let Some(t) = self.web_threads
+            && !(1..=MAX_WEB_THREADS).contains(&t)
+        {
+            return Err(ConfigError(format!(
+                "web threads (--web-threads, PASTEBIN_WEB_THREADS, [web] threads) must be from 1 to {MAX_WEB_THREADS}, not {t}"
             )));
         }
         if self.max_expires_in == 0 {

@@ -91,10 +91,23 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // A webserver's runtime is sized to the CPU it has (`--web-threads`, which
+    // `pastebin up` sets for the webservers it runs): one thread means a
+    // single-threaded runtime, with no wake-ups of idle workers to steal work.
+    let threads = match &cli.command {
+        Command::Web(_) => settings.web_threads,
+        _ => None,
+    };
+    let mut builder = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("pastebin: cannot start the async runtime: {err}");

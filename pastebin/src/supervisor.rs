@@ -187,8 +187,9 @@ impl Topology {
         let sqlsvc = start(&self.exe, spec, &self.probe).await?;
         self.stores.push(sqlsvc);
         self.stores.push(nosqlsvc);
-        for _ in 0..self.settings.webservers.len() {
-            self.add_webserver().await?;
+        let count = self.settings.webservers.len();
+        for _ in 0..count {
+            self.add_webserver(count).await?;
         }
         let backends = self.web_addrs();
         self.write_backends_file(&backends)?;
@@ -211,8 +212,9 @@ impl Topology {
         Ok(addr)
     }
 
-    /// Starts webserver number `self.webs.len()` and waits until it is healthy.
-    async fn add_webserver(&mut self) -> Result<(), String> {
+    /// Starts webserver number `self.webs.len()`, one of `count`, and waits until it
+    /// is healthy.
+    async fn add_webserver(&mut self, count: usize) -> Result<(), String> {
         let index = self.webs.len();
         let listen = match (
             self.settings.webservers.get(index),
@@ -233,6 +235,11 @@ impl Topology {
         args.extend(["--sqlsvc".into(), self.stores[0].addr.clone().into()]);
         args.extend(["--nosqlsvc".into(), self.stores[1].addr.clone().into()]);
         let (listen, host) = self.place(Kind::Web, index, listen)?;
+        if self.settings.web_threads.is_none() {
+            let budget = host.as_ref().and_then(|h| h.cpu_budget);
+            let threads = web_threads(count, budget, available_cores());
+            args.extend(["--web-threads".into(), threads.to_string().into()]);
+        }
         let spec = Spec {
             kind: Kind::Web,
             index,
@@ -315,7 +322,7 @@ impl Topology {
         if n > self.webs.len() {
             let mut added = Ok(());
             while self.webs.len() < n && added.is_ok() {
-                added = self.add_webserver().await;
+                added = self.add_webserver(n).await;
             }
             // Those that did start get traffic even if a later one failed.
             let reloaded = self.reload_lb().await;
@@ -453,6 +460,23 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
     Ok(file)
 }
 
+/// The machine's cores (at least 1).
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Runtime threads for one of `count` webservers run on one machine of `cores`: a
+/// host's CPU budget rounded up when it has one (an emulated host), else an equal
+/// share of the cores; at least 1. More runtime threads than the CPU a process
+/// gets only add wake-ups and context switches (BENCHMARKS.md, issue 11).
+fn web_threads(count: usize, budget: Option<f64>, cores: usize) -> usize {
+    let share = match budget {
+        Some(b) if b.is_finite() && b > 0.0 => b.ceil() as usize,
+        _ => cores / count.max(1),
+    };
+    share.clamp(1, cores.max(1))
+}
+
 /// The settings every child shares, passed as flags so children need not read the
 /// config file again.
 fn common_args(settings: &Settings) -> Vec<OsString> {
@@ -488,6 +512,9 @@ fn common_args(settings: &Settings) -> Vec<OsString> {
     ];
     if let Some(d) = settings.default_expires_in {
         args.extend(["--default-expires-in".into(), d.to_string().into()]);
+    }
+    if let Some(t) = settings.web_threads {
+        args.extend(["--web-threads".into(), t.to_string().into()]);
     }
     for proxy in &settings.lb_trusted_proxies {
         args.extend(["--lb-trusted-proxy".into(), proxy.into()]);
@@ -765,5 +792,24 @@ pub async fn request_scale(settings: &Settings, n: usize) -> Result<(), String> 
             ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::web_threads;
+
+    #[test]
+    fn webservers_share_the_cores_or_get_their_budget() {
+        // One machine: the cores shared out, at least one each.
+        assert_eq!(web_threads(1, None, 2), 2);
+        assert_eq!(web_threads(2, None, 2), 1);
+        assert_eq!(web_threads(4, None, 2), 1);
+        assert_eq!(web_threads(3, None, 8), 2);
+        // Emulated hosts: the budget rounded up, never more than the cores.
+        assert_eq!(web_threads(4, Some(0.05), 2), 1);
+        assert_eq!(web_threads(1, Some(1.5), 8), 2);
+        assert_eq!(web_threads(1, Some(16.0), 2), 2);
+        assert_eq!(web_threads(0, Some(f64::NAN), 2), 2);
     }
 }

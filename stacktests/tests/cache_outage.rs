@@ -110,6 +110,8 @@ async fn cached_pastes_are_served_while_sqlsvc_is_stopped_and_others_get_503() {
     let nosql = spawn("nosqlsvc", &data, &[]).await;
     // A store timeout twice the bound a cached paste's page must meet below, so a
     // page that waited for sqlsvc until its store timeout would miss that bound.
+    // Without prefetching, so that the paste created through the other webserver
+    // below stays uncached here.
     let web = spawn(
         "web",
         &data,
@@ -124,6 +126,8 @@ async fn cached_pastes_are_served_while_sqlsvc_is_stopped_and_others_get_503() {
             "15000",
             "--lb-total-timeout-ms",
             "20000",
+            "--cache-prefetch",
+            "false",
         ],
     )
     .await;

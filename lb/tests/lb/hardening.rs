@@ -46,6 +46,50 @@ async fn a_slow_webserver_that_passes_its_health_checks_is_never_ejected() {
     lb.stop().await;
 }
 
+/// A webserver whose accept backlog is full (too busy to take connections: connects
+/// to it time out) is slow, not gone. Before, the balancer ejected it like one that
+/// refused connections: with one webserver left, every request then got a 503
+/// `no_backend` for the whole ejection, although the webserver was serving.
+#[tokio::test]
+async fn a_webserver_too_busy_to_take_connections_is_not_ejected() {
+    // A listener with the shortest backlog, never accepting, filled until a connect
+    // times out: from then on the kernel drops new connection attempts.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let _listener = socket.listen(0).unwrap();
+    let mut held = Vec::new();
+    loop {
+        assert!(held.len() < 64, "the backlog never filled");
+        let connect = tokio::net::TcpStream::connect(addr);
+        match tokio::time::timeout(Duration::from_millis(200), connect).await {
+            Ok(stream) => held.push(stream.unwrap()),
+            Err(_) => break,
+        }
+    }
+    let mut config = lb::Config::new(vec![addr.to_string()]);
+    let defaults = test_config(&[]);
+    config.connect_timeout = defaults.connect_timeout;
+    config.response_timeout = defaults.response_timeout;
+    config.ejection = defaults.ejection;
+    config.retry.budget = defaults.retry.budget;
+    config.server.drain_timeout = defaults.server.drain_timeout;
+    // Only the passive path is under test: no health check fails it meanwhile.
+    config.health.interval = Duration::from_secs(3600);
+    let lb = TestLb::start(config).await;
+    let client = client();
+    for _ in 0..2 {
+        let answer = get(&client, &lb.url("/pastes/x")).await;
+        answer.assert_error(StatusCode::BAD_GATEWAY);
+    }
+    let status = status(&client, &lb).await;
+    let backend = &status["backends"][0];
+    assert!(backend["errors"].as_u64().unwrap() >= 2, "{status}");
+    assert_eq!(backend["ejections"], 0, "{status}");
+    assert_eq!(backend["available"], true, "{status}");
+    lb.stop().await;
+}
+
 #[tokio::test]
 async fn a_client_s_own_forwarding_headers_are_replaced() {
     let a = FakeBackend::start("a").await;

@@ -30,6 +30,12 @@ async fn create_on(stack: &Stack, web: usize, text: &str) -> String {
     resp.json()["paste_id"].as_str().unwrap().to_owned()
 }
 
+/// A stack whose webservers do not prefetch the pastes the others create, for the
+/// tests that need a paste to be cold on one webserver.
+async fn spawn_cold(webservers: usize) -> Stack {
+    Stack::spawn_tuned(webservers, |c| c.cache_prefetch = false).await
+}
+
 async fn cache_stats(stack: &Stack, web: usize) -> Value {
     let resp = on_web(stack, web, "/healthz").await;
     assert_eq!(resp.status, StatusCode::OK);
@@ -74,7 +80,7 @@ async fn meta(stack: &Stack, id: &str) -> Value {
 
 #[tokio::test]
 async fn repeated_reads_are_answered_from_memory_even_with_both_stores_stopped() {
-    let mut stack = Stack::spawn().await;
+    let mut stack = spawn_cold(2).await;
     wait_until_following(&stack).await;
     // Created through webserver 1, so webserver 0 has to fetch them.
     let hot = create_on(&stack, 1, "hot paste").await;
@@ -277,7 +283,7 @@ async fn a_delete_reaches_every_webserver() {
 
 #[tokio::test]
 async fn concurrent_readers_of_a_cold_paste_cause_one_fetch() {
-    let stack = Stack::spawn().await;
+    let stack = spawn_cold(2).await;
     wait_until_following(&stack).await;
     // Created through webserver 1: cold on webserver 0.
     let id = create_on(&stack, 1, "wanted by all").await;
@@ -326,6 +332,64 @@ async fn the_cache_keeps_to_its_byte_bound() {
     let entries = stats["entries"].as_u64().unwrap();
     assert!(entries > 0 && entries < 80, "{stats}");
     assert_eq!(stats["capacity_bytes"].as_u64().unwrap(), CAPACITY as u64);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn pastes_created_elsewhere_are_cached_before_their_first_read() {
+    let stack = Stack::spawn().await;
+    wait_until_following(&stack).await;
+    let before = cache_stats(&stack, 0).await;
+    // Created through webserver 1; webserver 0 learns of them from sqlsvc's
+    // creations and fetches their texts in a batch, without a read.
+    let plain = create_on(&stack, 1, "made on 1").await;
+    let url = format!("http://{}/pastes/", stack.webs[1].addr);
+    let unlisted = stack
+        .client
+        .post_json(
+            &url,
+            &serde_json::json!({ "text": "unlisted on 1", "visibility": "unlisted" }),
+        )
+        .await;
+    assert_eq!(unlisted.status, StatusCode::CREATED, "{}", unlisted.text());
+    let unlisted = unlisted.json()["paste_id"].as_str().unwrap().to_owned();
+    let burn = stack
+        .client
+        .post_json(
+            &url,
+            &serde_json::json!({ "text": "burn on 1", "burn_after_reading": true }),
+        )
+        .await;
+    assert_eq!(burn.status, StatusCode::CREATED, "{}", burn.text());
+    let burn = burn.json()["paste_id"].as_str().unwrap().to_owned();
+
+    let prefetched = |v: &Value| v["prefetched"].as_u64().unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    while prefetched(&cache_stats(&stack, 0).await) < prefetched(&before) + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "webserver 0 never prefetched them"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (id, text) in [(&plain, "made on 1"), (&unlisted, "unlisted on 1")] {
+        let resp = on_web(&stack, 0, &format!("/pastes/{id}")).await;
+        assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+        assert_eq!(resp.json()["text"], text);
+    }
+    let after = cache_stats(&stack, 0).await;
+    assert_eq!(after["fetches"], before["fetches"], "both were hits");
+    // A burn-after-reading paste is never cached: not prefetched either, so its
+    // one read is a fetch (and a claim).
+    assert_eq!(prefetched(&after), prefetched(&before) + 2);
+    let resp = on_web(&stack, 0, &format!("/pastes/{burn}")).await;
+    assert_eq!(resp.json()["text"], "burn on 1");
+    assert_eq!(
+        fetches(&stack, 0).await,
+        before["fetches"].as_u64().unwrap() + 1
+    );
+    // Webserver 1 created all three and fetches none of its own back.
+    assert_eq!(cache_stats(&stack, 1).await["prefetched"], 0);
     stack.shutdown().await;
 }
 
