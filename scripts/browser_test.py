@@ -516,15 +516,17 @@ def run(args, chromium, chromedriver):
         log(f"unlisted: readable, not among the {len(ids)} listed")
 
         # 11. The view count on the page, rising as the page is opened again (views are
-        # flushed in batches, so it is polled).
-        d.get(public_url)
-        poll("the view count", lambda: d.js("return document.getElementById('views') !== null"))
-        first = int(d.js("return document.getElementById('views').textContent"))
+        # flushed in batches, so it is polled; a page whose count sqlsvc did not give in
+        # time is sent without it, so each poll loads the page again).
+        def page_views():  # the count's text ("0" is truthy for poll), or None
+            d.get(public_url)
+            return d.js("const v = document.getElementById('views'); return v && v.textContent")
+
+        first = int(poll("the view count", page_views))
 
         def more_views():
-            d.get(public_url)
-            poll("the page", lambda: d.js("return document.getElementById('views') !== null"))
-            return int(d.js("return document.getElementById('views').textContent")) > first
+            shown = page_views()
+            return shown is not None and int(shown) > first
 
         poll("the view count to rise", more_views)
         log(f"view count: {first} then more")

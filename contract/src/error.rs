@@ -6,7 +6,8 @@ use http::StatusCode;
 use httpkit::ClientError;
 
 /// Why a call to sqlsvc or nosqlsvc failed. The first five variants are answers
-/// from the service (see [`CallError::answered`]); the rest are not.
+/// from the service (see [`CallError::answered`]); the rest are not, and of those
+/// only [`CallError::NotSent`] proves that the service did nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallError {
     /// 404: no such thing (an unknown or expired paste, an unknown text).
@@ -20,8 +21,11 @@ pub enum CallError {
     Overloaded(String),
     /// Another 5xx (or a status the contract does not have): the service failed.
     Failed { status: StatusCode, message: String },
-    /// The service could not be reached or dropped the connection: it may or may
-    /// not have acted on the request.
+    /// No connection could be made (refused, unreachable): the request was never
+    /// sent, so the service certainly did not act on it.
+    NotSent(String),
+    /// The service dropped the connection (or it broke) after the request may have
+    /// been sent: it may or may not have acted on the request.
     Unavailable(String),
     /// No answer in time: it may or may not have acted on the request.
     Timeout,
@@ -39,14 +43,27 @@ impl CallError {
             | CallError::Invalid { .. }
             | CallError::Overloaded(_)
             | CallError::Failed { .. } => true,
-            CallError::Unavailable(_) | CallError::Timeout | CallError::BadResponse(_) => false,
+            CallError::NotSent(_)
+            | CallError::Unavailable(_)
+            | CallError::Timeout
+            | CallError::BadResponse(_) => false,
         }
+    }
+
+    /// Whether the failure proves the service did not apply the request: it answered
+    /// an error (see [`CallError::answered`]), or the request was never sent. A
+    /// timeout, a dropped connection or a broken answer prove nothing: the service
+    /// may have applied it, so replaying a non-idempotent request could apply it
+    /// twice.
+    pub fn not_applied(&self) -> bool {
+        self.answered() || matches!(self, CallError::NotSent(_))
     }
 }
 
 impl From<ClientError> for CallError {
     fn from(err: ClientError) -> Self {
         match err {
+            ClientError::NotSent(msg) => CallError::NotSent(msg),
             ClientError::Unavailable(msg) => CallError::Unavailable(msg),
             ClientError::Timeout => CallError::Timeout,
             ClientError::BadResponse(msg) => CallError::BadResponse(msg),
@@ -70,6 +87,7 @@ impl std::fmt::Display for CallError {
                 write!(f, "upstream answered {status}: {message}")
             }
             CallError::Overloaded(msg) => write!(f, "upstream answered 503: {msg}"),
+            CallError::NotSent(msg) => write!(f, "upstream unreachable: {msg}"),
             CallError::Unavailable(msg) => write!(f, "upstream unavailable: {msg}"),
             CallError::Timeout => write!(f, "upstream timed out"),
             CallError::BadResponse(msg) => write!(f, "bad upstream response: {msg}"),

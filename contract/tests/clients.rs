@@ -95,6 +95,9 @@ async fn failures_without_an_answer_are_typed_too() {
     let err = text_client(&close).health().await.unwrap_err();
     assert!(matches!(err, CallError::Unavailable(_)), "{err:?}");
     assert!(!err.answered());
+    // The request may have been sent before the connection was dropped.
+    assert!(!err.not_applied());
+    assert!(!CallError::Timeout.not_applied());
 
     let junk = FakeService::start(|_| async { Reply::Raw(StatusCode::OK, "{\"paste_id\": 4") });
     let err = meta_client(&junk).get(&id()).await.unwrap_err();
@@ -117,7 +120,10 @@ async fn failures_without_an_answer_are_typed_too() {
         .health()
         .await
         .unwrap_err();
-    assert!(matches!(err, CallError::Unavailable(_)), "{err:?}");
+    // Refused: never sent, so certainly not applied, though not answered either.
+    assert!(matches!(err, CallError::NotSent(_)), "{err:?}");
+    assert!(!err.answered());
+    assert!(err.not_applied());
 }
 
 #[tokio::test]

@@ -26,6 +26,16 @@ pub fn empty() -> Body {
 }
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+
+/// Adds `X-Content-Type-Options: nosniff` unless the answer already says it: a
+/// browser must take every answer (JSON, text, errors) for its declared type, never
+/// guess HTML or script from its bytes. A static value: no allocation.
+pub fn nosniff(headers: &mut http::HeaderMap) {
+    if !headers.contains_key(header::X_CONTENT_TYPE_OPTIONS) {
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    }
+}
 
 /// `value` serialized as a JSON response with `status`, ending with a newline (so a
 /// shell prompt after `curl` starts on a line of its own).
@@ -36,6 +46,7 @@ pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Re
             let mut resp = Response::new(full(bytes));
             *resp.status_mut() = status;
             resp.headers_mut().insert(header::CONTENT_TYPE, JSON);
+            nosniff(resp.headers_mut());
             resp
         }
         Err(err) => {
@@ -68,6 +79,7 @@ pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
     let mut resp = Response::new(full(bytes));
     *resp.status_mut() = status;
     resp.headers_mut().insert(header::CONTENT_TYPE, JSON);
+    nosniff(resp.headers_mut());
     resp
 }
 
@@ -150,6 +162,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_and_error_answers_say_nosniff() {
+        for resp in [
+            json_response(StatusCode::OK, &serde_json::json!({"a": 1})),
+            error_response(StatusCode::SERVICE_UNAVAILABLE, "down"),
+        ] {
+            assert_eq!(resp.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        }
+    }
 
     #[tokio::test]
     async fn read_body_enforces_the_limit() {

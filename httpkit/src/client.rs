@@ -43,7 +43,11 @@ impl Default for ClientConfig {
 /// Why a call to another service failed, classified by who failed.
 #[derive(Debug)]
 pub enum ClientError {
-    /// The upstream could not be reached or dropped the connection.
+    /// No connection to the upstream could be made (refused, unreachable): the
+    /// request was never sent, so the upstream certainly did not act on it.
+    NotSent(String),
+    /// The upstream dropped the connection (or it broke) after the request may have
+    /// been sent: it may or may not have acted on it.
     Unavailable(String),
     /// The upstream did not answer in time.
     Timeout,
@@ -56,6 +60,7 @@ pub enum ClientError {
 impl std::fmt::Display for ClientError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            ClientError::NotSent(msg) => write!(f, "upstream unreachable: {msg}"),
             ClientError::Unavailable(msg) => write!(f, "upstream unavailable: {msg}"),
             ClientError::Timeout => write!(f, "upstream timed out"),
             ClientError::Status { status, message } => {
@@ -141,11 +146,13 @@ impl JsonClient {
             .map_err(|err| ClientError::BadResponse(format!("bad request to {url}: {err}")))?;
         let limit = self.config.max_response_bytes;
         let exchange = async {
-            let resp = self
-                .inner
-                .request(req)
-                .await
-                .map_err(|err| ClientError::Unavailable(error_chain(&err)))?;
+            let resp = self.inner.request(req).await.map_err(|err| {
+                if err.is_connect() {
+                    ClientError::NotSent(error_chain(&err))
+                } else {
+                    ClientError::Unavailable(error_chain(&err))
+                }
+            })?;
             let status = resp.status();
             let bytes = Limited::new(resp.into_body(), limit)
                 .collect()

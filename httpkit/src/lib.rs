@@ -13,7 +13,7 @@ pub mod timeouts;
 
 pub use body::{
     BODY_READ_TIMEOUT, Body, BodyError, closing, empty, error_response, full, json_response,
-    read_body, read_body_within,
+    nosniff, read_body, read_body_within,
 };
 pub use client::{ClientConfig, ClientError, JsonClient, error_chain};
 pub use server::{Handler, ServerConfig, serve};

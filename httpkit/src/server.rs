@@ -78,10 +78,13 @@ pub async fn serve<H: Handler>(
             let handler = handler.clone();
             async move {
                 // Framing the handler cannot serve (RFC 9112): 501 / 400, in one place.
-                if let Some(refused) = crate::framing::check(&req) {
-                    return Ok::<_, Infallible>(refused);
-                }
-                Ok::<_, Infallible>(handler.handle(req, peer).await)
+                let mut resp = match crate::framing::check(&req) {
+                    Some(refused) => refused,
+                    None => handler.handle(req, peer).await,
+                };
+                // Every answer of every server says nosniff, whatever built it.
+                crate::nosniff(resp.headers_mut());
+                Ok::<_, Infallible>(resp)
             }
         });
         let stream = WriteTimeout::new(stream, config.write_timeout);

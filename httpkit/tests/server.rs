@@ -199,3 +199,45 @@ async fn a_client_that_stops_reading_its_answer_is_dropped() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     drop(stuck);
 }
+
+/// Sends `request` raw and reads the whole answer (the request asks to close).
+async fn exchange(addr: SocketAddr, request: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    read_until_closed(&mut stream).await
+}
+
+#[tokio::test]
+async fn every_answer_says_nosniff_the_handlers_and_the_refused_framings() {
+    let mut running = start(ServerConfig::default()).await;
+    // The handler's own plain-text answer, which sets no such header itself.
+    let ok = exchange(
+        running.addr,
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    // Answered by the accept loop before the handler runs: 501 and 400.
+    let not_implemented = exchange(
+        running.addr,
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n0\r\n\r\n",
+    )
+    .await;
+    let two_hosts = exchange(
+        running.addr,
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    for (answer, status) in [(&ok, "200"), (&not_implemented, "501"), (&two_hosts, "400")] {
+        let head = answer
+            .split("\r\n\r\n")
+            .next()
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(head.starts_with(&format!("http/1.1 {status}")), "{answer}");
+        assert!(
+            head.contains("\r\nx-content-type-options: nosniff"),
+            "no nosniff: {answer}"
+        );
+    }
+    running.server.stop().await;
+}

@@ -91,6 +91,7 @@ fn metrics_response(registry: &Registry, totals: &Totals) -> Response<httpkit::B
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
+    httpkit::nosniff(resp.headers_mut());
     resp
 }
 

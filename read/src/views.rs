@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use contract::MetaClient;
 use contract::PasteId;
 use contract::meta::{MAX_VIEW_ENTRIES, ViewCount, ViewCounts};
+use contract::{CallError, MetaClient};
 
 /// Time between two flushes: views show in the stats within this and one round trip.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
@@ -75,8 +75,20 @@ impl ViewCounter {
             let batch = ViewCounts { views };
             let sent = meta.add_views(&batch).await;
             if let Err(err) = sent {
-                tracing::warn!(%err, "view counts not flushed; kept for the next flush");
-                for v in batch.views.into_iter().chain(rest) {
+                // `POST /views` adds: sent twice, a batch counts twice. So it is sent
+                // again only when the failure proves sqlsvc did not apply it
+                // (`keep_after`); after a timeout or a dropped connection it may have
+                // been applied, and the batch is dropped: a count may come out
+                // short, never doubled. The rest was not sent at all: always kept.
+                let keep = keep_after(&err);
+                let n = batch.views.len();
+                if keep {
+                    tracing::warn!(%err, "view counts not flushed; kept for the next flush");
+                } else {
+                    tracing::warn!(%err, entries = n, "view counts not flushed and perhaps applied; dropped, not sent twice");
+                }
+                let again = if keep { batch.views } else { Vec::new() };
+                for v in again.into_iter().chain(rest) {
                     self.add(v.paste_id, v.month, v.count);
                 }
                 return;
@@ -84,6 +96,19 @@ impl ViewCounter {
             views = rest;
         }
     }
+}
+
+/// Whether a batch whose `POST /views` failed with `err` is sent again: only when
+/// sqlsvc certainly did not apply it ([`CallError::not_applied`]: it answered an
+/// error, in which case its transaction rolled back, or the connection was refused),
+/// and the error is not sqlsvc refusing the batch itself (a 4xx), which sending it
+/// again would not change.
+fn keep_after(err: &CallError) -> bool {
+    err.not_applied()
+        && !matches!(
+            err,
+            CallError::Invalid { .. } | CallError::NotFound | CallError::Conflict(_)
+        )
 }
 
 fn now_unix() -> i64 {
@@ -121,6 +146,74 @@ mod tests {
         assert_eq!(month_of(1_709_208_000), "2024-02");
         assert_eq!(month_of(951_782_400), "2000-02"); // 2000-02-29
         assert_eq!(month_of(951_868_800), "2000-03");
+    }
+
+    #[test]
+    fn a_batch_is_sent_again_only_when_it_was_certainly_not_applied() {
+        use http::StatusCode;
+        let again = [
+            CallError::NotSent("connection refused".into()),
+            CallError::Overloaded("busy".into()),
+            CallError::Failed {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: "disk I/O error".into(),
+            },
+        ];
+        let dropped = [
+            CallError::Timeout,
+            CallError::Unavailable("connection reset".into()),
+            CallError::BadResponse("truncated".into()),
+            CallError::Invalid {
+                status: StatusCode::BAD_REQUEST,
+                message: "bad month".into(),
+            },
+        ];
+        for err in again {
+            assert!(keep_after(&err), "{err:?}");
+        }
+        for err in dropped {
+            assert!(!keep_after(&err), "{err:?}");
+        }
+    }
+
+    fn client_to(addr: std::net::SocketAddr) -> MetaClient {
+        let http = httpkit::JsonClient::new(httpkit::ClientConfig {
+            request_timeout: Duration::from_millis(300),
+            ..httpkit::ClientConfig::default()
+        });
+        MetaClient::new(http, format!("http://{addr}"))
+    }
+
+    fn pending(c: &ViewCounter) -> u64 {
+        c.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn a_refused_flush_keeps_its_counts_and_an_unanswered_one_drops_them() {
+        let id: PasteId = "AAAAAAAAAA".parse().unwrap();
+        // Nothing listens: connection refused, the batch was never sent.
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let refused = free.local_addr().unwrap();
+        drop(free);
+        let c = ViewCounter::default();
+        c.count(&id);
+        c.count(&id);
+        c.flush(&client_to(refused)).await;
+        assert_eq!(pending(&c), 2, "a batch never sent must be kept");
+
+        // A listener that takes the connection (the kernel accepts it) and never
+        // answers: the request was sent and may have been applied.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        c.flush(&client_to(silent.local_addr().unwrap())).await;
+        assert_eq!(
+            pending(&c),
+            0,
+            "a batch perhaps applied must not be sent twice"
+        );
     }
 
     #[test]

@@ -274,14 +274,24 @@ pub(crate) fn list_with_seqs(
 /// against.
 pub(crate) fn token_hash(token: &str) -> [u8; 32] {
     use sha2::Digest;
+    #[cfg(test)]
+    tests::WORK.with(|w| w.borrow_mut().push("hash"));
     sha2::Sha256::digest(token.as_bytes()).into()
 }
 
 /// Equal, in a time that depends only on the lengths (both 32 here), so the answer
 /// time tells nothing about how much of a guessed token was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    #[cfg(test)]
+    tests::WORK.with(|w| w.borrow_mut().push("compare"));
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+/// What a presented token is compared with when there is no hash to compare it with
+/// (no such live paste, or a row from before delete tokens): no token hashes to it
+/// (finding one would mean breaking SHA-256), and comparing with it costs what a real
+/// comparison does.
+const NO_HASH: [u8; 32] = [0; 32];
 
 /// Who asks for a delete.
 #[derive(Debug, Clone)]
@@ -302,6 +312,13 @@ pub(crate) fn delete(
     now: i64,
     who: &Deleter,
 ) -> rusqlite::Result<Option<Meta>> {
+    // The presented token is hashed before the lookup, and compared whether or not
+    // a row was found: an unknown id and a wrong token cost the same work, so the
+    // answer time tells a prober nothing about which ids exist.
+    let presented = match who {
+        Deleter::Token(token) => Some(token_hash(token)),
+        Deleter::Operator => None,
+    };
     let tx = conn.unchecked_transaction()?;
     let found = tx
         .prepare_cached(&format!(
@@ -315,20 +332,18 @@ pub(crate) fn delete(
             ))
         })
         .optional()?;
-    let Some((meta, stored)) = found else {
-        return Ok(None);
-    };
-    let allowed = match who {
-        Deleter::Operator => true,
-        Deleter::Token(token) => {
+    let allowed = match presented {
+        None => found.is_some(),
+        Some(presented) => {
             // Rows from before delete tokens have no hash: no token opens them.
-            let presented = token_hash(token);
-            stored.is_some_and(|h| constant_time_eq(&h, &presented))
+            let stored = found.as_ref().and_then(|(_, h)| h.as_deref());
+            let matches = constant_time_eq(stored.unwrap_or(&NO_HASH), &presented);
+            matches && stored.is_some()
         }
     };
-    if !allowed {
+    let Some((meta, _)) = found.filter(|_| allowed) else {
         return Ok(None);
-    }
+    };
     remove_row(&tx, &meta, now)?;
     tx.commit()?;
     Ok(Some(meta))
@@ -824,6 +839,44 @@ mod tests {
 
     fn trash(conn: &rusqlite::Connection) -> Vec<String> {
         trash_batch(conn, 1000).unwrap()
+    }
+
+    thread_local! {
+        /// What `token_hash` and `constant_time_eq` did on this thread, in order.
+        pub(super) static WORK: std::cell::RefCell<Vec<&'static str>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// The token work `f` did.
+    fn token_work(f: impl FnOnce()) -> Vec<&'static str> {
+        WORK.with(|w| w.borrow_mut().clear());
+        f();
+        WORK.with(|w| std::mem::take(&mut *w.borrow_mut()))
+    }
+
+    #[test]
+    fn an_unknown_id_costs_the_same_token_work_as_a_wrong_token() {
+        let conn = db();
+        insert_full(&conn, "fffffffff1", 1, Some("secret"), false, false);
+        insert_full(&conn, "fffffffff2", 2, None, false, false);
+        let try_delete = |id: &str, token: &str| {
+            let id: PasteId = id.parse().unwrap();
+            token_work(|| {
+                assert!(
+                    delete(&conn, &id, 0, &Deleter::Token(token.into()))
+                        .unwrap()
+                        .is_none()
+                );
+            })
+        };
+        let wrong = try_delete("fffffffff1", "guess");
+        assert_eq!(wrong, ["hash", "compare"]);
+        assert_eq!(try_delete("ZZZZZZZZZZ", "guess"), wrong, "unknown id");
+        assert_eq!(
+            try_delete("fffffffff2", "guess"),
+            wrong,
+            "row without a hash"
+        );
     }
 
     #[test]

@@ -66,12 +66,50 @@ async fn read(web: &str, id: &str) -> (u16, serde_json::Value) {
     (status, v)
 }
 
+/// The webserver's store timeout in this test.
+const STORE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The bound a cached paste's HTML page must be answered within while sqlsvc is
+/// stopped: half the store timeout. Not a performance figure: a page that waits for
+/// sqlsvc takes the whole store timeout, one that does not takes a short call's
+/// timeout at most (`PAGE_VIEWS_TIMEOUT`, 500 ms), so the bound leaves seconds of
+/// margin either way.
+const PAGE_BOUND: Duration = Duration::from_secs(5);
+
+/// `GET /pastes/{id}` as a browser asks for it: a 200 page holding the cached text,
+/// answered within [`PAGE_BOUND`].
+async fn page_within_bound(web: &str, id: &str) {
+    let addr = web.parse().unwrap();
+    let request = testkit::raw::request(
+        "GET",
+        &format!("/pastes/{id}"),
+        &[("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")],
+        b"",
+    );
+    let answer = tokio::time::timeout(PAGE_BOUND, testkit::raw::exchange(addr, &request))
+        .await
+        .unwrap_or_else(|_| {
+            panic!("the page of cached paste {id} took longer than {PAGE_BOUND:?}")
+        });
+    assert_eq!(answer.status(), 200, "{}", answer.body_text());
+    assert!(
+        answer
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/html")),
+        "{}",
+        answer.body_text()
+    );
+    assert!(answer.body_text().contains("hot"), "{}", answer.body_text());
+}
+
 #[tokio::test]
 async fn cached_pastes_are_served_while_sqlsvc_is_stopped_and_others_get_503() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let sql = spawn("sqlsvc", &data, &[]).await;
     let nosql = spawn("nosqlsvc", &data, &[]).await;
+    // A store timeout twice the bound a cached paste's page must meet below, so a
+    // page that waited for sqlsvc until its store timeout would miss that bound.
     // Without prefetching, so that the paste created through the other webserver
     // below stays uncached here.
     let web = spawn(
@@ -82,6 +120,12 @@ async fn cached_pastes_are_served_while_sqlsvc_is_stopped_and_others_get_503() {
             &sql.addr,
             "--nosqlsvc",
             &nosql.addr,
+            "--web-store-timeout-ms",
+            &STORE_TIMEOUT.as_millis().to_string(),
+            "--lb-response-timeout-ms",
+            "15000",
+            "--lb-total-timeout-ms",
+            "20000",
             "--cache-prefetch",
             "false",
         ],
@@ -125,6 +169,9 @@ async fn cached_pastes_are_served_while_sqlsvc_is_stopped_and_others_get_503() {
         let (status, v) = read(&web.addr, &hot).await;
         assert_eq!((status, v["text"].as_str()), (200, Some("hot")));
     }
+    // Its page too, before the webserver has noticed that sqlsvc is gone: the page
+    // does not wait for its view count (an sqlsvc call) for the store timeout.
+    page_within_bound(&web.addr, &hot).await;
     // The uncached one: a JSON 5xx within the client timeout (504) until the polls
     // have failed enough, then a JSON 503 at once.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -150,6 +197,8 @@ async fn cached_pastes_are_served_while_sqlsvc_is_stopped_and_others_get_503() {
         let (status, v) = read(&web.addr, &hot).await;
         assert_eq!((status, v["text"].as_str()), (200, Some("hot")));
     }
+    // And once it has: the page asks sqlsvc nothing.
+    page_within_bound(&web.addr, &hot).await;
 
     signal(&sql, Signal::SIGCONT);
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -212,23 +212,29 @@ async fn kill_9_of_embedded_nosqlsvc_during_concurrent_creates_loses_no_201() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs MongoDB/FerretDB: set PASTEBIN_TEST_MONGODB_URI (scripts/test.sh does)"]
 async fn kill_9_of_mongodb_nosqlsvc_during_concurrent_creates_loses_no_201() {
+    let args = mongodb_args("creates");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    kill_9_under_creates("nosqlsvc", &args).await;
+}
+
+/// nosqlsvc's arguments for MongoDB (FerretDB) at `PASTEBIN_TEST_MONGODB_URI`, in a
+/// collection of this test's own (`what` and the process id), so tests running at
+/// once and earlier runs never see each other's texts.
+fn mongodb_args(what: &str) -> Vec<String> {
     let uri = std::env::var("PASTEBIN_TEST_MONGODB_URI")
         .expect("PASTEBIN_TEST_MONGODB_URI is not set: run scripts/test.sh or scripts/ferretdb.sh");
-    let collection = format!("crash_{}", std::process::id());
-    kill_9_under_creates(
-        "nosqlsvc",
-        &[
-            "--nosql-backend",
-            "mongodb",
-            "--mongodb-uri",
-            &uri,
-            "--mongodb-database",
-            "pastebin_crash_tests",
-            "--mongodb-collection",
-            &collection,
-        ],
-    )
-    .await;
+    [
+        "--nosql-backend",
+        "mongodb",
+        "--mongodb-uri",
+        &uri,
+        "--mongodb-database",
+        "pastebin_crash_tests",
+        "--mongodb-collection",
+        &format!("crash_{what}_{}", std::process::id()),
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// A paste created for the delete and sweep tests: its id, text and delete token.
@@ -250,10 +256,12 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start(orphan_grace: &str) -> Rig {
+    /// `nosql_extra`: nosqlsvc's own arguments (its MongoDB backend).
+    async fn start(orphan_grace: &str, nosql_extra: &[String]) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let nosqlsvc = Store::start("nosqlsvc", &data, &[]).await;
+        let nosql_extra: Vec<&str> = nosql_extra.iter().map(String::as_str).collect();
+        let nosqlsvc = Store::start("nosqlsvc", &data, &nosql_extra).await;
         let sqlsvc = Store::start(
             "sqlsvc",
             &data,
@@ -454,8 +462,8 @@ impl Rig {
 
 /// Deletes run concurrently through two webservers; `victim` is killed with `kill -9`
 /// once some have answered 204, and started again while the rest go on.
-async fn kill_9_under_deletes(victim: &str) {
-    let mut rig = Rig::start("600").await;
+async fn kill_9_under_deletes(victim: &str, nosql_extra: &[String]) {
+    let mut rig = Rig::start("600", nosql_extra).await;
     let kept = rig.create(100, None, "kept").await;
     let doomed = rig.create(400, None, "doomed").await;
 
@@ -541,22 +549,29 @@ async fn kill_9_under_deletes(victim: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_sqlsvc_during_deletes_loses_no_kept_paste_and_revives_no_deleted_one() {
-    kill_9_under_deletes("sqlsvc").await;
+    kill_9_under_deletes("sqlsvc", &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_embedded_nosqlsvc_during_deletes_loses_no_kept_paste_and_revives_no_deleted_one()
 {
-    kill_9_under_deletes("nosqlsvc").await;
+    kill_9_under_deletes("nosqlsvc", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MongoDB/FerretDB: set PASTEBIN_TEST_MONGODB_URI (scripts/test.sh does)"]
+async fn kill_9_of_mongodb_nosqlsvc_during_deletes_loses_no_kept_paste_and_revives_no_deleted_one()
+{
+    kill_9_under_deletes("nosqlsvc", &mongodb_args("deletes")).await;
 }
 
 /// Clients keep creating pastes that expire after a second while the sweeper runs
 /// every 0.2 s; `victim` is killed with `kill -9` twice, each time in the middle of a
 /// sweep: when the sweeper has removed expired rows and not yet deleted all their
 /// texts (sqlsvc's trash is not empty), and started again each time.
-async fn kill_9_under_sweeps(victim: &str) {
+async fn kill_9_under_sweeps(victim: &str, nosql_extra: &[String]) {
     // Texts of creates that the kill cut between their two steps are orphans after 2 s.
-    let mut rig = Rig::start("2").await;
+    let mut rig = Rig::start("2", nosql_extra).await;
     let kept = rig.create(100, None, "kept").await;
     let creators = Creators::start(rig.webs[0].url("/pastes?expires_in=1"), 4);
     for round in 0..2 {
@@ -597,11 +612,17 @@ async fn kill_9_under_sweeps(victim: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_sqlsvc_during_sweeps_loses_no_kept_paste_and_revives_no_expired_one() {
-    kill_9_under_sweeps("sqlsvc").await;
+    kill_9_under_sweeps("sqlsvc", &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_embedded_nosqlsvc_during_sweeps_loses_no_kept_paste_and_revives_no_expired_one()
 {
-    kill_9_under_sweeps("nosqlsvc").await;
+    kill_9_under_sweeps("nosqlsvc", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MongoDB/FerretDB: set PASTEBIN_TEST_MONGODB_URI (scripts/test.sh does)"]
+async fn kill_9_of_mongodb_nosqlsvc_during_sweeps_loses_no_kept_paste_and_revives_no_expired_one() {
+    kill_9_under_sweeps("nosqlsvc", &mongodb_args("sweeps")).await;
 }

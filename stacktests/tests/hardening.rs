@@ -103,6 +103,14 @@ async fn exchange(addr: &str, head: &str, body: &[u8]) -> Answer {
     parse_answer(&buf)
 }
 
+/// Whether the answer's head carries `X-Content-Type-Options: nosniff`.
+fn says_nosniff(answer: &Answer) -> bool {
+    answer
+        .head
+        .to_ascii_lowercase()
+        .contains("\r\nx-content-type-options: nosniff")
+}
+
 fn parse_answer(buf: &[u8]) -> Answer {
     let split = buf
         .windows(4)
@@ -598,6 +606,20 @@ async fn the_edge_leaks_no_internal_address_and_applies_one_header_limit() {
     )
     .await;
     assert_eq!(answer.status, 501, "{answer:?}");
+    assert!(says_nosniff(&answer), "{answer:?}");
+    // A webserver refuses it the same way before its handler runs, and that answer
+    // says nosniff too (every answer of every server does).
+    for web in &webs {
+        let answer = exchange(
+            web,
+            &format!("POST /pastes HTTP/1.1\r\nHost: {lb}\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip, chunked"),
+            b"5\r\nhello\r\n0\r\n\r\n",
+        )
+        .await;
+        assert_eq!(answer.status, 501, "{web}: {answer:?}");
+        assert!(answer.is_json_error(), "{web}: {answer:?}");
+        assert!(says_nosniff(&answer), "{web}: {answer:?}");
+    }
 
     // One header-count limit: what the balancer accepts, the webserver behind it
     // serves; one more is refused at the edge.

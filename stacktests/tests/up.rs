@@ -127,6 +127,52 @@ async fn up_serves_through_both_webservers_restarts_a_dead_one_and_stops_cleanly
     up.stop().await;
 }
 
+/// `--max-expires-in` and `--default-expires-in` given to `pastebin up` reach every
+/// webserver it starts: through the balancer (round robin, so both webservers answer
+/// some of each), a lifetime over the maximum is refused with a JSON 400 and nothing
+/// is created, the maximum itself is accepted, and a paste without `expires_in` gets
+/// the default lifetime.
+#[tokio::test]
+async fn configured_expiry_limits_reach_every_webserver() {
+    let up = Launch::new()
+        .webservers(2)
+        .arg("--max-expires-in")
+        .arg("3600")
+        .arg("--default-expires-in")
+        .arg("60")
+        .start()
+        .await;
+    let create = |body: &'static str| {
+        let url = format!("{}/pastes/", up.url);
+        async move { curlish("POST", &url, Some(body)).await }
+    };
+    let lifetime = |body: &str| {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        let at = |field: &str| testkit::time::unix(v[field].as_str().unwrap());
+        at("expires_at") - at("created_at")
+    };
+    let listed_before = get(&format!("{}/pastes?limit=500", up.url)).await.1;
+    for _ in 0..4 {
+        let (status, body) = create(r#"{"text": "too long", "expires_in": 3601}"#).await;
+        assert_eq!(status, 400, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(v["error"].is_string(), "{body}");
+
+        let (status, body) = create(r#"{"text": "longest", "expires_in": 3600}"#).await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(lifetime(&body), 3600, "{body}");
+
+        let (status, body) = create(r#"{"text": "default"}"#).await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(lifetime(&body), 60, "{body}");
+    }
+    // The refused creates left nothing: 8 pastes more.
+    let listed = get(&format!("{}/pastes?limit=500", up.url)).await.1;
+    let count = |list: &serde_json::Value| list.as_array().unwrap().len();
+    assert_eq!(count(&listed), count(&listed_before) + 8, "{listed}");
+    up.stop().await;
+}
+
 #[tokio::test]
 async fn bad_configuration_exits_with_a_usage_error_naming_the_setting() {
     let out = Command::new(testkit::stack::pastebin_binary())

@@ -18,6 +18,7 @@ pub mod procs;
 pub mod raw;
 pub mod spawn;
 pub mod stack;
+pub mod time;
 pub mod wait;
 
 pub use client::{Answer, Client};

@@ -90,7 +90,7 @@ fn upstream_status(err: &CallError) -> (StatusCode, &'static str) {
     const UNAVAILABLE: &str = "a storage service is unavailable";
     const FAILED: &str = "a storage service failed";
     match err {
-        CallError::Unavailable(_) | CallError::Overloaded(_) => {
+        CallError::NotSent(_) | CallError::Unavailable(_) | CallError::Overloaded(_) => {
             (StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE)
         }
         CallError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "a storage service timed out"),

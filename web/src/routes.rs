@@ -174,6 +174,13 @@ fn segments(path: &str) -> std::str::Split<'_, char> {
         .split('/')
 }
 
+/// Whether `method path` asks for a paste's own URL (`GET` or `HEAD /pastes/{x}`),
+/// whatever `x` is: the answers there, errors included, are negotiated by `Accept`.
+pub(crate) fn is_paste_url(method: &Method, path: &str) -> bool {
+    (method == Method::GET || method == Method::HEAD)
+        && matches("/pastes/{paste_id}", path).is_some()
+}
+
 fn parse_id(raw: &str) -> Result<PasteId, ApiError> {
     raw.parse().map_err(|_| {
         ApiError::BadRequest("malformed paste id: expected 10 characters of [0-9A-Za-z]".into())
@@ -183,6 +190,24 @@ fn parse_id(raw: &str) -> Result<PasteId, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_paste_url_is_told_apart_whatever_its_id() {
+        for path in ["/pastes/AAAAAAAAAA", "/pastes/!!", "/pastes/x/"] {
+            assert!(is_paste_url(&Method::GET, path), "{path}");
+            assert!(is_paste_url(&Method::HEAD, path), "{path}");
+            assert!(!is_paste_url(&Method::DELETE, path), "{path}");
+        }
+        for path in [
+            "/pastes",
+            "/pastes/",
+            "/pastes/!!/raw",
+            "/",
+            "/x/AAAAAAAAAA",
+        ] {
+            assert!(!is_paste_url(&Method::GET, path), "{path}");
+        }
+    }
 
     #[test]
     fn parses_the_public_routes() {

@@ -88,10 +88,11 @@ impl WriteApi {
         match self.meta.create(&request).await {
             Ok(meta) => Ok(meta),
             Err(err) => {
-                // Only an answer from sqlsvc proves the row was not written; after a
-                // timeout or a dropped connection it may have been, and deleting the
-                // text then would leave an id pointing at nothing.
-                if err.answered() {
+                // Only an answer from sqlsvc, or a request never sent (connection
+                // refused), proves the row was not written; after a timeout or a
+                // dropped connection it may have been, and deleting the text then
+                // would leave an id pointing at nothing.
+                if err.not_applied() {
                     self.forget_text(&request.paste_path).await;
                 }
                 Err(WriteError::Meta(err))

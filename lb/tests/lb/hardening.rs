@@ -147,6 +147,12 @@ async fn unimplemented_transfer_codings_get_501() {
     .await;
     assert!(answer.starts_with("HTTP/1.1 501"), "{answer}");
     assert!(answer.contains("\"error\""), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nx-content-type-options: nosniff\r\n"),
+        "{answer}"
+    );
     assert_eq!(a.hits(), 0);
     lb.stop().await;
 }

@@ -384,6 +384,8 @@ async fn no_backend_gives_503() {
     let answer = get(&client, &lb.url("/pastes")).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.json()["error"], "no healthy webserver");
+    // The balancer's own answers say nosniff like every webserver answer does.
+    assert_eq!(answer.headers["x-content-type-options"], "nosniff");
     lb.stop().await;
 }
 
@@ -428,9 +430,12 @@ async fn admin_endpoints_live_under_their_own_prefix() {
     let health = get(&client, &lb.url("/_lb/healthz")).await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.json()["status"], "ok");
+    assert_eq!(health.headers["x-content-type-options"], "nosniff");
 
     get(&client, &lb.url("/pastes/1")).await;
-    let status = get(&client, &lb.url("/_lb/status")).await.json();
+    let status = get(&client, &lb.url("/_lb/status")).await;
+    assert_eq!(status.headers["x-content-type-options"], "nosniff");
+    let status = status.json();
     assert_eq!(status["backends"][0]["addr"], a.authority());
     assert_eq!(status["backends"][0]["up"], true);
     assert!(status["backends"][0]["requests"].as_u64().unwrap() >= 1);
@@ -444,6 +449,7 @@ async fn admin_endpoints_live_under_their_own_prefix() {
                 .unwrap()
                 .starts_with("text/plain")
         );
+        assert_eq!(metrics.headers["x-content-type-options"], "nosniff");
         let text = String::from_utf8(metrics.body.to_vec()).unwrap();
         let line = format!("lb_backend_up{{backend=\"{}\"}} 1", a.authority());
         assert!(text.contains(&line), "{text}");
@@ -462,16 +468,21 @@ async fn admin_endpoints_live_under_their_own_prefix() {
     assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(wrong.headers["allow"], "GET, HEAD");
     assert!(wrong.json()["error"].is_string());
+    assert_eq!(wrong.headers["x-content-type-options"], "nosniff");
 
     let missing = get(&client, &lb.url("/_lb/nothing")).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(missing.json()["error"].is_string());
+    assert_eq!(missing.headers["x-content-type-options"], "nosniff");
 
     // The webserver's own /healthz is forwarded like any other path.
     let checks = a.health_checks();
     let forwarded = get(&client, &lb.url("/healthz")).await;
     assert_eq!(forwarded.status, StatusCode::OK);
     assert!(a.health_checks() > checks);
+    // A proxied answer is passed on as the webserver sent it: the balancer adds
+    // nothing to it (the webservers set nosniff themselves; this fake one does not).
+    assert!(forwarded.headers.get("x-content-type-options").is_none());
     lb.stop().await;
 }
 

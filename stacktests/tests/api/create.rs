@@ -77,20 +77,7 @@ async fn plain_text_create_answers_the_url_on_a_line() {
     stack.shutdown().await;
 }
 
-/// Unix seconds of a `YYYY-MM-DDTHH:MM:SSZ` time.
-fn unix(rfc3339: &str) -> i64 {
-    assert!(rfc3339.len() == 20 && rfc3339.ends_with('Z'), "{rfc3339}");
-    let n = |a: usize, b: usize| rfc3339[a..b].parse::<i64>().unwrap();
-    let (y, m, d) = (n(0, 4), n(5, 7), n(8, 10));
-    // Days from civil (H. Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    days * 86_400 + n(11, 13) * 3600 + n(14, 16) * 60 + n(17, 19)
-}
+use testkit::time::unix;
 
 /// The longest lifetime a paste may be given (README): ten years.
 const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;

@@ -464,11 +464,28 @@ async fn every_get_counts_a_view_and_head_does_not() {
             .await;
         assert_eq!(head.status, StatusCode::OK);
     }
+    let last_read = std::time::Instant::now();
     let want = json!({ "views": 7, "monthly": { month_now(): 7 } });
+    // Issue 9: "a count shows in the stats within 2 s". A webserver flushes its
+    // counts every FLUSH_INTERVAL, so a count shows within that and one `POST /views`
+    // round trip; the interval is held to a quarter of the 2 s here, which leaves
+    // 1.5 s for the round trip. The wait itself is polled with the generous default
+    // deadline, not 2 s: on the shared 2-core CI machine three test binaries and
+    // their servers run at once, and a 2 s bound on wall time would fail on load,
+    // not on a wrong flush. The time it took is printed as a figure.
+    assert!(
+        read::views::FLUSH_INTERVAL * 4 <= Duration::from_secs(2),
+        "views are flushed every {:?}: too seldom for a count to show within 2 s",
+        read::views::FLUSH_INTERVAL
+    );
     testkit::eventually("the views show in the stats", || async {
         stack.client.get(&stats_url).await.json()["views"].as_u64() >= Some(7)
     })
     .await;
+    eprintln!(
+        "the views showed in the stats {:?} after the last read",
+        last_read.elapsed()
+    );
     assert_eq!(stack.client.get(&stats_url).await.json(), want);
     stack
         .client

@@ -202,6 +202,37 @@ async fn a_paste_url_answers_json_or_a_page_by_accept() {
             .unwrap()
             .starts_with("text/html")
     );
+    // A malformed id too: the error page with its 400, negotiated like any answer
+    // on that URL; curl's `*/*` keeps the JSON error.
+    for bad in ["/pastes/!!", "/pastes/short"] {
+        let req = Request::builder()
+            .uri(stack.url(bad))
+            .header("accept", BROWSER)
+            .body(testkit::client::body(Bytes::new()))
+            .unwrap();
+        let resp = stack.client.request(req).await.unwrap();
+        assert_eq!(resp.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            resp.header("content-type")
+                .unwrap()
+                .starts_with("text/html"),
+            "{bad}: {}",
+            resp.text()
+        );
+        assert!(resp.text().contains("This is not a paste link."), "{bad}");
+        assert_eq!(resp.header("vary"), Some("Accept"), "{bad}");
+        let req = Request::builder()
+            .uri(stack.url(bad))
+            .header("accept", "*/*")
+            .body(testkit::client::body(Bytes::new()))
+            .unwrap();
+        stack
+            .client
+            .request(req)
+            .await
+            .unwrap()
+            .assert_error(StatusCode::BAD_REQUEST);
+    }
     stack
         .client
         .get(&stack.url("/static/app.0000000000000000.js"))

@@ -28,6 +28,18 @@ pub(crate) async fn dispatch(app: &App, req: Request<Incoming>) -> Response<Body
 async fn answer(app: &App, req: Request<Incoming>) -> Response<Body> {
     let route = match Route::parse(req.method(), req.uri().path()) {
         Ok(route) => route,
+        // A malformed id on the paste's own URL (`/pastes/!!`) negotiates like any
+        // other answer there: a browser gets the error page, curl the JSON.
+        Err(err) if crate::routes::is_paste_url(req.method(), req.uri().path()) => {
+            let mut resp = if crate::negotiate::prefers_html(req.headers()) {
+                pages::error_page(err)
+            } else {
+                err.into_response()
+            };
+            resp.headers_mut()
+                .insert(header::VARY, http::HeaderValue::from_static("Accept"));
+            return resp;
+        }
         Err(err) => return err.into_response(),
     };
     if let Route::GetPaste(id) = &route {

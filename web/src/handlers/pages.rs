@@ -188,11 +188,7 @@ pub(crate) async fn paste_answer(
     if method != http::Method::HEAD {
         app.read.count_view(id);
     }
-    // The count a page shows is the one flushed so far (views come in batches).
-    let views = within_store_timeout(app, app.read.stats(id))
-        .await
-        .ok()
-        .map(|s| s.views);
+    let views = page_views(app, id).await;
     let page = paste_page(
         &paste,
         PageExtra {
@@ -201,6 +197,33 @@ pub(crate) async fn paste_answer(
         },
     );
     page_response(app, page).await
+}
+
+/// How long a paste page waits for its view count before it is sent without one. The
+/// count is one indexed read in sqlsvc (as quick as a deletion-log poll, which gets
+/// [`read::invalidation::POLL_TIMEOUT`]); a page of a cached paste must not wait a
+/// whole store timeout for a figure while sqlsvc hangs.
+pub(crate) const PAGE_VIEWS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The view count a page shows: the one flushed so far (views come in batches), or
+/// none when sqlsvc is known to be down or does not answer within
+/// [`PAGE_VIEWS_TIMEOUT`]; the page is served either way.
+async fn page_views(app: &App, id: &PasteId) -> Option<u64> {
+    if app.read.sqlsvc_down() {
+        return None;
+    }
+    let limit = PAGE_VIEWS_TIMEOUT.min(app.store_timeout);
+    match tokio::time::timeout(limit, app.read.stats(id)).await {
+        Ok(Ok(stats)) => Some(stats.views),
+        Ok(Err(err)) => {
+            tracing::debug!(%err, "page shown without its view count");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("page shown without its view count: sqlsvc did not answer in time");
+            None
+        }
+    }
 }
 
 /// `POST /pastes/{id}/reveal`: the Reveal button of a burn-after-reading paste. Claims

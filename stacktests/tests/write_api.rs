@@ -3,6 +3,9 @@
 //! stored: text before metadata; the orphaned text deleted when sqlsvc refuses; after
 //! a timeout (sqlsvc may have written the row) the text kept; nosqlsvc down -> sqlsvc
 //! never asked.
+//!
+//! Here in `stacktests`, not in `write/tests`, so that `write` needs no store as a
+//! dev-dependency (`cargo tree -p write` names no storage engine).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -198,7 +201,7 @@ async fn nosqlsvc_down_fails_before_sqlsvc_is_asked() {
     setup.nosqlsvc.stop().await;
     let err = setup.api.create("nowhere to go", None).await.unwrap_err();
     assert!(
-        matches!(err, WriteError::Text(CallError::Unavailable(_))),
+        matches!(err, WriteError::Text(CallError::NotSent(_))),
         "{err:?}"
     );
     assert!(setup.sqlsvc.received().is_empty());
