@@ -80,9 +80,10 @@ pub async fn follow(
     }
 }
 
-/// One poll: caches the new pastes it may and says whether more are waiting. The
-/// position moves only once every batch of texts answered, so a failure is retried
-/// from the same place.
+/// One poll: caches the new pastes it may and says whether more are waiting. A page
+/// whose texts could not all be fetched is passed over all the same (its pastes are
+/// fetched on their first read, as without prefetching), so no batch that keeps
+/// failing can stop the prefetching of everything after it.
 async fn poll_once(
     sqlsvc: &MetaClient,
     texts: &TextClient,
@@ -99,6 +100,7 @@ async fn poll_once(
         return Ok(false);
     }
     let wanted = wanted(page.pastes, cache, now_unix());
+    *position = Some(page.next);
     for batch in batches(&wanted) {
         let paths: Vec<PastePath> = batch.iter().map(|m| m.paste_path.clone()).collect();
         let got = texts.get_many(&paths).await?;
@@ -114,7 +116,6 @@ async fn poll_once(
             }
         }
     }
-    *position = Some(page.next);
     Ok(page.more)
 }
 
