@@ -20,10 +20,9 @@ use crate::{Config, ProxyError};
 
 /// How one attempt failed.
 enum Failure {
-    /// The connection could not be opened: nothing was sent.
-    NotSent(httpkit::BoxError),
-    /// No connection within the connect timeout: nothing was sent.
-    ConnectTimeout,
+    /// The connection could not be opened: nothing was sent. `busy`: the connect
+    /// timed out (the webserver's accept backlog is full), rather than being refused.
+    NotSent { err: httpkit::BoxError, busy: bool },
     /// The connection failed after the request may have been (partly) sent.
     Broken(httpkit::BoxError),
     /// No response headers within the timeout while the webserver had the whole body
@@ -197,22 +196,17 @@ impl Proxy {
                     backend.record_success();
                     return Ok(self.response(resp, in_flight));
                 }
-                Err(Failure::NotSent(err)) => {
+                Err(Failure::NotSent { err, busy }) => {
                     tracing::debug!(backend = backend.addr(), err = %httpkit::error_chain(&*err), "connect failed");
                     backend.stats.connect_errors.fetch_add(1, Ordering::Relaxed);
-                    backend.eject(&self.config.ejection, "connect failed");
+                    // A webserver too busy to take connections is slow, not gone: like
+                    // a slow answer, no reason to eject it (with one webserver that
+                    // would refuse every request); its health checks judge it.
+                    if !busy {
+                        backend.eject(&self.config.ejection, "connect failed");
+                    }
                     last_error = ProxyError::Unreachable;
-                    tried.push(backend);
-                }
-                Err(Failure::ConnectTimeout) => {
-                    // A webserver too busy to take connections (its accept backlog
-                    // full) is slow, not gone: like a slow answer, no reason to eject
-                    // it (with one webserver that would refuse every request); its
-                    // health checks judge it. Nothing was sent, so another may be
-                    // tried.
-                    tracing::debug!(backend = backend.addr(), "connect timed out");
-                    backend.stats.connect_errors.fetch_add(1, Ordering::Relaxed);
-                    last_error = ProxyError::Unreachable;
+                    // Nothing was sent, so another webserver may be tried.
                     tried.push(backend);
                 }
                 Err(Failure::Broken(err)) => {
@@ -286,8 +280,11 @@ impl Proxy {
         *timer.lock().unwrap_or_else(PoisonError::into_inner) = Some(expiry);
         let result = result?;
         match result {
-            Err(SendError::NotSent(err)) => Err(Failure::NotSent(err)),
-            Err(SendError::ConnectTimeout) => Err(Failure::ConnectTimeout),
+            Err(SendError::NotSent(err)) => Err(Failure::NotSent { err, busy: false }),
+            Err(SendError::ConnectTimeout) => Err(Failure::NotSent {
+                err: "connect timed out".into(),
+                busy: true,
+            }),
             Err(SendError::Broken(err)) => Err(Failure::Broken(err)),
             Ok(resp) => {
                 backend.stats.observe_latency(started.elapsed());
