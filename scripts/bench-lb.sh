@@ -71,17 +71,6 @@ lb_port=${url##*:}
 lb_pids=$(pids_on_port "$lb_port")
 nginx_pids=$(pids_on_port "$nginx_port")
 
-# cpu_ticks PID...: CPU time (user + system, clock ticks) of the processes, all threads.
-cpu_ticks() {
-    local t=0 p s
-    for p in "$@"; do
-        for s in /proc/"$p"/task/*/stat; do
-            [ -e "$s" ] && t=$((t + $(awk '{print $14 + $15}' "$s")))
-        done
-    done
-    echo "$t"
-}
-
 id=$(make_paste)
 paths=("$@")
 [ ${#paths[@]} -gt 0 ] || paths=(/healthz "/pastes/$id")

@@ -53,17 +53,6 @@ echo "# $(date -u +%FT%TZ) cores=$(nproc) load: $(cut -d' ' -f1-3 /proc/loadavg)
 echo "# results: $work/results (section what run req/s p99)"
 : > "$work/results"
 
-# cpu_ticks PID...: CPU time (user + system, clock ticks) of the processes, all threads.
-cpu_ticks() {
-    local t=0 p s
-    for p in "$@"; do
-        for s in /proc/"$p"/task/*/stat; do
-            [ -e "$s" ] && t=$((t + $(awk '{print $14 + $15}' "$s")))
-        done
-    done
-    echo "$t"
-}
-
 # wrk_run SECTION WHAT RUN WRK-ARGS...: one wrk run, recorded. With CPU_PIDS set,
 # also the CPU time those processes spent per answered request (microseconds): a
 # figure that the other builds on a shared machine disturb less than req/s.
