@@ -40,9 +40,11 @@ async fn a_crashed_store_is_restarted_with_back_off_and_children_die_with_the_la
             "restart gaps {gaps:?}: back-off not growing"
         );
     }
-    // Back on the address it had: the stack serves, the data is still there.
-    testkit::eventually("the stack serves again after sqlsvc restarts", || async {
-        get(&format!("{}/pastes/{id}", up.url)).await.0 == 200
+    // Back on the address it had: the stack serves, the data is still there. The
+    // webserver's cache may answer the paste before sqlsvc listens again, so wait on
+    // `/readyz` (which asks both stores), not on a read.
+    testkit::eventually("the stack is ready again after sqlsvc restarts", || async {
+        get(&format!("{}/readyz", up.url)).await.0 == 200
     })
     .await;
     let (_, paste) = get(&format!("{}/pastes/{id}", up.url)).await;
