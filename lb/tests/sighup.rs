@@ -30,7 +30,7 @@ async fn sighup_rereads_the_backends_file() {
     std::fs::write(&path, "127.0.0.1:4000\n127.0.0.1:4001 # new\n").unwrap();
     hup();
     let task = tokio::spawn(reloader);
-    tokio::time::timeout(Duration::from_secs(5), rx.changed())
+    tokio::time::timeout(Duration::from_secs(30), rx.changed())
         .await
         .unwrap()
         .unwrap();
@@ -85,7 +85,7 @@ async fn sighup_rereads_the_backends_file() {
 
     // Dropping the receiver ends the task.
     drop(rx);
-    tokio::time::timeout(Duration::from_secs(5), task)
+    tokio::time::timeout(Duration::from_secs(30), task)
         .await
         .unwrap()
         .unwrap();
