@@ -100,10 +100,11 @@ async fn expires_at_is_creation_plus_expires_in_up_to_the_maximum() {
         let expires = unix(body["expires_at"].as_str().unwrap());
         // The webserver counts from its clock when the request arrives and sqlsvc
         // stamps the creation a moment later, so on a busy machine the two may be a
-        // few seconds apart; never later than creation + N.
+        // few seconds apart (CI runs three test binaries at once on two cores); never
+        // later than creation + N.
         let n = n as i64;
         assert!(
-            (n - 5..=n).contains(&(expires - created)),
+            (n - 10..=n).contains(&(expires - created)),
             "expires_in {n}: created {created}, expires {expires}"
         );
         // What the 201 said is what a read says.
