@@ -163,7 +163,7 @@ async fn expires_in_in_a_json_body_wins_over_the_query() {
         )
         .await;
     assert!(
-        (7195..=7200).contains(&lifetime(&both).unwrap()),
+        (7190..=7200).contains(&lifetime(&both).unwrap()),
         "{}",
         both.text()
     );
@@ -176,7 +176,7 @@ async fn expires_in_in_a_json_body_wins_over_the_query() {
         )
         .await;
     assert!(
-        (7195..=7200).contains(&lifetime(&query).unwrap()),
+        (7190..=7200).contains(&lifetime(&query).unwrap()),
         "{}",
         query.text()
     );
@@ -191,7 +191,7 @@ async fn expires_in_in_a_json_body_wins_over_the_query() {
     let read = stack.client.get(plain.text().trim_end()).await.json();
     let plain_lifetime =
         unix(read["expires_at"].as_str().unwrap()) - unix(read["created_at"].as_str().unwrap());
-    assert!((7195..=7200).contains(&plain_lifetime), "{read}");
+    assert!((7190..=7200).contains(&plain_lifetime), "{read}");
     // Neither: never expires.
     let never = stack
         .send(Method::POST, "/pastes/", json(r#"{"text": "x"}"#))
