@@ -98,6 +98,13 @@ fn main() -> ExitCode {
         Command::Web(_) => settings.web_threads,
         _ => None,
     };
+    // Pinned before the runtime starts, so every thread it makes inherits the mask.
+    if let (Command::Web(_), Some(cpus)) = (&cli.command, &settings.web_cpus)
+        && let Err(err) = pin_to(cpus)
+    {
+        eprintln!("pastebin: cannot run on CPUs {cpus} (--web-cpus): {err}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let mut builder = match threads {
         Some(1) => tokio::runtime::Builder::new_current_thread(),
         Some(n) => {
@@ -145,4 +152,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Pins this process (and every thread it starts afterwards) to `cpus`.
+fn pin_to(cpus: &config::CpuList) -> nix::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    for &cpu in cpus.cpus() {
+        set.set(cpu)?;
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
 }

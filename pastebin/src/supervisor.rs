@@ -18,7 +18,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::component::{Kind, LISTENING};
-use crate::config::{HostCpu, MAX_WEBSERVERS, NosqlBackend, Settings};
+use crate::config::{CpuList, HostCpu, MAX_CPU, MAX_WEBSERVERS, NosqlBackend, Settings};
 use crate::emulate::{Emulation, Host};
 
 /// How long a child may take to bind and then to pass its health check.
@@ -235,10 +235,19 @@ impl Topology {
         args.extend(["--sqlsvc".into(), self.stores[0].addr.clone().into()]);
         args.extend(["--nosqlsvc".into(), self.stores[1].addr.clone().into()]);
         let (listen, host) = self.place(Kind::Web, index, listen)?;
+        let budget = host.as_ref().and_then(|h| h.cpu_budget);
+        let threads = self
+            .settings
+            .web_threads
+            .unwrap_or_else(|| web_threads(count, budget, available_cores()));
         if self.settings.web_threads.is_none() {
-            let budget = host.as_ref().and_then(|h| h.cpu_budget);
-            let threads = web_threads(count, budget, available_cores());
             args.extend(["--web-threads".into(), threads.to_string().into()]);
+        }
+        if self.settings.web_pin_cpus
+            && self.settings.web_cpus.is_none()
+            && let Some(cpus) = web_cpus(index, threads, &allowed_cpus())
+        {
+            args.extend(["--web-cpus".into(), cpus.to_string().into()]);
         }
         let spec = Spec {
             kind: Kind::Web,
@@ -465,6 +474,33 @@ fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
+/// The CPUs this process may run on (its affinity mask), ascending; empty if
+/// unknown.
+fn allowed_cpus() -> Vec<usize> {
+    match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        Ok(set) => (0..=MAX_CPU)
+            .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The CPUs webserver `index` is pinned to, when it runs `threads` threads among
+/// others on the `allowed` CPUs: the next `threads` of them after those of the
+/// webservers before it, round the list; None when that is every allowed CPU (one
+/// webserver that has the machine: nothing to pin). Webservers that each stay on
+/// their own cores keep their caches warm and are not moved between cores by the
+/// scheduler's balancing (BENCHMARKS.md, issue 11, fourth round).
+fn web_cpus(index: usize, threads: usize, allowed: &[usize]) -> Option<CpuList> {
+    if allowed.is_empty() || threads >= allowed.len() {
+        return None;
+    }
+    let cpus = (0..threads)
+        .map(|k| allowed[(index * threads + k) % allowed.len()])
+        .collect();
+    CpuList::new(cpus)
+}
+
 /// Runtime threads for one of `count` webservers run on one machine of `cores`: a
 /// host's CPU budget rounded up when it has one (an emulated host), else an equal
 /// share of the cores; at least 1. More runtime threads than the CPU a process
@@ -515,6 +551,9 @@ fn common_args(settings: &Settings) -> Vec<OsString> {
     }
     if let Some(t) = settings.web_threads {
         args.extend(["--web-threads".into(), t.to_string().into()]);
+    }
+    if let Some(cpus) = &settings.web_cpus {
+        args.extend(["--web-cpus".into(), cpus.to_string().into()]);
     }
     for proxy in &settings.lb_trusted_proxies {
         args.extend(["--lb-trusted-proxy".into(), proxy.into()]);
@@ -797,7 +836,27 @@ pub async fn request_scale(settings: &Settings, n: usize) -> Result<(), String> 
 
 #[cfg(test)]
 mod tests {
-    use super::web_threads;
+    use super::{web_cpus, web_threads};
+
+    #[test]
+    fn webservers_are_pinned_to_their_own_share_of_the_cores() {
+        let pinned = |index, threads, allowed: &[usize]| {
+            web_cpus(index, threads, allowed).map(|l| l.cpus().to_vec())
+        };
+        // One webserver with both cores: not pinned.
+        assert_eq!(pinned(0, 2, &[0, 1]), None);
+        // 4 single-threaded webservers on 2 cores: 0, 1, 0, 1.
+        let four: Vec<_> = (0..4).map(|i| pinned(i, 1, &[0, 1])).collect();
+        assert_eq!(
+            four,
+            [Some(vec![0]), Some(vec![1]), Some(vec![0]), Some(vec![1])]
+        );
+        // 3 webservers of 2 threads on 8 cores: disjoint pairs.
+        assert_eq!(pinned(2, 2, &[0, 1, 2, 3, 4, 5, 6, 7]), Some(vec![4, 5]));
+        // The allowed CPUs need not start at 0 nor be contiguous.
+        assert_eq!(pinned(1, 1, &[2, 5]), Some(vec![5]));
+        assert_eq!(pinned(0, 1, &[]), None);
+    }
 
     #[test]
     fn webservers_share_the_cores_or_get_their_budget() {

@@ -198,14 +198,117 @@ async fn configured_expiry_limits_reach_every_webserver() {
 
 #[tokio::test]
 async fn bad_configuration_exits_with_a_usage_error_naming_the_setting() {
-    let out = Command::new(testkit::stack::pastebin_binary())
-        .args(["up", "--webservers", "0"])
-        .output()
-        .await
+    for (args, named) in [
+        (&["up", "--webservers", "0"][..], "--webservers"),
+        (&["up", "--web-cpus", "1-0"][..], "--web-cpus"),
+        (&["web", "--web-cpus", "1024"][..], "--web-cpus"),
+    ] {
+        let out = Command::new(testkit::stack::pastebin_binary())
+            .args(args)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+    }
+}
+
+/// A Linux CPU list (`0-2,5`) as numbers.
+fn cpu_list(text: &str) -> Vec<usize> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',') {
+        match part.split_once('-') {
+            Some((lo, hi)) => cpus.extend(lo.parse::<usize>().unwrap()..=hi.parse().unwrap()),
+            None => cpus.push(part.parse().unwrap()),
+        }
+    }
+    cpus
+}
+
+/// The CPUs a process may run on, from `/proc/PID/status`.
+fn allowed_cpus(pid: u32) -> Vec<usize> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--webservers"), "{stderr}");
+    cpu_list(line)
+}
+
+/// The webservers' `(pid, command line)`.
+fn webservers(up: &Stack) -> Vec<(u32, String)> {
+    up.children()
+        .into_iter()
+        .filter(|(_, cmd)| cmd.split(' ').nth(1) == Some("web"))
+        .collect()
+}
+
+#[tokio::test]
+async fn webservers_are_pinned_to_their_own_share_of_the_cores() {
+    let up = Launch::new().webservers(3).start().await;
+    let machine = allowed_cpus(up.pid());
+    let webs = webservers(&up);
+    assert_eq!(webs.len(), 3, "{webs:?}");
+    if machine.len() < 2 {
+        eprintln!(
+            "SKIPPED (in part): this machine lets the launcher use one CPU ({machine:?}): nothing to pin"
+        );
+    }
+    // What the launcher asked for (--web-cpus on the command line) is what the
+    // kernel applies to every thread; the shares follow each other round the cores.
+    let threads = (machine.len() / 3).max(1);
+    let mut used = HashSet::new();
+    for (pid, cmd) in &webs {
+        let words: Vec<&str> = cmd.split(' ').collect();
+        let asked = words
+            .iter()
+            .position(|w| *w == "--web-cpus")
+            .map(|i| cpu_list(words[i + 1]));
+        let task_dir = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+        for task in task_dir {
+            let tid: u32 = task.unwrap().file_name().to_str().unwrap().parse().unwrap();
+            let actual = allowed_cpus(tid);
+            match &asked {
+                Some(cpus) => assert_eq!(&actual, cpus, "{cmd}: thread {tid}"),
+                None => assert_eq!(actual, machine, "{cmd}: thread {tid}"),
+            }
+        }
+        if machine.len() >= 2 {
+            let cpus = asked.unwrap_or_else(|| panic!("not pinned: {cmd}"));
+            assert_eq!(cpus.len(), threads, "{cmd}");
+            assert!(cpus.iter().all(|c| machine.contains(c)), "{cmd}");
+            used.extend(cpus);
+        }
+    }
+    if machine.len() >= 2 {
+        assert_eq!(used.len(), machine.len().min(3 * threads), "{webs:?}");
+    }
+    up.stop().await;
+
+    // Turned off, or one CPU list for all: every webserver runs where it is told.
+    let up = Launch::new()
+        .webservers(2)
+        .arg("--web-pin-cpus")
+        .arg("false")
+        .start()
+        .await;
+    for (pid, cmd) in webservers(&up) {
+        assert!(!cmd.contains("--web-cpus"), "{cmd}");
+        assert_eq!(allowed_cpus(pid), machine, "{cmd}");
+    }
+    up.stop().await;
+    let first = machine[0].to_string();
+    let up = Launch::new()
+        .webservers(2)
+        .arg("--web-cpus")
+        .arg(&first)
+        .start()
+        .await;
+    for (pid, cmd) in webservers(&up) {
+        assert_eq!(allowed_cpus(pid), [machine[0]], "{cmd}");
+    }
+    up.stop().await;
 }
 
 /// Steady traffic through the balancer until told to stop: `clients` loops of one
