@@ -235,8 +235,9 @@ where
 }
 
 /// How to start a whole stack: `pastebin up` over a config file with port 0
-/// everywhere, in a temporary directory of its own unless [`Launch::in_dir`] names
-/// one. Two webservers unless told.
+/// everywhere (but see [`Launch::fixed_ports`] for a test that kills a child), in a
+/// temporary directory of its own unless [`Launch::in_dir`] names one. Two
+/// webservers unless told.
 pub struct Launch {
     bin: PathBuf,
     dir: Option<PathBuf>,
