@@ -242,23 +242,22 @@ impl Topology {
         args.extend(["--nosqlsvc".into(), self.stores[1].addr.clone().into()]);
         let (listen, host) = self.place(Kind::Web, index, listen)?;
         let budget = host.as_ref().and_then(|h| h.cpu_budget);
+        // Emulated hosts that split the cores: the webservers have their half.
+        let split = self.emulation.as_ref().and_then(Emulation::split).cloned();
+        let cores = split.as_ref().map_or_else(available_cores, |s| s.web.len());
         let threads = self
             .settings
             .web_threads
-            .unwrap_or_else(|| web_threads(count, budget, available_cores()));
+            .unwrap_or_else(|| web_threads(count, budget, cores));
         if self.settings.web_threads.is_none() {
             args.extend(["--web-threads".into(), threads.to_string().into()]);
         }
         let cpus = match &self.settings.web_cpus {
             Some(cpus) => Some(cpus.clone()),
-            None if self.settings.web_pin_cpus => {
-                // Emulated hosts that split the cores: a share of the webservers'.
-                let split = self.emulation.as_ref().and_then(Emulation::split);
-                match split {
-                    Some(split) => CpuList::new(share(index, threads, &split.web)),
-                    None => web_cpus(index, threads, &allowed_cpus()),
-                }
-            }
+            None if self.settings.web_pin_cpus => match &split {
+                Some(split) => CpuList::new(share(index, threads, &split.web)),
+                None => web_cpus(index, threads, &allowed_cpus()),
+            },
             None => None,
         };
         if let Some(cpus) = &cpus {
