@@ -94,6 +94,7 @@ async fn spawned(
             }
         );
         let stack = Stack::start(&bin, n, emulate.as_deref(), stop.clone()).await?;
+        let other_cores = stack.generator_cpus.as_ref().map(Vec::len);
         // On the cores of the hosts that are not webservers', as a client machine
         // would not share the webservers' cores either.
         if let Some(cpus) = &stack.generator_cpus {
@@ -150,6 +151,7 @@ async fn spawned(
         );
         report.emulated_hosts = emulate.is_some();
         report.hosts_cpu = cpu;
+        report.other_cores = other_cores;
         print!("{}", report.table());
         println!();
         reports.push(report);
