@@ -129,8 +129,15 @@ pub struct Overrides {
     /// started on its own runs anywhere.
     #[arg(long, env = "PASTEBIN_WEB_CPUS", global = true)]
     pub web_cpus: Option<String>,
+    /// The CPUs this one process runs on (for `lb`, `web`, `sqlsvc`, `nosqlsvc`; the
+    /// launcher sets it for the processes it pins). Not read from the environment,
+    /// so children do not inherit it.
+    #[arg(long, global = true)]
+    pub cpus: Option<String>,
     /// Whether `pastebin up` pins each webserver it runs to its own share of the
-    /// cores when there are several (true or false; default true).
+    /// cores when there are several, and with --emulate-hosts runs the webservers'
+    /// hosts on half of the cores and the other hosts on the rest (true or false;
+    /// default true).
     #[arg(long, env = "PASTEBIN_WEB_PIN_CPUS", global = true)]
     pub web_pin_cpus: Option<bool>,
     /// Time the balancer waits for a webserver's answer, in milliseconds; clearly
@@ -377,6 +384,8 @@ pub struct Settings {
     pub web_cpus: Option<CpuList>,
     /// Whether `pastebin up` pins its webservers to their share of the cores.
     pub web_pin_cpus: bool,
+    /// The CPUs this process runs on (`--cpus`), if set.
+    pub cpus: Option<CpuList>,
     pub lb_response_timeout: Duration,
     pub lb_total_timeout: Duration,
     /// Clients whose forwarding headers the balancer believes.
@@ -650,6 +659,12 @@ impl Settings {
                 None => None,
             },
             web_pin_cpus: over.web_pin_cpus.or(file.web.pin_cpus).unwrap_or(true),
+            cpus: match &over.cpus {
+                Some(list) => Some(
+                    CpuList::parse(list).map_err(|err| ConfigError(format!("--cpus: {err}")))?,
+                ),
+                None => None,
+            },
             web_store_timeout: Duration::from_millis(
                 over.web_store_timeout_ms
                     .or(file.web.store_timeout_ms)

@@ -99,10 +99,15 @@ fn main() -> ExitCode {
         _ => None,
     };
     // Pinned before the runtime starts, so every thread it makes inherits the mask.
-    if let (Command::Web(_), Some(cpus)) = (&cli.command, &settings.web_cpus)
+    let pin = match &cli.command {
+        Command::Web(_) => settings.cpus.as_ref().or(settings.web_cpus.as_ref()),
+        Command::Lb(_) | Command::Sqlsvc(_) | Command::Nosqlsvc(_) => settings.cpus.as_ref(),
+        _ => None,
+    };
+    if let Some(cpus) = pin
         && let Err(err) = pin_to(cpus)
     {
-        eprintln!("pastebin: cannot run on CPUs {cpus} (--web-cpus): {err}");
+        eprintln!("pastebin: cannot run on CPUs {cpus} (--cpus, --web-cpus): {err}");
         return ExitCode::from(EXIT_USAGE);
     }
     let mut builder = match threads {

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::component::{Kind, LISTENING};
 use crate::config::{CpuList, HostCpu, MAX_CPU, MAX_WEBSERVERS, NosqlBackend, Settings};
-use crate::emulate::{Emulation, Host};
+use crate::emulate::{CpuSplit, Emulation, Host};
 
 /// How long a child may take to bind and then to pass its health check.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -105,9 +105,15 @@ pub async fn up(settings: Settings, emulate: Option<HostCpu>) -> Result<(), Stri
         Some(budgets) => {
             let dir = settings.data_dir.clone();
             // May wait for another launcher's lock, or for a dead one's leftovers.
-            let started = tokio::task::spawn_blocking(move || Emulation::start(&dir, budgets))
-                .await
-                .map_err(|err| format!("emulated hosts: {err}"))?;
+            let split = if settings.web_pin_cpus {
+                CpuSplit::of(&allowed_cpus())
+            } else {
+                None
+            };
+            let started =
+                tokio::task::spawn_blocking(move || Emulation::start(&dir, budgets, split))
+                    .await
+                    .map_err(|err| format!("emulated hosts: {err}"))?;
             Some(started?)
         }
         None => None,
@@ -236,18 +242,29 @@ impl Topology {
         args.extend(["--nosqlsvc".into(), self.stores[1].addr.clone().into()]);
         let (listen, host) = self.place(Kind::Web, index, listen)?;
         let budget = host.as_ref().and_then(|h| h.cpu_budget);
+        // Emulated hosts that split the cores: the webservers have their half.
+        let split = self.emulation.as_ref().and_then(Emulation::split).cloned();
+        let cores = split.as_ref().map_or_else(available_cores, |s| s.web.len());
         let threads = self
             .settings
             .web_threads
-            .unwrap_or_else(|| web_threads(count, budget, available_cores()));
+            .unwrap_or_else(|| web_threads(count, budget, cores));
         if self.settings.web_threads.is_none() {
             args.extend(["--web-threads".into(), threads.to_string().into()]);
         }
-        if self.settings.web_pin_cpus
-            && self.settings.web_cpus.is_none()
-            && let Some(cpus) = web_cpus(index, threads, &allowed_cpus())
-        {
-            args.extend(["--web-cpus".into(), cpus.to_string().into()]);
+        let cpus = match &self.settings.web_cpus {
+            Some(cpus) => Some(cpus.clone()),
+            None if self.settings.web_pin_cpus => match &split {
+                Some(split) => CpuList::new(share(index, threads, &split.web)),
+                None => web_cpus(index, threads, &allowed_cpus()),
+            },
+            None => None,
+        };
+        if let Some(cpus) = &cpus {
+            args.extend(["--cpus".into(), cpus.to_string().into()]);
+        }
+        if let (Some(emulation), Some(host)) = (&mut self.emulation, &host) {
+            emulation.set_cpus(&host.name, cpus.map(|c| c.cpus().to_vec()))?;
         }
         let spec = Spec {
             kind: Kind::Web,
@@ -492,13 +509,21 @@ fn allowed_cpus() -> Vec<usize> {
 /// their own cores keep their caches warm and are not moved between cores by the
 /// scheduler's balancing (BENCHMARKS.md, issue 11, fourth round).
 fn web_cpus(index: usize, threads: usize, allowed: &[usize]) -> Option<CpuList> {
-    if allowed.is_empty() || threads >= allowed.len() {
+    if threads >= allowed.len() {
         return None;
     }
-    let cpus = (0..threads)
-        .map(|k| allowed[(index * threads + k) % allowed.len()])
-        .collect();
-    CpuList::new(cpus)
+    CpuList::new(share(index, threads, allowed))
+}
+
+/// Webserver `index`'s `threads` CPUs of `pool`: the next ones after those of the
+/// webservers before it, round the pool (all of it if it is smaller).
+fn share(index: usize, threads: usize, pool: &[usize]) -> Vec<usize> {
+    if pool.is_empty() {
+        return Vec::new();
+    }
+    (0..threads.min(pool.len()))
+        .map(|k| pool[(index * threads + k) % pool.len()])
+        .collect()
 }
 
 /// Runtime threads for one of `count` webservers run on one machine of `cores`: a
@@ -551,9 +576,6 @@ fn common_args(settings: &Settings) -> Vec<OsString> {
     }
     if let Some(t) = settings.web_threads {
         args.extend(["--web-threads".into(), t.to_string().into()]);
-    }
-    if let Some(cpus) = &settings.web_cpus {
-        args.extend(["--web-cpus".into(), cpus.to_string().into()]);
     }
     for proxy in &settings.lb_trusted_proxies {
         args.extend(["--lb-trusted-proxy".into(), proxy.into()]);
@@ -708,6 +730,13 @@ async fn spawn_child(exe: &std::path::Path, spec: &Spec) -> Result<(Child, Strin
             (cores.ceil() as u64).max(1).to_string(),
         );
     }
+    // A host that does not share the webservers' cores runs on the others.
+    if let Some(cpus) = spec.host.as_ref().and_then(|h| h.cpus.as_deref())
+        && spec.kind != Kind::Web
+        && let Some(list) = CpuList::new(cpus.to_vec())
+    {
+        cmd.arg("--cpus").arg(list.to_string());
+    }
     cmd.arg(spec.kind.name())
         .arg("--listen")
         .arg(&spec.listen)
@@ -856,6 +885,9 @@ mod tests {
         // The allowed CPUs need not start at 0 nor be contiguous.
         assert_eq!(pinned(1, 1, &[2, 5]), Some(vec![5]));
         assert_eq!(pinned(0, 1, &[]), None);
+        // A share of a pool smaller than the threads is the whole pool.
+        assert_eq!(super::share(3, 2, &[1]), vec![1]);
+        assert_eq!(super::share(0, 1, &[]), Vec::<usize>::new());
     }
 
     #[test]

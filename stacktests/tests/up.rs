@@ -214,28 +214,6 @@ async fn bad_configuration_exits_with_a_usage_error_naming_the_setting() {
     }
 }
 
-/// A Linux CPU list (`0-2,5`) as numbers.
-fn cpu_list(text: &str) -> Vec<usize> {
-    let mut cpus = Vec::new();
-    for part in text.trim().split(',') {
-        match part.split_once('-') {
-            Some((lo, hi)) => cpus.extend(lo.parse::<usize>().unwrap()..=hi.parse().unwrap()),
-            None => cpus.push(part.parse().unwrap()),
-        }
-    }
-    cpus
-}
-
-/// The CPUs a process may run on, from `/proc/PID/status`.
-fn allowed_cpus(pid: u32) -> Vec<usize> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .unwrap();
-    cpu_list(line)
-}
-
 /// The webservers' `(pid, command line)`.
 fn webservers(up: &Stack) -> Vec<(u32, String)> {
     up.children()
@@ -247,7 +225,7 @@ fn webservers(up: &Stack) -> Vec<(u32, String)> {
 #[tokio::test]
 async fn webservers_are_pinned_to_their_own_share_of_the_cores() {
     let up = Launch::new().webservers(3).start().await;
-    let machine = allowed_cpus(up.pid());
+    let machine = testkit::procs::cpus_allowed(up.pid());
     let webs = webservers(&up);
     assert_eq!(webs.len(), 3, "{webs:?}");
     if machine.len() < 2 {
@@ -255,7 +233,7 @@ async fn webservers_are_pinned_to_their_own_share_of_the_cores() {
             "SKIPPED (in part): this machine lets the launcher use one CPU ({machine:?}): nothing to pin"
         );
     }
-    // What the launcher asked for (--web-cpus on the command line) is what the
+    // What the launcher asked for (--cpus on the command line) is what the
     // kernel applies to every thread; the shares follow each other round the cores.
     let threads = (machine.len() / 3).max(1);
     let mut used = HashSet::new();
@@ -263,12 +241,12 @@ async fn webservers_are_pinned_to_their_own_share_of_the_cores() {
         let words: Vec<&str> = cmd.split(' ').collect();
         let asked = words
             .iter()
-            .position(|w| *w == "--web-cpus")
-            .map(|i| cpu_list(words[i + 1]));
+            .position(|w| *w == "--cpus")
+            .map(|i| testkit::procs::cpu_list(words[i + 1]));
         let task_dir = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
         for task in task_dir {
             let tid: u32 = task.unwrap().file_name().to_str().unwrap().parse().unwrap();
-            let actual = allowed_cpus(tid);
+            let actual = testkit::procs::cpus_allowed(tid);
             match &asked {
                 Some(cpus) => assert_eq!(&actual, cpus, "{cmd}: thread {tid}"),
                 None => assert_eq!(actual, machine, "{cmd}: thread {tid}"),
@@ -294,8 +272,8 @@ async fn webservers_are_pinned_to_their_own_share_of_the_cores() {
         .start()
         .await;
     for (pid, cmd) in webservers(&up) {
-        assert!(!cmd.contains("--web-cpus"), "{cmd}");
-        assert_eq!(allowed_cpus(pid), machine, "{cmd}");
+        assert!(!cmd.split(' ').any(|w| w == "--cpus"), "{cmd}");
+        assert_eq!(testkit::procs::cpus_allowed(pid), machine, "{cmd}");
     }
     up.stop().await;
     let first = machine[0].to_string();
@@ -306,7 +284,7 @@ async fn webservers_are_pinned_to_their_own_share_of_the_cores() {
         .start()
         .await;
     for (pid, cmd) in webservers(&up) {
-        assert_eq!(allowed_cpus(pid), [machine[0]], "{cmd}");
+        assert_eq!(testkit::procs::cpus_allowed(pid), [machine[0]], "{cmd}");
     }
     up.stop().await;
 }
