@@ -81,6 +81,12 @@ async fn spawned(
         })?,
     };
     let mut reports = Vec::new();
+    // The CPUs to give back before each stack starts: the launcher inherits this
+    // process's mask, and must see the whole machine to split it.
+    let all_cpus = match emulate {
+        Some(_) => hosts::allowed_cpus().ok(),
+        None => None,
+    };
     for &n in &cli.webservers {
         if *stop.borrow() {
             break;
@@ -93,6 +99,11 @@ async fn spawned(
                 ""
             }
         );
+        if let Some(cpus) = &all_cpus
+            && let Err(err) = hosts::pin_process(cpus)
+        {
+            eprintln!("warning: cannot give this process its CPUs back: {err}");
+        }
         let stack = Stack::start(&bin, n, emulate.as_deref(), stop.clone()).await?;
         let other_cores = stack.generator_cpus.as_ref().map(Vec::len);
         // On the cores of the hosts that are not webservers', as a client machine

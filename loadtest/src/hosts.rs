@@ -57,6 +57,15 @@ pub fn read(path: &Path) -> Result<(Vec<Host>, Option<Vec<usize>>), String> {
     Ok((file.hosts, cpus))
 }
 
+/// The CPUs this process may run on now (its affinity mask), ascending.
+pub fn allowed_cpus() -> Result<Vec<usize>, String> {
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .map_err(|err| format!("cannot read this process's CPU mask: {err}"))?;
+    Ok((0..nix::sched::CpuSet::count())
+        .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+        .collect())
+}
+
 /// Pins every thread of this process (and so the threads they start later) to
 /// `cpus`.
 pub fn pin_process(cpus: &[usize]) -> Result<(), String> {
