@@ -2,6 +2,10 @@
 //! `{_id: ObjectId, text: String}` per paste, the path being the ObjectId in hex.
 //! The client connects lazily and reconnects by itself, so a server that is down at
 //! startup only makes requests fail with 503 until it is back.
+//!
+//! A crate of its own, not a module of nosqlsvc, for the build: the driver's generic
+//! code that this backend instantiates is compiled here, at a lower opt-level (its
+//! requests wait on the network) and beside nosqlsvc rather than inside it.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -13,7 +17,7 @@ use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
 use mongodb::{Client, Collection};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{StoreError, TextStore};
+use nosqlsvc_store::{StoreError, TextStore};
 
 /// How the MongoDB backend connects and writes.
 #[derive(Debug, Clone)]
