@@ -14,7 +14,9 @@
 # time is spent waiting on sockets and child processes, not on the CPU. Schemathesis
 # and the browser tests need only the release binary, so they start before the tests
 # compile. Each job's output is printed whole when it ends, with its wall time; a
-# summary of the phases ends the run. TEST_JOBS=1 runs them one after the other.
+# summary of the phases ends the run. TEST_JOBS=1 runs them one after the other. A job
+# still running after TEST_JOB_TIMEOUT seconds (default 1200) is stopped and fails the
+# run, so a hung test cannot hold CI.
 #
 # The test binaries are run directly (their paths from `cargo test --no-run`), in their
 # package's directory with CARGO_MANIFEST_DIR set, as `cargo test` runs them. Running
@@ -40,6 +42,11 @@ root=$(pwd -P)
 ci="${CI:-false}"
 jobs="${TEST_JOBS:-3}"
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "test.sh: TEST_JOBS must be a positive integer" >&2; exit 2; }
+# Longest one job may run before it is stopped and counted as failed: a test that
+# hangs (blocked outside its own timeouts) must fail the run, not hold CI until its
+# global limit. Far above the longest job (under 2 minutes on a loaded 2-core machine).
+job_timeout="${TEST_JOB_TIMEOUT:-1200}"
+[[ $job_timeout =~ ^[1-9][0-9]*$ ]] || { echo "test.sh: TEST_JOB_TIMEOUT must be a positive number of seconds" >&2; exit 2; }
 target_dir="${CARGO_TARGET_DIR:-target}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/pastebin-test.XXXXXX")"
 fdb_dir="$work/ferretdb"
@@ -134,7 +141,10 @@ launch_added() { # start the jobs added since the last call, at most $jobs runni
         (
             cd "${job_dirs[$i]}"
             rc=0
-            eval "${job_cmds[$i]}" >"$work/jobs/$i.out" 2>&1 </dev/null || rc=$?
+            eval "timeout --kill-after=30 $job_timeout ${job_cmds[$i]}" >"$work/jobs/$i.out" 2>&1 </dev/null || rc=$?
+            if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+                echo "test.sh: ******** stopped after $job_timeout s (TEST_JOB_TIMEOUT): it hung ********" >>"$work/jobs/$i.out"
+            fi
             echo "$rc" >"$work/jobs/$i.rc"
         ) &
         started_at[$!]=$SECONDS

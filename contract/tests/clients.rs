@@ -10,9 +10,12 @@ use http::{Method, StatusCode};
 use serde_json::json;
 use testkit::fake::{FakeService, Reply};
 
+/// Short, so the hanging case ends soon, but not so short that an in-process fake's
+/// answer delayed by a loaded machine (three test binaries at once on two cores)
+/// becomes a timeout.
 fn http() -> JsonClient {
     JsonClient::new(ClientConfig {
-        request_timeout: Duration::from_millis(500),
+        request_timeout: Duration::from_secs(3),
         ..ClientConfig::default()
     })
 }
@@ -110,13 +113,10 @@ async fn failures_without_an_answer_are_typed_too() {
     let err = text_client(&bad_path).insert("x").await.unwrap_err();
     assert!(matches!(err, CallError::BadResponse(_)), "{err:?}");
 
-    // Nothing listens: bind a port, then free it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let err = MetaClient::new(http(), format!("http://127.0.0.1:{port}"))
+    // Nothing listens: a port kept bound without listening (a port bound then freed
+    // could be handed to a parallel test's server meanwhile, which would answer).
+    let refusing = testkit::Refusing::new();
+    let err = MetaClient::new(http(), format!("http://{}", refusing.authority()))
         .health()
         .await
         .unwrap_err();

@@ -149,7 +149,7 @@ async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
         .await
         .unwrap();
     // Shut down only once the request is being handled.
-    tokio::time::timeout(Duration::from_secs(5), handler.slow_arrived.notified())
+    tokio::time::timeout(CLOSE_LIMIT, handler.slow_arrived.notified())
         .await
         .unwrap();
     let stopping = tokio::spawn(async move {

@@ -16,6 +16,15 @@ fn hup() {
     assert!(status.success());
 }
 
+/// Whether a file descriptor of this process (the reloader runs here) is open on
+/// `path`, from `/proc/self/fd`.
+fn open_in_this_process(path: &std::path::Path) -> bool {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd is needed to see the reloader's open files")
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_rereads_the_backends_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -30,7 +39,7 @@ async fn sighup_rereads_the_backends_file() {
     std::fs::write(&path, "127.0.0.1:4000\n127.0.0.1:4001 # new\n").unwrap();
     hup();
     let task = tokio::spawn(reloader);
-    tokio::time::timeout(Duration::from_secs(5), rx.changed())
+    tokio::time::timeout(Duration::from_secs(30), rx.changed())
         .await
         .unwrap()
         .unwrap();
@@ -48,8 +57,8 @@ async fn sighup_rereads_the_backends_file() {
         .unwrap();
     assert!(made.success());
     // Each write below opens the FIFO, which waits until the reloader opens it to
-    // read: the second open proves the reloader is done with the bad file (it reads
-    // one file per SIGHUP, in order), so anything it published from it is visible then.
+    // read. The good file is written only once the reloader has closed the bad one
+    // (see below), so anything it published from the bad one is visible by then.
     async fn feed(path: &std::path::Path, text: &'static str) -> std::fs::File {
         let fifo = path.to_owned();
         let mut writer = tokio::task::spawn_blocking(move || {
@@ -68,6 +77,16 @@ async fn sighup_rereads_the_backends_file() {
     }
     hup();
     drop(feed(&path, "http://bad/\n").await); // closed: the reader sees its end
+    // Wait until the reloader has closed the bad file. A FIFO opened for writing
+    // while a reader still holds it open pairs with *that* reader: the good file's
+    // text would be read as the rest of the bad one (both then dropped), and the
+    // next SIGHUP's read would wait forever for a writer, blocking a runtime worker
+    // and with it this test's timeouts (a CI-like run hung here).
+    let fifo = std::fs::canonicalize(&path).unwrap();
+    testkit::eventually("the reloader closes the bad file", || async {
+        !open_in_this_process(&fifo)
+    })
+    .await;
     hup();
     let good = feed(&path, "127.0.0.1:4002\n").await;
     assert!(
@@ -85,7 +104,7 @@ async fn sighup_rereads_the_backends_file() {
 
     // Dropping the receiver ends the task.
     drop(rx);
-    tokio::time::timeout(Duration::from_secs(5), task)
+    tokio::time::timeout(Duration::from_secs(30), task)
         .await
         .unwrap()
         .unwrap();

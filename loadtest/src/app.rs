@@ -94,6 +94,22 @@ async fn spawned(
             }
         );
         let stack = Stack::start(&bin, n, emulate.as_deref(), stop.clone()).await?;
+        let other_cores = stack.generator_cpus.as_ref().map(Vec::len);
+        // On the cores of the hosts that are not webservers', as a client machine
+        // would not share the webservers' cores either.
+        if let Some(cpus) = &stack.generator_cpus {
+            let list = cpus
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            match hosts::pin_process(cpus) {
+                Ok(()) => eprintln!(
+                    "the generator runs on CPU(s) {list}, with the balancer and the stores; the webservers' hosts on the others"
+                ),
+                Err(err) => eprintln!("warning: cannot pin the generator to CPU(s) {list}: {err}"),
+            }
+        }
         let outcome = async {
             let target = Target::resolve(&stack.url).await?;
             let target = match &cli.get {
@@ -135,6 +151,7 @@ async fn spawned(
         );
         report.emulated_hosts = emulate.is_some();
         report.hosts_cpu = cpu;
+        report.other_cores = other_cores;
         print!("{}", report.table());
         println!();
         reports.push(report);

@@ -30,15 +30,54 @@ pub struct UsageSource {
 #[derive(Debug, Deserialize)]
 struct HostsFile {
     hosts: Vec<Host>,
+    /// The cores of the hosts other than the webservers', when the launcher splits
+    /// the machine's cores between them: where a load generator belongs.
+    #[serde(default)]
+    other_cpus: Option<String>,
 }
 
-/// Reads the hosts of a running launcher.
-pub fn read(path: &Path) -> Result<Vec<Host>, String> {
+/// Reads the hosts of a running launcher, and the cores a load generator should use
+/// (none: the launcher does not split the cores).
+pub fn read(path: &Path) -> Result<(Vec<Host>, Option<Vec<usize>>), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
     let file: HostsFile = serde_json::from_str(&text)
         .map_err(|err| format!("cannot parse {}: {err}", path.display()))?;
-    Ok(file.hosts)
+    let cpus = match file.other_cpus {
+        Some(list) => Some(
+            list.split(',')
+                .map(|c| c.trim().parse::<usize>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| {
+                    format!("{}: other_cpus {list:?} is not a CPU list", path.display())
+                })?,
+        ),
+        None => None,
+    };
+    Ok((file.hosts, cpus))
+}
+
+/// Pins every thread of this process (and so the threads they start later) to
+/// `cpus`.
+pub fn pin_process(cpus: &[usize]) -> Result<(), String> {
+    let mut set = nix::sched::CpuSet::new();
+    for &cpu in cpus {
+        set.set(cpu).map_err(|err| format!("CPU {cpu}: {err}"))?;
+    }
+    let tasks = std::fs::read_dir("/proc/self/task")
+        .map_err(|err| format!("cannot list this process's threads: {err}"))?;
+    for task in tasks {
+        let tid = task
+            .ok()
+            .and_then(|t| t.file_name().to_str()?.parse::<i32>().ok())
+            .ok_or("cannot read this process's threads")?;
+        match nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set) {
+            // A thread that ended since the listing.
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(err) => return Err(format!("cannot pin thread {tid}: {err}")),
+        }
+    }
+    Ok(())
 }
 
 /// CPU times at one instant: each host's (same order as the hosts), and this
@@ -161,6 +200,33 @@ pub fn summary(uses: &[CpuUse]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hosts_file_names_the_generators_cores_when_the_launcher_split_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("emulated-hosts.json");
+        let host = r#"{"name": "lb", "role": "lb", "addr": "198.18.0.2", "cpu_budget": null, "cpu_usage": null}"#;
+        std::fs::write(
+            &path,
+            format!(r#"{{"hosts": [{host}], "other_cpus": "0,2"}}"#),
+        )
+        .unwrap();
+        let (hosts, cpus) = read(&path).unwrap();
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(cpus, Some(vec![0, 2]));
+        std::fs::write(
+            &path,
+            format!(r#"{{"hosts": [{host}], "other_cpus": null}}"#),
+        )
+        .unwrap();
+        assert_eq!(read(&path).unwrap().1, None);
+        std::fs::write(
+            &path,
+            format!(r#"{{"hosts": [{host}], "other_cpus": "0-x"}}"#),
+        )
+        .unwrap();
+        assert!(read(&path).is_err());
+    }
 
     #[test]
     fn usage_files_parse() {

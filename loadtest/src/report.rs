@@ -44,6 +44,10 @@ pub struct Report {
     /// generator's.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hosts_cpu: Vec<CpuUse>,
+    /// With emulated hosts that split the machine's cores: how many the hosts other
+    /// than the webservers' (and this generator) have between them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_cores: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -154,6 +158,7 @@ impl Report {
             mismatch_samples: stats.mismatch_samples.clone(),
             emulated_hosts: false,
             hosts_cpu: Vec::new(),
+            other_cores: None,
         }
     }
 

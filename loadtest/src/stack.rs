@@ -28,6 +28,9 @@ pub struct Stack {
     pub webservers: usize,
     /// The emulated hosts, with `--emulate-hosts`.
     pub hosts: Vec<crate::hosts::Host>,
+    /// The cores a load generator should use beside the emulated hosts (those of
+    /// the hosts other than the webservers'), when the launcher splits them.
+    pub generator_cpus: Option<Vec<usize>>,
     dir: tempfile::TempDir,
     /// Keeps reading the launcher's stdout so that it never blocks or sees EPIPE.
     drain: JoinHandle<()>,
@@ -137,12 +140,16 @@ impl Stack {
             url,
             webservers,
             hosts: Vec::new(),
+            generator_cpus: None,
             dir,
             drain,
         };
         if emulate.is_some() {
             match crate::hosts::read(&data_dir.join("emulated-hosts.json")) {
-                Ok(hosts) => stack.hosts = hosts,
+                Ok((hosts, cpus)) => {
+                    stack.hosts = hosts;
+                    stack.generator_cpus = cpus;
+                }
                 Err(err) => {
                     let _ = stack.stop().await;
                     return Err(LoadError::Spawn(err));

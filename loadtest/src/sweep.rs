@@ -47,6 +47,34 @@ fn role_cpu(r: &Report, role: &str) -> RoleCpu {
         })
 }
 
+/// With the machine's cores split: the cores the hosts other than the webservers'
+/// and the generator used together, and how many they have.
+fn rest_cpu(r: &Report) -> Option<(f64, usize)> {
+    let cores = r.other_cores?;
+    let used = r
+        .hosts_cpu
+        .iter()
+        .filter(|u| u.role != "web")
+        .map(|u| u.cores)
+        .sum();
+    Some((used, cores))
+}
+
+/// `0.82/1`, starred when at least [`crate::hosts::SATURATED`] of the cores.
+fn rest_cell(r: &Report) -> String {
+    match rest_cpu(r) {
+        Some((used, cores)) => format!(
+            "{used:.2}/{cores}{}",
+            if used >= crate::hosts::SATURATED * cores as f64 {
+                "*"
+            } else {
+                ""
+            }
+        ),
+        None => "-".into(),
+    }
+}
+
 /// `0.25*`: the busiest host's cores, starred when saturated; `-` when unknown.
 fn cpu_cell(c: RoleCpu) -> String {
     if !c.seen {
@@ -77,14 +105,19 @@ pub fn table(reports: &[Report]) -> String {
         "errors"
     );
     let emulated = reports.iter().any(|r| r.emulated_hosts);
+    let split = reports.iter().any(|r| r.other_cores.is_some());
     if emulated {
         // Same rows, and the hosts' CPU use to the right.
         out.pop();
-        let _ = writeln!(
+        let _ = write!(
             out,
             " {:>8} {:>8} {:>8} {:>8} {:>8}",
             "lb cpu", "web cpu", "sql cpu", "nosql cpu", "gen cpu"
         );
+        if split {
+            let _ = write!(out, " {:>9}", "rest cpu");
+        }
+        out.push('\n');
     }
     for r in reports {
         let _ = write!(
@@ -104,6 +137,9 @@ pub fn table(reports: &[Report]) -> String {
         if emulated {
             for role in ROLES {
                 let _ = write!(out, " {:>8}", cpu_cell(role_cpu(r, role)));
+            }
+            if split {
+                let _ = write!(out, " {:>9}", rest_cell(r));
             }
         }
         out.push('\n');
@@ -125,6 +161,13 @@ pub fn table(reports: &[Report]) -> String {
             crate::hosts::SATURATED * 100.0,
             budgets.join(", ")
         );
+        if split {
+            let _ = writeln!(
+                out,
+                "rest cpu: the cores lb, sqlsvc, nosqlsvc and this generator used together, of the cores they share apart from the webservers' (* = at least {:.0}%)",
+                crate::hosts::SATURATED * 100.0
+            );
+        }
     }
     out
 }
@@ -132,7 +175,7 @@ pub fn table(reports: &[Report]) -> String {
 /// The sweep as CSV, one row per webserver count.
 pub fn csv(reports: &[Report]) -> String {
     let mut out = String::from(
-        "webservers,mode,connections,rate,duration_s,requests,requests_per_second,read_rps,write_rps,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,read_p99_ms,write_p99_ms,errors,mismatches,missed,emulated_hosts,lb_cpu_budget,web_cpu_budget,sqlsvc_cpu_budget,nosqlsvc_cpu_budget,lb_cpu,web_cpu_total,web_cpu_max,sqlsvc_cpu,nosqlsvc_cpu,generator_cpu,saturated\n",
+        "webservers,mode,connections,rate,duration_s,requests,requests_per_second,read_rps,write_rps,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,read_p99_ms,write_p99_ms,errors,mismatches,missed,emulated_hosts,lb_cpu_budget,web_cpu_budget,sqlsvc_cpu_budget,nosqlsvc_cpu_budget,lb_cpu,web_cpu_total,web_cpu_max,sqlsvc_cpu,nosqlsvc_cpu,generator_cpu,saturated,rest_cpu,rest_cores\n",
     );
     for r in reports {
         let l = &r.latency_ms;
@@ -194,6 +237,8 @@ fn cpu_csv(r: &Report) -> String {
         cores(c[3], c[3].total),
         cores(c[4], c[4].total),
         saturated.join(" "),
+        rest_cpu(r).map_or(String::new(), |(used, _)| format!("{used:.3}")),
+        rest_cpu(r).map_or(String::new(), |(_, cores)| cores.to_string()),
     ]
     .join(",")
 }

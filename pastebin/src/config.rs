@@ -123,6 +123,23 @@ pub struct Overrides {
     /// its own uses every core.
     #[arg(long, env = "PASTEBIN_WEB_THREADS", global = true)]
     pub web_threads: Option<usize>,
+    /// The CPUs a webserver runs on, e.g. `0`, `0,2` or `0-3` (its threads are
+    /// pinned to them). Default: `pastebin up` pins each of the webservers it runs on
+    /// one machine to its own share of the cores (see --web-pin-cpus); a webserver
+    /// started on its own runs anywhere.
+    #[arg(long, env = "PASTEBIN_WEB_CPUS", global = true)]
+    pub web_cpus: Option<String>,
+    /// The CPUs this one process runs on (for `lb`, `web`, `sqlsvc`, `nosqlsvc`; the
+    /// launcher sets it for the processes it pins). Not read from the environment,
+    /// so children do not inherit it.
+    #[arg(long, global = true)]
+    pub cpus: Option<String>,
+    /// Whether `pastebin up` pins each webserver it runs to its own share of the
+    /// cores when there are several, and with --emulate-hosts runs the webservers'
+    /// hosts on half of the cores and the other hosts on the rest (true or false;
+    /// default true).
+    #[arg(long, env = "PASTEBIN_WEB_PIN_CPUS", global = true)]
+    pub web_pin_cpus: Option<bool>,
     /// Time the balancer waits for a webserver's answer, in milliseconds; clearly
     /// shorter than --lb-total-timeout-ms.
     #[arg(long, env = "PASTEBIN_LB_RESPONSE_TIMEOUT_MS", global = true)]
@@ -258,6 +275,8 @@ struct WebFile {
     cache_prefetch: Option<bool>,
     store_timeout_ms: Option<u64>,
     threads: Option<usize>,
+    cpus: Option<String>,
+    pin_cpus: Option<bool>,
     max_expires_in: Option<u64>,
     default_expires_in: Option<u64>,
 }
@@ -361,6 +380,12 @@ pub struct Settings {
     pub web_store_timeout: Duration,
     /// Runtime threads per webserver, if set (else see `Overrides::web_threads`).
     pub web_threads: Option<usize>,
+    /// The CPUs every webserver is pinned to, if set.
+    pub web_cpus: Option<CpuList>,
+    /// Whether `pastebin up` pins its webservers to their share of the cores.
+    pub web_pin_cpus: bool,
+    /// The CPUs this process runs on (`--cpus`), if set.
+    pub cpus: Option<CpuList>,
     pub lb_response_timeout: Duration,
     pub lb_total_timeout: Duration,
     /// Clients whose forwarding headers the balancer believes.
@@ -388,6 +413,62 @@ fn seconds(name: &str, value: Option<f64>, default: Duration) -> Result<Duration
 
 /// Most runtime threads a webserver may be given.
 pub const MAX_WEB_THREADS: usize = 256;
+
+/// Highest CPU number a CPU list may name (the kernel's default `cpu_set_t` size).
+pub const MAX_CPU: usize = 1023;
+
+/// A set of CPUs, as Linux writes them: `0`, `0,2`, `0-3,6`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuList(Vec<usize>);
+
+impl CpuList {
+    /// Parses a list; every number at most [`MAX_CPU`], at least one CPU.
+    pub fn parse(text: &str) -> Result<CpuList, String> {
+        let number = |n: &str| -> Result<usize, String> {
+            match n.trim().parse::<usize>() {
+                Ok(cpu) if cpu <= MAX_CPU => Ok(cpu),
+                _ => Err(format!(
+                    "{n:?} is not a CPU number from 0 to {MAX_CPU} (a list looks like 0,2 or 0-3)"
+                )),
+            }
+        };
+        let mut cpus = Vec::new();
+        for part in text.split(',') {
+            match part.split_once('-') {
+                Some((lo, hi)) => {
+                    let (lo, hi) = (number(lo)?, number(hi)?);
+                    if lo > hi {
+                        return Err(format!("the range {part:?} runs backwards"));
+                    }
+                    cpus.extend(lo..=hi);
+                }
+                None => cpus.push(number(part)?),
+            }
+        }
+        cpus.sort_unstable();
+        cpus.dedup();
+        Ok(CpuList(cpus))
+    }
+
+    /// The CPUs, from a non-empty list of numbers at most [`MAX_CPU`].
+    pub fn new(mut cpus: Vec<usize>) -> Option<CpuList> {
+        cpus.sort_unstable();
+        cpus.dedup();
+        (!cpus.is_empty() && cpus.iter().all(|&c| c <= MAX_CPU)).then_some(CpuList(cpus))
+    }
+
+    /// The CPU numbers, ascending.
+    pub fn cpus(&self) -> &[usize] {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CpuList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(usize::to_string).collect();
+        f.write_str(&parts.join(","))
+    }
+}
 
 /// Webserver i listens on `host:(base_port + i)`, or on `host:0` when the base is 0.
 #[derive(Debug, Clone)]
@@ -569,6 +650,21 @@ impl Settings {
             web_numbering,
             lb_backends_file: over.lb_backends_file.clone().or(file.lb.backends_file),
             web_threads: over.web_threads.or(file.web.threads),
+            web_cpus: match over.web_cpus.clone().or(file.web.cpus) {
+                Some(list) => Some(CpuList::parse(&list).map_err(|err| {
+                    ConfigError(format!(
+                        "web CPUs (--web-cpus, PASTEBIN_WEB_CPUS, [web] cpus): {err}"
+                    ))
+                })?),
+                None => None,
+            },
+            web_pin_cpus: over.web_pin_cpus.or(file.web.pin_cpus).unwrap_or(true),
+            cpus: match &over.cpus {
+                Some(list) => Some(
+                    CpuList::parse(list).map_err(|err| ConfigError(format!("--cpus: {err}")))?,
+                ),
+                None => None,
+            },
             web_store_timeout: Duration::from_millis(
                 over.web_store_timeout_ms
                     .or(file.web.store_timeout_ms)
@@ -807,6 +903,34 @@ fn check_addr(name: &str, addr: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_lists_parse_as_linux_writes_them() {
+        let cpus = |t: &str| CpuList::parse(t).map(|l| l.cpus().to_vec());
+        assert_eq!(cpus("0"), Ok(vec![0]));
+        assert_eq!(cpus("2,0"), Ok(vec![0, 2]));
+        assert_eq!(cpus("0-3,6,1"), Ok(vec![0, 1, 2, 3, 6]));
+        assert_eq!(cpus(" 1 - 2 "), Ok(vec![1, 2]));
+        for bad in [
+            "",
+            "a",
+            "3-1",
+            "0,,1",
+            "-1",
+            "1024",
+            "0-99999999999999999999",
+        ] {
+            assert!(cpus(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(CpuList::parse("0-2,5").unwrap().to_string(), "0,1,2,5");
+        assert_eq!(CpuList::new(vec![]), None);
+        let over = Overrides {
+            web_cpus: Some("x".into()),
+            ..Overrides::default()
+        };
+        let err = Settings::load(&over).unwrap_err().to_string();
+        assert!(err.contains("--web-cpus"), "{err}");
+    }
 
     #[test]
     fn defaults_describe_the_documented_topology() {

@@ -55,6 +55,41 @@ pub struct Host {
     pub netns: String,
     pub cpu_budget: Option<f64>,
     pub group: Option<HostGroup>,
+    /// The CPUs it runs on, if the run splits the machine's cores (a webserver's
+    /// host: its share of the webservers' cores, chosen by the launcher).
+    pub cpus: Option<Vec<usize>>,
+}
+
+/// Which of the machine's cores the emulated hosts run on: the webservers' hosts on
+/// theirs, every other host (and a load generator, which reads them from the hosts
+/// file) on the others, as separate machines would not share cores and caches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuSplit {
+    pub web: Vec<usize>,
+    pub other: Vec<usize>,
+}
+
+impl CpuSplit {
+    /// The upper half of `allowed` for the webservers, the lower half for the rest
+    /// (2 cores: 1 and 0); None with fewer than 2 CPUs.
+    pub fn of(allowed: &[usize]) -> Option<CpuSplit> {
+        if allowed.len() < 2 {
+            return None;
+        }
+        let (other, web) = allowed.split_at(allowed.len() / 2);
+        Some(CpuSplit {
+            web: web.to_vec(),
+            other: other.to_vec(),
+        })
+    }
+}
+
+/// A CPU list as Linux writes it in its simplest form (`0,1,3`).
+fn cpu_list(cpus: &[usize]) -> String {
+    cpus.iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl Host {
@@ -85,6 +120,10 @@ struct HostsFile<'a> {
     bridge: String,
     gateway: String,
     cgroups: Option<String>,
+    /// The cores of the webservers' hosts and of the others, when the run splits
+    /// them (a load generator belongs on `other_cpus`).
+    web_cpus: Option<String>,
+    other_cpus: Option<String>,
     hosts: Vec<HostEntry<'a>>,
 }
 
@@ -96,6 +135,7 @@ struct HostEntry<'a> {
     netns: &'a str,
     cpu_budget: Option<f64>,
     cpu_usage: Option<&'a UsageSource>,
+    cpus: Option<String>,
 }
 
 /// Who made a run, so that a later start can tell whether it is still alive.
@@ -110,6 +150,7 @@ pub struct Emulation {
     id: String,
     subnet: u32,
     budgets: HostCpu,
+    split: Option<CpuSplit>,
     flavor: Option<Flavor>,
     cgroups: Option<RunGroup>,
     hosts: Vec<Host>,
@@ -120,7 +161,11 @@ pub struct Emulation {
 impl Emulation {
     /// Removes what dead runs left, claims a run id and makes the bridge (and the
     /// run's cgroup, when the machine has one).
-    pub fn start(data_dir: &Path, budgets: HostCpu) -> Result<Emulation, String> {
+    pub fn start(
+        data_dir: &Path,
+        budgets: HostCpu,
+        split: Option<CpuSplit>,
+    ) -> Result<Emulation, String> {
         if !is_root() {
             return Err("--emulate-hosts needs root".into());
         }
@@ -159,6 +204,7 @@ impl Emulation {
             id,
             subnet,
             budgets,
+            split,
             flavor: flavor.clone(),
             cgroups: None,
             hosts: Vec::new(),
@@ -182,6 +228,19 @@ impl Emulation {
         );
         emulation.write_hosts_file()?;
         Ok(emulation)
+    }
+
+    /// How the run splits the machine's cores, if it does.
+    pub fn split(&self) -> Option<&CpuSplit> {
+        self.split.as_ref()
+    }
+
+    /// Records where a host runs (for the hosts file).
+    pub fn set_cpus(&mut self, name: &str, cpus: Option<Vec<usize>>) -> Result<(), String> {
+        if let Some(host) = self.hosts.iter_mut().find(|h| h.name == name) {
+            host.cpus = cpus;
+        }
+        self.write_hosts_file()
     }
 
     pub fn id(&self) -> &str {
@@ -222,6 +281,10 @@ impl Emulation {
             Some(run) => Some(run.host(&name, cpu_budget)?),
             None => None,
         };
+        let cpus = match (&self.split, kind) {
+            (Some(split), Kind::Lb | Kind::Sqlsvc | Kind::Nosqlsvc) => Some(split.other.clone()),
+            _ => None,
+        };
         let host = Host {
             name,
             kind,
@@ -229,6 +292,7 @@ impl Emulation {
             netns,
             cpu_budget,
             group,
+            cpus,
         };
         tracing::info!(host = %host.name, addr = %host.addr, netns = %host.netns, cpu = ?host.cpu_budget, "emulated host ready");
         self.hosts.push(host.clone());
@@ -242,6 +306,8 @@ impl Emulation {
             bridge: self.bridge(),
             gateway: self.addr(1).to_string(),
             cgroups: self.flavor.as_ref().map(Flavor::describe),
+            web_cpus: self.split.as_ref().map(|s| cpu_list(&s.web)),
+            other_cpus: self.split.as_ref().map(|s| cpu_list(&s.other)),
             hosts: self
                 .hosts
                 .iter()
@@ -252,6 +318,7 @@ impl Emulation {
                     netns: &h.netns,
                     cpu_budget: h.cpu_budget,
                     cpu_usage: h.group.as_ref().map(|g| &g.usage),
+                    cpus: h.cpus.as_deref().map(cpu_list),
                 })
                 .collect(),
         };
@@ -509,11 +576,32 @@ mod tests {
     }
 
     #[test]
+    fn webservers_get_the_upper_half_of_the_cores() {
+        assert_eq!(CpuSplit::of(&[0]), None);
+        assert_eq!(
+            CpuSplit::of(&[0, 1]),
+            Some(CpuSplit {
+                web: vec![1],
+                other: vec![0]
+            })
+        );
+        assert_eq!(
+            CpuSplit::of(&[0, 1, 2, 4, 5]),
+            Some(CpuSplit {
+                web: vec![2, 4, 5],
+                other: vec![0, 1]
+            })
+        );
+        assert_eq!(cpu_list(&[0, 2, 3]), "0,2,3");
+    }
+
+    #[test]
     fn subnets_cover_198_18_0_0_slash_15() {
         let e = |subnet| Emulation {
             id: format!("{subnet:03x}"),
             subnet,
             budgets: HostCpu::default(),
+            split: None,
             flavor: None,
             cgroups: None,
             hosts: Vec::new(),
@@ -551,6 +639,7 @@ mod tests {
             netns: "pastebin-003-web0".into(),
             cpu_budget: None,
             group: None,
+            cpus: None,
         };
         assert_eq!(host.listen("127.0.0.1:4000"), "198.18.3.10:4000");
         assert_eq!(host.listen("[::1]:0"), "198.18.3.10:0");

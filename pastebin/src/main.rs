@@ -98,6 +98,18 @@ fn main() -> ExitCode {
         Command::Web(_) => settings.web_threads,
         _ => None,
     };
+    // Pinned before the runtime starts, so every thread it makes inherits the mask.
+    let pin = match &cli.command {
+        Command::Web(_) => settings.cpus.as_ref().or(settings.web_cpus.as_ref()),
+        Command::Lb(_) | Command::Sqlsvc(_) | Command::Nosqlsvc(_) => settings.cpus.as_ref(),
+        _ => None,
+    };
+    if let Some(cpus) = pin
+        && let Err(err) = pin_to(cpus)
+    {
+        eprintln!("pastebin: cannot run on CPUs {cpus} (--cpus, --web-cpus): {err}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let mut builder = match threads {
         Some(1) => tokio::runtime::Builder::new_current_thread(),
         Some(n) => {
@@ -145,4 +157,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Pins this process (and every thread it starts afterwards) to `cpus`.
+fn pin_to(cpus: &config::CpuList) -> nix::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    for &cpu in cpus.cpus() {
+        set.set(cpu)?;
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
 }

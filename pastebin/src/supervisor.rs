@@ -18,8 +18,8 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::component::{Kind, LISTENING};
-use crate::config::{HostCpu, MAX_WEBSERVERS, NosqlBackend, Settings};
-use crate::emulate::{Emulation, Host};
+use crate::config::{CpuList, HostCpu, MAX_CPU, MAX_WEBSERVERS, NosqlBackend, Settings};
+use crate::emulate::{CpuSplit, Emulation, Host};
 
 /// How long a child may take to bind and then to pass its health check.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -105,9 +105,15 @@ pub async fn up(settings: Settings, emulate: Option<HostCpu>) -> Result<(), Stri
         Some(budgets) => {
             let dir = settings.data_dir.clone();
             // May wait for another launcher's lock, or for a dead one's leftovers.
-            let started = tokio::task::spawn_blocking(move || Emulation::start(&dir, budgets))
-                .await
-                .map_err(|err| format!("emulated hosts: {err}"))?;
+            let split = if settings.web_pin_cpus {
+                CpuSplit::of(&allowed_cpus())
+            } else {
+                None
+            };
+            let started =
+                tokio::task::spawn_blocking(move || Emulation::start(&dir, budgets, split))
+                    .await
+                    .map_err(|err| format!("emulated hosts: {err}"))?;
             Some(started?)
         }
         None => None,
@@ -235,10 +241,30 @@ impl Topology {
         args.extend(["--sqlsvc".into(), self.stores[0].addr.clone().into()]);
         args.extend(["--nosqlsvc".into(), self.stores[1].addr.clone().into()]);
         let (listen, host) = self.place(Kind::Web, index, listen)?;
+        let budget = host.as_ref().and_then(|h| h.cpu_budget);
+        // Emulated hosts that split the cores: the webservers have their half.
+        let split = self.emulation.as_ref().and_then(Emulation::split).cloned();
+        let cores = split.as_ref().map_or_else(available_cores, |s| s.web.len());
+        let threads = self
+            .settings
+            .web_threads
+            .unwrap_or_else(|| web_threads(count, budget, cores));
         if self.settings.web_threads.is_none() {
-            let budget = host.as_ref().and_then(|h| h.cpu_budget);
-            let threads = web_threads(count, budget, available_cores());
             args.extend(["--web-threads".into(), threads.to_string().into()]);
+        }
+        let cpus = match &self.settings.web_cpus {
+            Some(cpus) => Some(cpus.clone()),
+            None if self.settings.web_pin_cpus => match &split {
+                Some(split) => CpuList::new(share(index, threads, &split.web)),
+                None => web_cpus(index, threads, &allowed_cpus()),
+            },
+            None => None,
+        };
+        if let Some(cpus) = &cpus {
+            args.extend(["--cpus".into(), cpus.to_string().into()]);
+        }
+        if let (Some(emulation), Some(host)) = (&mut self.emulation, &host) {
+            emulation.set_cpus(&host.name, cpus.map(|c| c.cpus().to_vec()))?;
         }
         let spec = Spec {
             kind: Kind::Web,
@@ -465,6 +491,41 @@ fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
+/// The CPUs this process may run on (its affinity mask), ascending; empty if
+/// unknown.
+fn allowed_cpus() -> Vec<usize> {
+    match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        Ok(set) => (0..=MAX_CPU)
+            .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The CPUs webserver `index` is pinned to, when it runs `threads` threads among
+/// others on the `allowed` CPUs: the next `threads` of them after those of the
+/// webservers before it, round the list; None when that is every allowed CPU (one
+/// webserver that has the machine: nothing to pin). Webservers that each stay on
+/// their own cores keep their caches warm and are not moved between cores by the
+/// scheduler's balancing (BENCHMARKS.md, issue 11, fourth round).
+fn web_cpus(index: usize, threads: usize, allowed: &[usize]) -> Option<CpuList> {
+    if threads >= allowed.len() {
+        return None;
+    }
+    CpuList::new(share(index, threads, allowed))
+}
+
+/// Webserver `index`'s `threads` CPUs of `pool`: the next ones after those of the
+/// webservers before it, round the pool (all of it if it is smaller).
+fn share(index: usize, threads: usize, pool: &[usize]) -> Vec<usize> {
+    if pool.is_empty() {
+        return Vec::new();
+    }
+    (0..threads.min(pool.len()))
+        .map(|k| pool[(index * threads + k) % pool.len()])
+        .collect()
+}
+
 /// Runtime threads for one of `count` webservers run on one machine of `cores`: a
 /// host's CPU budget rounded up when it has one (an emulated host), else an equal
 /// share of the cores; at least 1. More runtime threads than the CPU a process
@@ -669,6 +730,13 @@ async fn spawn_child(exe: &std::path::Path, spec: &Spec) -> Result<(Child, Strin
             (cores.ceil() as u64).max(1).to_string(),
         );
     }
+    // A host that does not share the webservers' cores runs on the others.
+    if let Some(cpus) = spec.host.as_ref().and_then(|h| h.cpus.as_deref())
+        && spec.kind != Kind::Web
+        && let Some(list) = CpuList::new(cpus.to_vec())
+    {
+        cmd.arg("--cpus").arg(list.to_string());
+    }
     cmd.arg(spec.kind.name())
         .arg("--listen")
         .arg(&spec.listen)
@@ -797,7 +865,30 @@ pub async fn request_scale(settings: &Settings, n: usize) -> Result<(), String> 
 
 #[cfg(test)]
 mod tests {
-    use super::web_threads;
+    use super::{web_cpus, web_threads};
+
+    #[test]
+    fn webservers_are_pinned_to_their_own_share_of_the_cores() {
+        let pinned = |index, threads, allowed: &[usize]| {
+            web_cpus(index, threads, allowed).map(|l| l.cpus().to_vec())
+        };
+        // One webserver with both cores: not pinned.
+        assert_eq!(pinned(0, 2, &[0, 1]), None);
+        // 4 single-threaded webservers on 2 cores: 0, 1, 0, 1.
+        let four: Vec<_> = (0..4).map(|i| pinned(i, 1, &[0, 1])).collect();
+        assert_eq!(
+            four,
+            [Some(vec![0]), Some(vec![1]), Some(vec![0]), Some(vec![1])]
+        );
+        // 3 webservers of 2 threads on 8 cores: disjoint pairs.
+        assert_eq!(pinned(2, 2, &[0, 1, 2, 3, 4, 5, 6, 7]), Some(vec![4, 5]));
+        // The allowed CPUs need not start at 0 nor be contiguous.
+        assert_eq!(pinned(1, 1, &[2, 5]), Some(vec![5]));
+        assert_eq!(pinned(0, 1, &[]), None);
+        // A share of a pool smaller than the threads is the whole pool.
+        assert_eq!(super::share(3, 2, &[1]), vec![1]);
+        assert_eq!(super::share(0, 1, &[]), Vec::<usize>::new());
+    }
 
     #[test]
     fn webservers_share_the_cores_or_get_their_budget() {

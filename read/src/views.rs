@@ -195,15 +195,18 @@ mod tests {
     #[tokio::test]
     async fn a_refused_flush_keeps_its_counts_and_an_unanswered_one_drops_them() {
         let id: PasteId = "AAAAAAAAAA".parse().unwrap();
-        // Nothing listens: connection refused, the batch was never sent.
-        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let refused = free.local_addr().unwrap();
-        drop(free);
+        // Nothing listens: connection refused, the batch was never sent. The port
+        // stays bound (not listening) meanwhile: a port freed here could be handed to
+        // a parallel test's server, which would answer.
+        let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+        reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let refused = reserved.local_addr().unwrap();
         let c = ViewCounter::default();
         c.count(&id);
         c.count(&id);
         c.flush(&client_to(refused)).await;
         assert_eq!(pending(&c), 2, "a batch never sent must be kept");
+        drop(reserved);
 
         // A listener that takes the connection (the kernel accepts it) and never
         // answers: the request was sent and may have been applied.

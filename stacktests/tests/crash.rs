@@ -194,6 +194,15 @@ async fn kill_9_under_creates(victim: &str, nosql_extra: &[&str]) {
             text.as_bytes(),
             "{id} reads back different bytes"
         );
+        // The webserver keeps what it creates in its cache, so the read above may
+        // never have reached a store: the stores themselves must hold it.
+        let stored =
+            testkit::client::text_in_stores(&client, &sqlsvc.addr, &nosqlsvc.addr, id).await;
+        assert_eq!(
+            stored.as_deref(),
+            Some(text.as_str()),
+            "{id}: a 201 the stores lost"
+        );
     }
     web.stop().await;
     drop((sqlsvc, nosqlsvc));
@@ -385,6 +394,12 @@ impl Rig {
         .await
     }
 
+    /// The paste's text as the stores hold it, asked directly (no cache between).
+    async fn in_stores(&self, id: &str) -> Option<String> {
+        testkit::client::text_in_stores(&self.client, &self.sqlsvc.addr, &self.nosqlsvc.addr, id)
+            .await
+    }
+
     /// `GET url`; None if no answer came.
     async fn try_get(&self, url: &str) -> Option<testkit::client::Answer> {
         let req = http::Request::get(url)
@@ -417,6 +432,13 @@ impl Rig {
                     paste.id
                 );
             }
+            // The webservers may answer from their caches: the stores must hold it.
+            assert_eq!(
+                self.in_stores(&paste.id).await.as_deref(),
+                Some(paste.text.as_str()),
+                "kept paste {} is not in the stores",
+                paste.id
+            );
         }
         for paste in gone {
             testkit::eventually(&format!("{} is 404 everywhere", paste.id), || async {
@@ -521,10 +543,14 @@ async fn kill_9_under_deletes(victim: &str, nosql_extra: &[String]) {
         unsure.len()
     );
     // A delete without a 204 left the whole paste or nothing, never a paste without
-    // its text.
+    // its text: through the webservers, and in the stores themselves (a webserver
+    // may still answer from its cache; `in_stores` fails on a row without a text).
     for (paste, _) in &unsure {
         for bytes in rig.read_everywhere(&paste.id).await.into_iter().flatten() {
             assert_eq!(bytes, paste.text.as_bytes(), "{} is half there", paste.id);
+        }
+        if let Some(text) = rig.in_stores(&paste.id).await {
+            assert_eq!(text, paste.text, "{} is half there", paste.id);
         }
     }
     // Deleting them again with their token works now (or finds them already gone).

@@ -194,6 +194,36 @@ async fn emulated_hosts_serve_through_the_printed_url_and_leave_nothing_behind()
             "{name}: the process in the namespace is the one in the group"
         );
     }
+    // The machine's cores are split: the webservers' hosts on theirs (each on its
+    // share), the other hosts on the rest, as separate machines would not share them.
+    let machine = testkit::procs::cpus_allowed(up.stack.pid());
+    if machine.len() >= 2 {
+        let split = |key: &str| testkit::procs::cpu_list(up.hosts[key].as_str().unwrap());
+        let (web, other) = (split("web_cpus"), split("other_cpus"));
+        let mut both: Vec<usize> = web.iter().chain(&other).copied().collect();
+        both.sort_unstable();
+        assert_eq!(both, machine, "{}", up.hosts);
+        for name in names {
+            let host = up.host(name);
+            let pids = ip(&["netns", "pids", host["netns"].as_str().unwrap()]);
+            let pid: u32 = pids.trim().parse().unwrap();
+            let cpus = testkit::procs::cpus_allowed(pid);
+            assert_eq!(
+                cpus,
+                testkit::procs::cpu_list(host["cpus"].as_str().unwrap()),
+                "{name}: {}",
+                up.hosts
+            );
+            let pool = if name.starts_with("web") {
+                &web
+            } else {
+                &other
+            };
+            assert!(cpus.iter().all(|c| pool.contains(c)), "{name}: {cpus:?}");
+        }
+    } else {
+        eprintln!("SKIPPED (in part): one CPU here ({machine:?}): the cores are not split");
+    }
     if budgets {
         assert_eq!(up.host("web0")["cpu_budget"], 0.5);
         assert_eq!(up.host("sqlsvc")["cpu_budget"], 1.0);

@@ -20,7 +20,9 @@ async fn create(up: &Stack, text: &str) -> String {
 
 #[tokio::test]
 async fn a_crashed_store_is_restarted_with_back_off_and_children_die_with_the_launcher() {
-    let up = Launch::new().webservers(1).start().await;
+    // sqlsvc comes back on the address it had: a port no parallel test can be handed
+    // in between (see `Launch::fixed_ports`).
+    let up = Launch::new().webservers(1).fixed_ports().start().await;
     let id = create(&up, "written before the crashes").await;
 
     // kill -9 sqlsvc three times in a row, each time as soon as it is back: the
@@ -161,7 +163,11 @@ async fn environment_variables_override_the_config_file_and_are_validated() {
 /// and no file in the data directory holds any token.
 #[tokio::test]
 async fn delete_tokens_are_never_logged_nor_stored() {
-    let mut up = Launch::new().env("RUST_LOG", "debug").start().await;
+    let mut up = Launch::new()
+        .env("RUST_LOG", "debug")
+        .fixed_ports()
+        .start()
+        .await;
     let client = testkit::Client::new();
     let mut tokens = Vec::new();
     let mut pastes = Vec::new();

@@ -48,11 +48,14 @@ async fn all_webservers_killed_gives_503_and_one_returning_recovers() {
     let stores = ["--sqlsvc", &sql.addr, "--nosqlsvc", &nosql.addr];
     // The first webserver comes back on its address after being killed: a port no
     // parallel test can be handed by the kernel in between (outside the ephemeral
-    // range), rather than a port-0 one that is free for anyone once it dies.
+    // range), rather than a port-0 one that is free for anyone once it dies. The
+    // second stays dead, but the balancer keeps trying its address: a port-0 one
+    // could meanwhile be handed to a parallel test's server, which would answer.
     let first_addr = format!("127.0.0.1:{}", testkit::net::port_outside_ephemeral_range());
+    let second_addr = format!("127.0.0.1:{}", testkit::net::port_outside_ephemeral_range());
     let mut webs = vec![
         spawn("web", &first_addr, &data, &stores).await,
-        spawn("web", "127.0.0.1:0", &data, &stores).await,
+        spawn("web", &second_addr, &data, &stores).await,
     ];
     let list: Vec<&str> = webs
         .iter()

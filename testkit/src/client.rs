@@ -184,3 +184,46 @@ impl Client {
             .map_err(|_| BoxError::from(format!("no whole answer within {limit:?}")))?
     }
 }
+
+/// The text of paste `id` as the stores hold it, asked directly: sqlsvc at `sqlsvc`
+/// for its path (`GET /pastes/{id}`), then nosqlsvc at `nosqlsvc` for the text
+/// (`GET /texts/{path}`). No webserver's cache answers in between, so this proves
+/// what is stored, where a read through a webserver may be a cache hit. None if
+/// sqlsvc has no such paste; a row whose text nosqlsvc does not have fails the test.
+/// An exchange that fails or answers neither 200 nor 404 (a store just restarted, a
+/// pooled connection to the process that was killed) is retried, within
+/// [`crate::wait::DEADLINE`].
+pub async fn text_in_stores(
+    client: &Client,
+    sqlsvc: &str,
+    nosqlsvc: &str,
+    id: &str,
+) -> Option<String> {
+    let get = |url: String| async move {
+        crate::wait::eventually_within(
+            &format!("a 200 or 404 from {url}"),
+            crate::wait::DEADLINE,
+            || {
+                let url = url.clone();
+                async move {
+                    let req = Request::get(&url).body(body("")).unwrap();
+                    match client.request(req).await {
+                        Ok(answer) if answer.status == StatusCode::OK => Some(Some(answer.json())),
+                        Ok(answer) if answer.status == StatusCode::NOT_FOUND => Some(None),
+                        _ => None,
+                    }
+                }
+            },
+        )
+        .await
+    };
+    let meta = get(format!("http://{sqlsvc}/pastes/{id}")).await?;
+    let path = meta["paste_path"]
+        .as_str()
+        .expect("a paste_path")
+        .to_owned();
+    let doc = get(format!("http://{nosqlsvc}/texts/{path}"))
+        .await
+        .unwrap_or_else(|| panic!("paste {id}: sqlsvc has a row, nosqlsvc no text at {path}"));
+    Some(doc["text"].as_str().expect("a text").to_owned())
+}

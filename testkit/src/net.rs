@@ -44,6 +44,19 @@ impl Default for Refusing {
 /// for a *process* that must come back on the address it had after being killed.
 /// Avoids the ports people use for manual runs (3000-5999).
 pub fn port_outside_ephemeral_range() -> u16 {
+    ports_outside_ephemeral_range(1)
+}
+
+/// The first of `n` consecutive loopback ports outside the kernel's ephemeral range,
+/// all free now (see [`port_outside_ephemeral_range`]): for webservers numbered from a
+/// base port. No two calls in this process hand out the same port, so tests running
+/// side by side in one binary never pick the same one between the check here and
+/// their process binding it; another test binary picking it in that window is what
+/// the random start makes unlikely (and the process that loses fails loudly at
+/// startup, never silently).
+pub fn ports_outside_ephemeral_range(n: u16) -> u16 {
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    assert!(n >= 1);
     let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .unwrap_or_else(|_| "32768 60999".into());
     let low: u16 = range
@@ -51,20 +64,27 @@ pub fn port_outside_ephemeral_range() -> u16 {
         .next()
         .and_then(|p| p.parse().ok())
         .unwrap_or(32768);
-    let (from, to) = (10_000u16, low.max(10_001));
+    let (from, to) = (10_000u16, low.max(10_000 + n));
     let seed = std::process::id() as u64
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-    let span = u64::from(to - from);
+    let span = u64::from(to - from - n + 1);
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     for i in 0..span {
-        let port = from + ((seed.wrapping_mul(2654435761).wrapping_add(i * 7919)) % span) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+        let first = from + ((seed.wrapping_mul(2654435761).wrapping_add(i * 7919)) % span) as u16;
+        let block = first..first + n;
+        if block.clone().all(|port| {
+            !handed_out.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        }) {
+            handed_out.extend(block);
+            return first;
         }
     }
-    panic!("no free port in {from}..{to}");
+    panic!("no {n} free consecutive ports in {from}..{to}");
 }
 
 /// TCP states, as the kernel numbers them in `/proc/net/tcp`.

@@ -93,6 +93,35 @@ pub fn kill_tree(pid: u32) {
         .status();
 }
 
+/// A Linux CPU list (`0-2,5`) as numbers, ascending.
+pub fn cpu_list(text: &str) -> Vec<usize> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',') {
+        let number = |n: &str| {
+            n.trim()
+                .parse::<usize>()
+                .unwrap_or_else(|_| panic!("{text:?} is not a CPU list"))
+        };
+        match part.split_once('-') {
+            Some((lo, hi)) => cpus.extend(number(lo)..=number(hi)),
+            None => cpus.push(number(part)),
+        }
+    }
+    cpus.sort_unstable();
+    cpus
+}
+
+/// The CPUs a process (or thread) may run on, from `/proc/PID/status`.
+pub fn cpus_allowed(pid: u32) -> Vec<usize> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|err| panic!("/proc/{pid}/status: {err}"));
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap_or_else(|| panic!("no Cpus_allowed_list for {pid}"));
+    cpu_list(line)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

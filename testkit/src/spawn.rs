@@ -84,22 +84,6 @@ where
     }
 }
 
-/// Binds `addr`; a specific port just released by a stopped server may take a moment
-/// to be free again, so that is retried (bounded).
-pub async fn bind_retrying(addr: &str) -> TcpListener {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match TcpListener::bind(addr).await {
-            Ok(listener) => return listener,
-            Err(err) if tokio::time::Instant::now() < deadline && !addr.ends_with(":0") => {
-                let _ = err;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(err) => panic!("cannot bind {addr}: {err}"),
-        }
-    }
-}
-
 impl<T: Send + 'static> Spawned<T> {
     /// Stops the server if it runs, then serves `run` again on the same address (kept
     /// reserved in between).

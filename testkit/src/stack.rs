@@ -235,8 +235,9 @@ where
 }
 
 /// How to start a whole stack: `pastebin up` over a config file with port 0
-/// everywhere, in a temporary directory of its own unless [`Launch::in_dir`] names
-/// one. Two webservers unless told.
+/// everywhere (but see [`Launch::fixed_ports`] for a test that kills a child), in a
+/// temporary directory of its own unless [`Launch::in_dir`] names one. Two
+/// webservers unless told.
 pub struct Launch {
     bin: PathBuf,
     dir: Option<PathBuf>,
@@ -246,7 +247,12 @@ pub struct Launch {
     up_args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     nosql_from_env: Option<String>,
+    fixed_ports: bool,
 }
+
+/// Webserver ports set aside from the base port by [`Launch::fixed_ports`]: as many
+/// webservers as a test may scale to.
+const FIXED_WEB_PORTS: u16 = 8;
 
 impl Default for Launch {
     fn default() -> Self {
@@ -265,7 +271,21 @@ impl Launch {
             up_args: Vec::new(),
             env: Vec::new(),
             nosql_from_env: None,
+            fixed_ports: false,
         }
+    }
+
+    /// sqlsvc, nosqlsvc and the webservers on ports outside the kernel's ephemeral
+    /// range instead of port 0 (the balancer stays on port 0), and their addresses
+    /// known to the [`Stack`] ([`Stack::sqlsvc`], [`Stack::nosqlsvc`]). For a test that
+    /// kills one of them: the launcher restarts a child on the address it had, and a
+    /// port-0 port is free for anyone in between, so a parallel test could be handed
+    /// it (a listener of its own, or an outgoing connection's source port) and the
+    /// restarted child could not bind it, or worse, this stack's callers would reach
+    /// the other test's server.
+    pub fn fixed_ports(mut self) -> Launch {
+        self.fixed_ports = true;
+        self
     }
 
     /// How many webservers (the config's `[web] count`).
@@ -331,11 +351,27 @@ impl Launch {
         };
         let data_dir = dir.join("data");
         let config = dir.join("pastebin.toml");
+        let (sqlsvc, nosqlsvc, web_base) = if self.fixed_ports {
+            let port = crate::net::port_outside_ephemeral_range;
+            (
+                Some(format!("127.0.0.1:{}", port())),
+                Some(format!("127.0.0.1:{}", port())),
+                crate::net::ports_outside_ephemeral_range(
+                    FIXED_WEB_PORTS.max(u16::try_from(self.webservers).unwrap_or(u16::MAX)),
+                ),
+            )
+        } else {
+            (None, None, 0)
+        };
+        let any = "127.0.0.1:0".to_owned();
         std::fs::write(
             &config,
             format!(
-                "data_dir = {data_dir:?}\n{}[lb]\nlisten = \"127.0.0.1:0\"\n[web]\ncount = {}\nbase_port = 0\n[sqlsvc]\nlisten = \"127.0.0.1:0\"\n[nosqlsvc]\nlisten = \"127.0.0.1:0\"\n",
-                self.config, self.webservers
+                "data_dir = {data_dir:?}\n{}[lb]\nlisten = \"127.0.0.1:0\"\n[web]\ncount = {}\nbase_port = {web_base}\n[sqlsvc]\nlisten = {:?}\n[nosqlsvc]\nlisten = {:?}\n",
+                self.config,
+                self.webservers,
+                sqlsvc.as_ref().unwrap_or(&any),
+                nosqlsvc.as_ref().unwrap_or(&any),
             ),
         )
         .expect("write the config file");
@@ -368,6 +404,8 @@ impl Launch {
         Stack {
             lb: url.trim_start_matches("http://").to_owned(),
             url,
+            sqlsvc,
+            nosqlsvc,
             config,
             data_dir,
             process,
@@ -383,6 +421,10 @@ pub struct Stack {
     pub url: String,
     /// `127.0.0.1:<port>` of the balancer.
     pub lb: String,
+    /// sqlsvc's address, when started with [`Launch::fixed_ports`].
+    pub sqlsvc: Option<String>,
+    /// nosqlsvc's address, when started with [`Launch::fixed_ports`].
+    pub nosqlsvc: Option<String>,
     /// Its config file.
     pub config: PathBuf,
     /// Its data directory.
@@ -401,6 +443,17 @@ impl Stack {
     /// `url` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
+    }
+
+    /// The text of paste `id` as the two stores hold it, asked directly (sqlsvc for
+    /// its path, then nosqlsvc): no webserver's cache in between, so it proves what
+    /// is stored. None if sqlsvc has no such paste; a row whose text is missing
+    /// fails the test. Needs [`Launch::fixed_ports`].
+    pub async fn text_in_stores(&self, id: &str) -> Option<String> {
+        let (Some(sqlsvc), Some(nosqlsvc)) = (&self.sqlsvc, &self.nosqlsvc) else {
+            panic!("text_in_stores needs a stack started with Launch::fixed_ports");
+        };
+        crate::client::text_in_stores(&crate::Client::new(), sqlsvc, nosqlsvc, id).await
     }
 
     /// The launcher's children: `(pid, command line)`.

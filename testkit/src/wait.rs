@@ -5,9 +5,11 @@
 use std::future::Future;
 use std::time::Duration;
 
-/// The default deadline for [`eventually`]: long enough for a loaded 2-core machine,
-/// short enough that a broken test ends.
-pub const DEADLINE: Duration = Duration::from_secs(30);
+/// The default deadline for [`eventually`]: long enough for a loaded 2-core machine
+/// (CI runs three test binaries at once, each starting whole stacks, beside whatever
+/// else the machine does), short enough that a broken test ends. Only a failing test
+/// ever waits this long.
+pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Polls `check` every 20 ms until it returns `Some`, and returns that; panics
 /// naming `what` after `within`.

@@ -103,7 +103,13 @@ async fn a_hung_backend_costs_one_504_then_is_routed_around() {
     let a = FakeBackend::start("a").await;
     let b = FakeBackend::start("b").await;
     a.set(Behaviour::Hang);
-    let config = test_config(&[&a, &b]);
+    let mut config = test_config(&[&a, &b]);
+    // Long next to the health checks' verdict (two failed checks: about 0.5 s), so
+    // that a is marked down before the first request's 504 whatever the machine's
+    // load: with the test settings' 500 ms the two raced, and a stall of the test's
+    // runtime at the wrong moment sent a second request to a (a second 504).
+    config.response_timeout = Duration::from_secs(3);
+    config.retry.budget = Duration::from_secs(6);
     let timeout = config.response_timeout;
     let lb = TestLb::start(config).await;
     let client = client();

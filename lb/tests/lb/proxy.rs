@@ -174,7 +174,7 @@ async fn oversized_bodies_are_refused_at_the_edge() {
         .await
         .unwrap();
     let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+    let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
         .await
         .unwrap()
         .unwrap();
@@ -367,7 +367,7 @@ async fn a_slow_but_steady_upload_is_answered() {
         tokio::time::sleep(response_timeout.mul_f64(0.8)).await;
     }
     let mut answer = vec![];
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
         .await
         .unwrap()
         .unwrap();

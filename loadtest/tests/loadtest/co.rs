@@ -41,9 +41,13 @@ async fn a_stall_shows_in_corrected_latency_only() {
     assert!(corrected.p99 >= 400.0, "{corrected:?}");
     assert!(corrected.p90 >= 150.0, "{corrected:?}");
     // Measured from the actual send, only one request was slow (0.25%): p99 misses it.
-    // (Generous: half the stall, so a busy machine's slower answers do not matter.)
+    // Compared with the corrected p99 (at least 400 ms, above), not with a fixed time:
+    // a busy machine slows every answer, which says nothing about the stall.
     assert!(uncorrected.max >= 495.0, "{uncorrected:?}");
-    assert!(uncorrected.p99 < 250.0, "{uncorrected:?}");
+    assert!(
+        uncorrected.p99 * 2.0 < corrected.p99,
+        "uncorrected {uncorrected:?}, corrected {corrected:?}"
+    );
 }
 
 #[tokio::test]

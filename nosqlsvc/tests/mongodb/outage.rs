@@ -45,9 +45,13 @@ async fn down_at_startup_then_recovers() {
     // A port that refuses connections, and stays ours: the server is "down".
     let down = testkit::Refusing::new();
     let addr = down.addr;
-    let down_uri = format!("mongodb://{addr}/?connectTimeoutMS=500&heartbeatFrequencyMS=500");
+    // A refused connection fails at once whatever the timeouts; once the server is
+    // up they must not be so short that a heartbeat or a selection missed on a loaded
+    // machine (FerretDB beside two other test binaries) turns the insert after the
+    // recovery into a 503.
+    let down_uri = format!("mongodb://{addr}/?connectTimeoutMS=5000&heartbeatFrequencyMS=500");
     let settings = MongoConfig {
-        server_selection_timeout: Duration::from_millis(500),
+        server_selection_timeout: Duration::from_secs(2),
         ..mongo_config(down_uri)
     };
     let _cleanup = DropCollection(MongoConfig {

@@ -100,10 +100,11 @@ async fn expires_at_is_creation_plus_expires_in_up_to_the_maximum() {
         let expires = unix(body["expires_at"].as_str().unwrap());
         // The webserver counts from its clock when the request arrives and sqlsvc
         // stamps the creation a moment later, so on a busy machine the two may be a
-        // few seconds apart; never later than creation + N.
+        // few seconds apart (CI runs three test binaries at once on two cores); never
+        // later than creation + N.
         let n = n as i64;
         assert!(
-            (n - 5..=n).contains(&(expires - created)),
+            (n - 10..=n).contains(&(expires - created)),
             "expires_in {n}: created {created}, expires {expires}"
         );
         // What the 201 said is what a read says.
@@ -162,7 +163,7 @@ async fn expires_in_in_a_json_body_wins_over_the_query() {
         )
         .await;
     assert!(
-        (7195..=7200).contains(&lifetime(&both).unwrap()),
+        (7190..=7200).contains(&lifetime(&both).unwrap()),
         "{}",
         both.text()
     );
@@ -175,7 +176,7 @@ async fn expires_in_in_a_json_body_wins_over_the_query() {
         )
         .await;
     assert!(
-        (7195..=7200).contains(&lifetime(&query).unwrap()),
+        (7190..=7200).contains(&lifetime(&query).unwrap()),
         "{}",
         query.text()
     );
@@ -190,7 +191,7 @@ async fn expires_in_in_a_json_body_wins_over_the_query() {
     let read = stack.client.get(plain.text().trim_end()).await.json();
     let plain_lifetime =
         unix(read["expires_at"].as_str().unwrap()) - unix(read["created_at"].as_str().unwrap());
-    assert!((7195..=7200).contains(&plain_lifetime), "{read}");
+    assert!((7190..=7200).contains(&plain_lifetime), "{read}");
     // Neither: never expires.
     let never = stack
         .send(Method::POST, "/pastes/", json(r#"{"text": "x"}"#))

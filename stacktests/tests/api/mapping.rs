@@ -43,9 +43,10 @@ async fn store_failures_map_to_502_504_503_and_500() {
     let nosqlsvc =
         FakeService::start(|_| async { Reply::Raw(StatusCode::CREATED, "{\"paste_path\": 42") });
     let mut config = web::Config::new(sqlsvc.authority(), nosqlsvc.authority());
-    // Short, so the hang case ends soon; the test client waits far longer, so the 504
-    // can only be the webserver's own.
-    config.client.request_timeout = Duration::from_millis(500);
+    // Short, so the hang case ends soon (but not so short that a fake's answer
+    // delayed by a loaded machine turns into a 504); the test client waits far
+    // longer, so the 504 can only be the webserver's own.
+    config.client.request_timeout = Duration::from_secs(3);
     let mut web = spawn(move |listener, shutdown| async move {
         web::run(listener, config, shutdown).await.unwrap();
     });
