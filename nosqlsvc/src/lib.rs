@@ -6,10 +6,13 @@ mod config;
 pub mod embedded;
 mod error;
 mod handler;
-pub mod mongo;
 pub mod paths;
 mod routes;
-pub mod store;
+
+/// The MongoDB backend, a crate of its own (see its documentation).
+pub use nosqlsvc_mongo as mongo;
+/// The storage trait every backend implements.
+pub use nosqlsvc_store as store;
 
 use std::future::Future;
 use std::sync::Arc;

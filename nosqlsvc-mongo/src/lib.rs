@@ -2,8 +2,13 @@
 //! `{_id: ObjectId, text: String}` per paste, the path being the ObjectId in hex.
 //! The client connects lazily and reconnects by itself, so a server that is down at
 //! startup only makes requests fail with 503 until it is back.
+//!
+//! A crate of its own, not a module of nosqlsvc, for the build: the driver's generic
+//! code that this backend instantiates is compiled here, at a lower opt-level (its
+//! requests wait on the network) and beside nosqlsvc rather than inside it.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::Duration;
 
 use mongodb::bson::doc;
@@ -13,7 +18,10 @@ use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
 use mongodb::{Client, Collection};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{StoreError, TextStore};
+use nosqlsvc_store::{StoreError, TextStore};
+
+/// A boxed operation (see the [`TextStore`] impl).
+type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// How the MongoDB backend connects and writes.
 #[derive(Debug, Clone)]
@@ -108,7 +116,8 @@ struct TextDocument {
     unsettled: Option<i64>,
 }
 
-/// Paste texts in one MongoDB collection.
+/// Paste texts in one MongoDB collection. A clone shares the client and its pool.
+#[derive(Clone)]
 pub struct MongoStore {
     client: Client,
     texts: Collection<TextDocument>,
@@ -134,7 +143,16 @@ where
 
 impl MongoStore {
     /// Builds the client (no I/O for `mongodb://` URIs; `mongodb+srv://` resolves DNS).
-    pub async fn connect(config: &MongoConfig) -> Result<Self, MongoSetupError> {
+    /// Boxed here for the same reason as the [`TextStore`] methods below.
+    #[inline(never)]
+    pub fn connect(
+        config: &MongoConfig,
+    ) -> impl Future<Output = Result<Self, MongoSetupError>> + Send + use<> {
+        let config = config.clone();
+        boxed(async move { Self::connect_op(&config).await })
+    }
+
+    async fn connect_op(config: &MongoConfig) -> Result<Self, MongoSetupError> {
         let mut options = ClientOptions::parse(&config.uri)
             .await
             .map_err(MongoSetupError::Options)?;
@@ -194,8 +212,8 @@ fn object_id(path: &str) -> Option<ObjectId> {
     ObjectId::parse_str(path).ok()
 }
 
-impl TextStore for MongoStore {
-    async fn insert(&self, text: String) -> Result<String, StoreError> {
+impl MongoStore {
+    async fn insert_op(&self, text: String) -> Result<String, StoreError> {
         // ObjectIds are unique by construction (time, per-process random, counter).
         let id = ObjectId::new();
         let texts = self.texts.clone();
@@ -213,7 +231,7 @@ impl TextStore for MongoStore {
         Ok(id.to_hex())
     }
 
-    async fn get(&self, path: &str) -> Result<Option<String>, StoreError> {
+    async fn get_op(&self, path: &str) -> Result<Option<String>, StoreError> {
         let Some(id) = object_id(path) else {
             return Ok(None);
         };
@@ -225,7 +243,7 @@ impl TextStore for MongoStore {
         .await
     }
 
-    async fn get_many(&self, paths: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+    async fn get_many_op(&self, paths: &[String]) -> Result<Vec<Option<String>>, StoreError> {
         let ids: Vec<Option<ObjectId>> = paths.iter().map(|p| object_id(p)).collect();
         let mut wanted: Vec<ObjectId> = ids.iter().flatten().copied().collect();
         wanted.sort_unstable();
@@ -254,7 +272,7 @@ impl TextStore for MongoStore {
             .collect())
     }
 
-    async fn delete(&self, path: &str) -> Result<bool, StoreError> {
+    async fn delete_op(&self, path: &str) -> Result<bool, StoreError> {
         let Some(id) = object_id(path) else {
             return Ok(false);
         };
@@ -269,7 +287,7 @@ impl TextStore for MongoStore {
         .await
     }
 
-    async fn delete_many(&self, paths: &[String]) -> Result<u64, StoreError> {
+    async fn delete_many_op(&self, paths: &[String]) -> Result<u64, StoreError> {
         let ids: Vec<ObjectId> = paths.iter().filter_map(|p| object_id(p)).collect();
         if ids.is_empty() {
             return Ok(0);
@@ -285,7 +303,7 @@ impl TextStore for MongoStore {
         .await
     }
 
-    async fn unsettled(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError> {
+    async fn unsettled_op(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError> {
         use std::sync::atomic::Ordering;
         let texts = self.texts.clone();
         let indexed = self.indexed.clone();
@@ -326,7 +344,7 @@ impl TextStore for MongoStore {
         .await
     }
 
-    async fn settle(&self, paths: &[String]) -> Result<u64, StoreError> {
+    async fn settle_op(&self, paths: &[String]) -> Result<u64, StoreError> {
         let ids: Vec<ObjectId> = paths.iter().filter_map(|p| object_id(p)).collect();
         if ids.is_empty() {
             return Ok(0);
@@ -345,12 +363,12 @@ impl TextStore for MongoStore {
         .await
     }
 
-    async fn count(&self) -> Result<u64, StoreError> {
+    async fn count_op(&self) -> Result<u64, StoreError> {
         let texts = self.texts.clone();
         detached(async move { texts.count_documents(doc! {}).await.map_err(classify) }).await
     }
 
-    async fn ready(&self) -> Result<(), StoreError> {
+    async fn ready_op(&self) -> Result<(), StoreError> {
         let admin = self.client.database("admin");
         detached(async move {
             admin
@@ -362,7 +380,7 @@ impl TextStore for MongoStore {
         .await
     }
 
-    async fn close(self) {
+    async fn close_op(self) {
         let Self { client, texts, .. } = self;
         drop(texts);
         // Bounded: a shutdown waits for outstanding cursors and sessions.
@@ -373,4 +391,87 @@ impl TextStore for MongoStore {
             tracing::warn!("MongoDB client did not shut down in time");
         }
     }
+}
+
+/// Every method boxes its operation's future here, in a function that is not inlined:
+/// the body of an `async fn` is compiled in whichever crate polls it (like a generic
+/// function), so without the box this backend and the driver's generic code under it
+/// were compiled inside nosqlsvc, at its opt-level 3, on the critical path of a fresh
+/// build. The boxed operation owns what it needs (the store's handles are `Arc`s, the
+/// paths are copied): one allocation or two per call, on a path that then waits on
+/// the network.
+impl TextStore for MongoStore {
+    #[inline(never)]
+    fn insert(&self, text: String) -> impl Future<Output = Result<String, StoreError>> + Send {
+        let this = self.clone();
+        boxed(async move { this.insert_op(text).await })
+    }
+
+    #[inline(never)]
+    fn get(&self, path: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        let (this, path) = (self.clone(), path.to_owned());
+        boxed(async move { this.get_op(&path).await })
+    }
+
+    #[inline(never)]
+    fn get_many(
+        &self,
+        paths: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<String>>, StoreError>> + Send {
+        let (this, paths) = (self.clone(), paths.to_vec());
+        boxed(async move { this.get_many_op(&paths).await })
+    }
+
+    #[inline(never)]
+    fn delete(&self, path: &str) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let (this, path) = (self.clone(), path.to_owned());
+        boxed(async move { this.delete_op(&path).await })
+    }
+
+    #[inline(never)]
+    fn delete_many(
+        &self,
+        paths: &[String],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let (this, paths) = (self.clone(), paths.to_vec());
+        boxed(async move { this.delete_many_op(&paths).await })
+    }
+
+    #[inline(never)]
+    fn unsettled(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        let this = self.clone();
+        boxed(async move { this.unsettled_op(before, limit).await })
+    }
+
+    #[inline(never)]
+    fn settle(&self, paths: &[String]) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let (this, paths) = (self.clone(), paths.to_vec());
+        boxed(async move { this.settle_op(&paths).await })
+    }
+
+    #[inline(never)]
+    fn count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let this = self.clone();
+        boxed(async move { this.count_op().await })
+    }
+
+    #[inline(never)]
+    fn ready(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let this = self.clone();
+        boxed(async move { this.ready_op().await })
+    }
+
+    #[inline(never)]
+    fn close(self) -> impl Future<Output = ()> + Send {
+        boxed(self.close_op())
+    }
+}
+
+/// `future` as a trait object, so that its code is compiled where this is called.
+fn boxed<T>(future: impl Future<Output = T> + Send + 'static) -> BoxFuture<T> {
+    Box::pin(future)
 }
