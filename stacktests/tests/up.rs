@@ -245,8 +245,20 @@ async fn webservers_are_pinned_to_their_own_share_of_the_cores() {
             .map(|i| testkit::procs::cpu_list(words[i + 1]));
         let task_dir = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
         for task in task_dir {
-            let tid: u32 = task.unwrap().file_name().to_str().unwrap().parse().unwrap();
-            let actual = testkit::procs::cpus_allowed(tid);
+            let tid = task.unwrap().file_name();
+            // A thread that ended since the listing (a blocking-pool thread) is skipped.
+            let Ok(status) = std::fs::read_to_string(format!(
+                "/proc/{pid}/task/{}/status",
+                tid.to_string_lossy()
+            )) else {
+                continue;
+            };
+            let listed = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .unwrap();
+            let actual = testkit::procs::cpu_list(listed);
+            let tid = tid.to_string_lossy();
             match &asked {
                 Some(cpus) => assert_eq!(&actual, cpus, "{cmd}: thread {tid}"),
                 None => assert_eq!(actual, machine, "{cmd}: thread {tid}"),
