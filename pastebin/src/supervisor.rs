@@ -526,6 +526,16 @@ fn share(index: usize, threads: usize, pool: &[usize]) -> Vec<usize> {
         .collect()
 }
 
+/// Runtime workers of sqlsvc and nosqlsvc when they share one machine with the
+/// balancer and the web tier: a quarter of its cores, at least 1. Their requests take
+/// tens of microseconds and their disk work runs on threads of its own (SQLite's
+/// connections, redb's writer); more workers on a shared machine only add wake-ups.
+/// On 2 cores, one worker each took 4 webservers from 18,345 to 21,020 req/s and left
+/// one webserver where it was (BENCHMARKS.md, issue 11, fourth round).
+fn store_threads(cores: usize) -> usize {
+    (cores / 4).max(1)
+}
+
 /// Runtime threads for one of `count` webservers run on one machine of `cores`: a
 /// host's CPU budget rounded up when it has one (an emulated host), else an equal
 /// share of the cores; at least 1. More runtime threads than the CPU a process
@@ -729,6 +739,14 @@ async fn spawn_child(exe: &std::path::Path, spec: &Spec) -> Result<(Child, Strin
             "TOKIO_WORKER_THREADS",
             (cores.ceil() as u64).max(1).to_string(),
         );
+    } else if spec.host.is_none()
+        && matches!(spec.kind, Kind::Sqlsvc | Kind::Nosqlsvc)
+        && std::env::var_os("TOKIO_WORKER_THREADS").is_none()
+    {
+        cmd.env(
+            "TOKIO_WORKER_THREADS",
+            store_threads(available_cores()).to_string(),
+        );
     }
     // A host that does not share the webservers' cores runs on the others.
     if let Some(cpus) = spec.host.as_ref().and_then(|h| h.cpus.as_deref())
@@ -865,7 +883,15 @@ pub async fn request_scale(settings: &Settings, n: usize) -> Result<(), String> 
 
 #[cfg(test)]
 mod tests {
-    use super::{web_cpus, web_threads};
+    use super::{store_threads, web_cpus, web_threads};
+
+    #[test]
+    fn stores_get_a_quarter_of_a_shared_machine() {
+        assert_eq!(store_threads(1), 1);
+        assert_eq!(store_threads(2), 1);
+        assert_eq!(store_threads(8), 2);
+        assert_eq!(store_threads(64), 16);
+    }
 
     #[test]
     fn webservers_are_pinned_to_their_own_share_of_the_cores() {

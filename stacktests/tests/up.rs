@@ -223,7 +223,7 @@ fn webservers(up: &Stack) -> Vec<(u32, String)> {
 }
 
 #[tokio::test]
-async fn webservers_are_pinned_to_their_own_share_of_the_cores() {
+async fn webservers_are_pinned_to_their_own_share_of_the_cores_and_the_stores_sized() {
     let up = Launch::new().webservers(3).start().await;
     let machine = testkit::procs::cpus_allowed(up.pid());
     let webs = webservers(&up);
@@ -273,6 +273,23 @@ async fn webservers_are_pinned_to_their_own_share_of_the_cores() {
     }
     if machine.len() >= 2 {
         assert_eq!(used.len(), machine.len().min(3 * threads), "{webs:?}");
+    }
+    // The stores share the machine too: a quarter of its cores each, at least one
+    // runtime worker (unless the environment already chose).
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let want = format!("TOKIO_WORKER_THREADS={}", (cores / 4).max(1));
+        for (pid, cmd) in up.children() {
+            if !matches!(cmd.split(' ').nth(1), Some("sqlsvc" | "nosqlsvc")) {
+                continue;
+            }
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+            let vars: Vec<String> = environ
+                .split(|b| *b == 0)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect();
+            assert!(vars.contains(&want), "{cmd}: no {want}");
+        }
     }
     up.stop().await;
 
