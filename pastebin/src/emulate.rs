@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cgroup::{self, Flavor, HostGroup, RunGroup, UsageSource};
 use crate::component::Kind;
-use crate::config::HostCpu;
+use crate::config::{CpuList, HostCpu};
 use crate::netns;
 
 /// Where runs record themselves (a tmpfs: namespaces do not outlive a reboot either).
@@ -57,7 +57,7 @@ pub struct Host {
     pub group: Option<HostGroup>,
     /// The CPUs it runs on, if the run splits the machine's cores (a webserver's
     /// host: its share of the webservers' cores, chosen by the launcher).
-    pub cpus: Option<Vec<usize>>,
+    pub cpus: Option<CpuList>,
 }
 
 /// Which of the machine's cores the emulated hosts run on: the webservers' hosts on
@@ -84,12 +84,9 @@ impl CpuSplit {
     }
 }
 
-/// A CPU list as Linux writes it in its simplest form (`0,1,3`).
+/// A CPU list as Linux writes it (`0,1,3`), in [`CpuList`]'s one spelling.
 fn cpu_list(cpus: &[usize]) -> String {
-    cpus.iter()
-        .map(usize::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+    CpuList::new(cpus.to_vec()).map_or_else(String::new, |list| list.to_string())
 }
 
 impl Host {
@@ -236,7 +233,7 @@ impl Emulation {
     }
 
     /// Records where a host runs (for the hosts file).
-    pub fn set_cpus(&mut self, name: &str, cpus: Option<Vec<usize>>) -> Result<(), String> {
+    pub fn set_cpus(&mut self, name: &str, cpus: Option<CpuList>) -> Result<(), String> {
         if let Some(host) = self.hosts.iter_mut().find(|h| h.name == name) {
             host.cpus = cpus;
         }
@@ -282,7 +279,9 @@ impl Emulation {
             None => None,
         };
         let cpus = match (&self.split, kind) {
-            (Some(split), Kind::Lb | Kind::Sqlsvc | Kind::Nosqlsvc) => Some(split.other.clone()),
+            (Some(split), Kind::Lb | Kind::Sqlsvc | Kind::Nosqlsvc) => {
+                CpuList::new(split.other.clone())
+            }
             _ => None,
         };
         let host = Host {
@@ -318,7 +317,7 @@ impl Emulation {
                     netns: &h.netns,
                     cpu_budget: h.cpu_budget,
                     cpu_usage: h.group.as_ref().map(|g| &g.usage),
-                    cpus: h.cpus.as_deref().map(cpu_list),
+                    cpus: h.cpus.as_ref().map(CpuList::to_string),
                 })
                 .collect(),
         };

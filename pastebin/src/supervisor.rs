@@ -264,7 +264,7 @@ impl Topology {
             args.extend(["--cpus".into(), cpus.to_string().into()]);
         }
         if let (Some(emulation), Some(host)) = (&mut self.emulation, &host) {
-            emulation.set_cpus(&host.name, cpus.map(|c| c.cpus().to_vec()))?;
+            emulation.set_cpus(&host.name, cpus)?;
         }
         let spec = Spec {
             kind: Kind::Web,
@@ -748,12 +748,12 @@ async fn spawn_child(exe: &std::path::Path, spec: &Spec) -> Result<(Child, Strin
             store_threads(available_cores()).to_string(),
         );
     }
-    // A host that does not share the webservers' cores runs on the others.
-    if let Some(cpus) = spec.host.as_ref().and_then(|h| h.cpus.as_deref())
+    // A host that does not share the webservers' cores runs on the others (a
+    // webserver's own share is among its arguments, chosen by `add_webserver`).
+    if let Some(cpus) = spec.host.as_ref().and_then(|h| h.cpus.as_ref())
         && spec.kind != Kind::Web
-        && let Some(list) = CpuList::new(cpus.to_vec())
     {
-        cmd.arg("--cpus").arg(list.to_string());
+        cmd.arg("--cpus").arg(cpus.to_string());
     }
     cmd.arg(spec.kind.name())
         .arg("--listen")
