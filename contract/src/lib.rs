@@ -17,6 +17,7 @@
 //! against a real local server. A status with a new meaning gets a `CallError`
 //! variant, so every `match` on it must decide what it means.
 
+pub mod defaults;
 pub mod error;
 pub mod ids;
 pub mod meta;

@@ -12,7 +12,7 @@ use crate::backend::{Registry, ejected_for};
 use crate::metrics::{self, BackendView, Totals};
 
 /// The prefix reserved for the balancer.
-pub const PREFIX: &str = "/_lb";
+pub const PREFIX: &str = contract::defaults::LB_ADMIN_PREFIX;
 
 /// An endpoint of the balancer itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

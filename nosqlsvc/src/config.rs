@@ -15,7 +15,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Default bound on the embedded store's page cache and write buffer together
 /// (redb's own default is 1 GiB, which lets the process grow with the data). Pages
 /// it drops are read again through the operating system's file cache.
-pub const DEFAULT_EMBEDDED_CACHE_BYTES: usize = 16 * 1024 * 1024;
+pub const DEFAULT_EMBEDDED_CACHE_BYTES: usize = contract::defaults::EMBEDDED_CACHE_BYTES;
 
 /// Everything `run` needs.
 #[derive(Debug, Clone)]

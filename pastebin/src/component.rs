@@ -6,29 +6,23 @@ use httpkit::ServerConfig;
 use std::io::Read;
 use tokio::net::TcpListener;
 
-use crate::config::{NosqlBackend, Settings};
+use launcher::config::{NosqlBackend, Settings};
+use launcher::{Kind, LISTENING};
 
-/// The first line a component prints on stdout, followed by its bound address.
-pub const LISTENING: &str = "LISTENING ";
-
-/// The components of the topology.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Lb,
-    Web,
-    Sqlsvc,
-    Nosqlsvc,
-}
-
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Lb => "lb",
-            Kind::Web => "web",
-            Kind::Sqlsvc => "sqlsvc",
-            Kind::Nosqlsvc => "nosqlsvc",
-        }
-    }
+/// The balancer's own checks of the settings (its fixed connect timeout nests in the
+/// response timeout, trusted proxies parse), at start, so a bad value is a usage
+/// error rather than a balancer that fails on every restart. Here and not in
+/// `Settings::load` because the launcher crate does not link the balancer.
+pub fn check_balancer(settings: &Settings) -> Result<(), String> {
+    let mut lb = lb::Config::new(Vec::new());
+    lb.response_timeout = settings.lb_response_timeout;
+    lb.retry.budget = settings.lb_total_timeout;
+    lb.trusted_proxies.clone_from(&settings.lb_trusted_proxies);
+    lb.validate().map_err(|err| {
+        format!(
+            "load balancer (--lb-response-timeout-ms, --lb-total-timeout-ms, --lb-trusted-proxy, [lb]): {err}"
+        )
+    })
 }
 
 /// Runs `kind` until shutdown.
@@ -228,5 +222,38 @@ async fn shutdown(exit_with_parent: bool) {
             () = httpkit::shutdown_signal() => {}
             () = parent_gone => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_balancer;
+    use launcher::config::{Overrides, Settings};
+
+    fn check(over: &Overrides) -> Result<(), String> {
+        check_balancer(&Settings::load(over).map_err(|err| err.0)?)
+    }
+
+    #[test]
+    fn the_balancers_own_checks_run_at_start() {
+        check(&Overrides::default()).unwrap();
+        // The balancer's connect timeout (1 s) must nest in its response timeout.
+        let over = Overrides {
+            web_store_timeout_ms: Some(500),
+            lb_response_timeout_ms: Some(1_000),
+            lb_total_timeout_ms: Some(3_000),
+            ..Overrides::default()
+        };
+        let err = check(&over).unwrap_err();
+        assert!(
+            err.contains("connect_timeout") && err.contains("--lb-response-timeout-ms"),
+            "{err}"
+        );
+        let over = Overrides {
+            lb_trusted_proxies: vec!["not an ip".into()],
+            ..Overrides::default()
+        };
+        let err = check(&over).unwrap_err();
+        assert!(err.contains("--lb-trusted-proxy"), "{err}");
     }
 }

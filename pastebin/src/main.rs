@@ -1,19 +1,14 @@
 //! `pastebin`: `pastebin up` launches the whole topology as separate processes; `pastebin
 //! lb|web|sqlsvc|nosqlsvc` runs one component alone, for deployment on its own host.
 
-mod cgroup;
 mod component;
-mod config;
-mod emulate;
-mod netns;
-mod supervisor;
 
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::component::Kind;
-use crate::config::{EmulateArgs, Overrides, Settings};
+use launcher::config::{EmulateArgs, Overrides, Settings};
+use launcher::{Kind, emulate, supervisor};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -91,6 +86,10 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if let Err(err) = component::check_balancer(&settings) {
+        eprintln!("pastebin: bad configuration: {err}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     // A webserver's runtime is sized to the CPU it has (`--web-threads`, which
     // `pastebin up` sets for the webservers it runs): one thread means a
     // single-threaded runtime, with no wake-ups of idle workers to steal work.
@@ -105,7 +104,7 @@ fn main() -> ExitCode {
         _ => None,
     };
     if let Some(cpus) = pin
-        && let Err(err) = pin_to(cpus)
+        && let Err(err) = launcher::pin_to(cpus)
     {
         eprintln!("pastebin: cannot run on CPUs {cpus} (--cpus, --web-cpus): {err}");
         return ExitCode::from(EXIT_USAGE);
@@ -157,13 +156,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Pins this process (and every thread it starts afterwards) to `cpus`.
-fn pin_to(cpus: &config::CpuList) -> nix::Result<()> {
-    let mut set = nix::sched::CpuSet::new();
-    for &cpu in cpus.cpus() {
-        set.set(cpu)?;
-    }
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
 }

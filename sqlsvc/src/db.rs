@@ -22,9 +22,7 @@ pub(crate) const DELETION_LOG_KEEP: i64 = 100_000;
 /// Reader connections by default: one per core (each is a thread that runs queries),
 /// at least two so one slow query does not hold up the rest.
 pub fn default_readers() -> usize {
-    std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(2, 16)
+    contract::defaults::sqlsvc_readers()
 }
 
 /// The columns of `Meta`, in the order `meta_from_row` reads them.

@@ -22,11 +22,11 @@ use crate::clock::now_unix;
 use crate::db::{self, Db};
 
 /// Default time between two sweeps.
-pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+pub const DEFAULT_SWEEP_INTERVAL: Duration = contract::defaults::SWEEP_INTERVAL;
 
 /// Default age a text must reach, unclaimed by any row, before it counts as orphaned:
 /// far longer than any create takes between its two steps.
-pub const DEFAULT_ORPHAN_GRACE: Duration = Duration::from_secs(600);
+pub const DEFAULT_ORPHAN_GRACE: Duration = contract::defaults::ORPHAN_GRACE;
 
 /// Default rows or texts handled per batch (one transaction, one nosqlsvc call).
 pub const DEFAULT_SWEEP_BATCH: u32 = 500;

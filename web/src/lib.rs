@@ -24,7 +24,7 @@ use write::WriteApi;
 pub use error::ApiError;
 
 /// The longest lifetime a paste may be given unless configured: ten years.
-pub const DEFAULT_MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
+pub const DEFAULT_MAX_EXPIRES_IN: u64 = contract::defaults::MAX_EXPIRES_IN;
 
 /// Everything a webserver needs to run.
 #[derive(Debug, Clone)]

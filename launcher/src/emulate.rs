@@ -24,8 +24,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
+use crate::Kind;
 use crate::cgroup::{self, Flavor, HostGroup, RunGroup, UsageSource};
-use crate::component::Kind;
 use crate::config::{CpuList, HostCpu};
 use crate::netns;
 

@@ -17,9 +17,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::component::{Kind, LISTENING};
 use crate::config::{CpuList, HostCpu, MAX_CPU, MAX_WEBSERVERS, NosqlBackend, Settings};
 use crate::emulate::{CpuSplit, Emulation, Host};
+use crate::{Kind, LISTENING};
 
 /// How long a child may take to bind and then to pass its health check.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -380,7 +380,11 @@ impl Topology {
         let pid = i32::try_from(pid).map_err(|_| "bad pid")?;
         kill(Pid::from_raw(pid), Signal::SIGHUP).map_err(|err| format!("SIGHUP to lb: {err}"))?;
 
-        let url = format!("http://{}{}/status", lb.addr, lb::ADMIN_PREFIX);
+        let url = format!(
+            "http://{}{}/status",
+            lb.addr,
+            contract::defaults::LB_ADMIN_PREFIX
+        );
         let mut want: Vec<&str> = expected.iter().map(String::as_str).collect();
         want.sort_unstable();
         let deadline = Instant::now() + START_TIMEOUT;
