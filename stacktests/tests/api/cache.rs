@@ -46,21 +46,6 @@ async fn fetches(stack: &Stack, web: usize) -> u64 {
     cache_stats(stack, web).await["fetches"].as_u64().unwrap()
 }
 
-/// Waits until every webserver has had its first answer from the deletion log (before
-/// that, the first answer resets the cache and a fetch under way is not kept).
-async fn wait_until_following(stack: &Stack) {
-    let deadline = Instant::now() + DEADLINE;
-    for web in 0..stack.webs.len() {
-        while cache_stats(stack, web).await["deletion_log_position"].is_null() {
-            assert!(
-                Instant::now() < deadline,
-                "webserver {web} never polled the log"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -81,7 +66,7 @@ async fn meta(stack: &Stack, id: &str) -> Value {
 #[tokio::test]
 async fn repeated_reads_are_answered_from_memory_even_with_both_stores_stopped() {
     let mut stack = spawn_cold(2).await;
-    wait_until_following(&stack).await;
+    stack.wait_until_following().await;
     // Created through webserver 1, so webserver 0 has to fetch them.
     let hot = create_on(&stack, 1, "hot paste").await;
     let cold = create_on(&stack, 1, "cold paste").await;
@@ -162,7 +147,7 @@ async fn short_lived_paste_cached_by_both(stack: &Stack) -> String {
 #[tokio::test]
 async fn an_expired_paste_is_never_served_from_the_cache() {
     let stack = Stack::spawn().await;
-    wait_until_following(&stack).await;
+    stack.wait_until_following().await;
     let id = short_lived_paste_cached_by_both(&stack).await;
     let expires_at = expires_at(&stack, &id);
     for web in 0..2 {
@@ -201,7 +186,7 @@ async fn an_expired_paste_is_never_served_from_the_cache() {
 #[tokio::test]
 async fn an_unknown_id_is_not_remembered_as_missing() {
     let stack = Stack::spawn().await;
-    wait_until_following(&stack).await;
+    stack.wait_until_following().await;
     const ID: &str = "NoSuchYet1";
     for _ in 0..3 {
         on_web(&stack, 0, &format!("/pastes/{ID}"))
@@ -233,7 +218,7 @@ async fn an_unknown_id_is_not_remembered_as_missing() {
 #[tokio::test]
 async fn a_delete_reaches_every_webserver() {
     let stack = Stack::spawn_with(3).await;
-    wait_until_following(&stack).await;
+    stack.wait_until_following().await;
     let id = stack.create("doomed").await;
     let kept = stack.create("kept").await;
     for web in 0..3 {
@@ -284,7 +269,7 @@ async fn a_delete_reaches_every_webserver() {
 #[tokio::test]
 async fn concurrent_readers_of_a_cold_paste_cause_one_fetch() {
     let stack = spawn_cold(2).await;
-    wait_until_following(&stack).await;
+    stack.wait_until_following().await;
     // Created through webserver 1: cold on webserver 0.
     let id = create_on(&stack, 1, "wanted by all").await;
     let before = fetches(&stack, 0).await;
@@ -308,7 +293,7 @@ async fn concurrent_readers_of_a_cold_paste_cause_one_fetch() {
 async fn the_cache_keeps_to_its_byte_bound() {
     const CAPACITY: usize = 64 * 1024;
     let stack = Stack::spawn_tuned(1, |config| config.cache_bytes = CAPACITY).await;
-    wait_until_following(&stack).await;
+    stack.wait_until_following().await;
     let mut ids = Vec::new();
     for i in 0..80 {
         ids.push(stack.create(&format!("{i:04}{}", "x".repeat(2000))).await);
@@ -338,7 +323,7 @@ async fn the_cache_keeps_to_its_byte_bound() {
 #[tokio::test]
 async fn pastes_created_elsewhere_are_cached_before_their_first_read() {
     let stack = Stack::spawn().await;
-    wait_until_following(&stack).await;
+    stack.wait_until_following().await;
     let before = cache_stats(&stack, 0).await;
     // Created through webserver 1; webserver 0 learns of them from sqlsvc's
     // creations and fetches their texts in a batch, without a read.
@@ -399,7 +384,7 @@ async fn a_paste_kept_at_creation_reads_exactly_as_one_fetched() {
     // could have been prefetched already, and the comparison would not be with a
     // fetched one).
     let stack = spawn_cold(2).await;
-    wait_until_following(&stack).await;
+    stack.wait_until_following().await;
     for body in [
         serde_json::json!({ "text": "kept \"at\" creation\n\u{1}é" }),
         serde_json::json!({ "text": "with an expiry", "expires_in": 3600 }),

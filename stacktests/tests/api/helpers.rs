@@ -74,7 +74,7 @@ impl Stack {
         let lb = spawn(move |listener, shutdown| async move {
             lb::run(listener, config, shutdown).await.unwrap();
         });
-        Stack {
+        let stack = Stack {
             dir,
             sweep: sweep_config,
             sqlsvc,
@@ -82,7 +82,31 @@ impl Stack {
             webs,
             lb,
             client: Client::new(),
-        }
+        };
+        stack.wait_until_following().await;
+        stack
+    }
+
+    /// Waits until every webserver has had its first answer from sqlsvc's deletion
+    /// log. Before it, that first answer resets the webserver's cache (nothing cached
+    /// earlier can be vouched for), so a paste a test reads to warm a cache could be
+    /// dropped again after it, and a fetch under way is not kept.
+    pub async fn wait_until_following(&self) {
+        testkit::eventually(
+            "every webserver has had its first deletion-log answer",
+            || async {
+                for web in &self.webs {
+                    let resp = self.client.get(&web.url("/healthz")).await;
+                    if resp.status != StatusCode::OK
+                        || resp.json()["cache"]["deletion_log_position"].is_null()
+                    {
+                        return false;
+                    }
+                }
+                true
+            },
+        )
+        .await;
     }
 
     /// `http://lb-address` + `path`.
