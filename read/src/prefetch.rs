@@ -2,11 +2,6 @@
 //! `POLL_INTERVAL` a webserver asks sqlsvc `GET /creations?since=N` (one request,
 //! whatever the number of pastes) and fetches the texts of the new pastes it does not
 //! hold in batches (`POST /texts/batch`), so that their first read here is a hit.
-//! While polls keep bringing such pastes, the next one follows `FOLLOW_INTERVAL`
-//! after (50 ms): a read of a paste younger than the wait misses, and a miss costs
-//! several times what prefetching the paste does (BENCHMARKS.md, issue 11's fifth
-//! round). A webserver that others create nothing for (one alone, or a quiet
-//! service) stays at `POLL_INTERVAL`.
 //!
 //! Why: round robin sends a read to any webserver, so without this a paste created
 //! through one webserver is fetched from sqlsvc and nosqlsvc once by every other
@@ -32,11 +27,8 @@ use crate::cache::{ENTRY_OVERHEAD, PasteCache, may_cache};
 use crate::invalidation::SqlsvcHealth;
 use crate::{Paste, now_unix};
 
-/// Time between two polls of sqlsvc's creations when the last one brought nothing.
+/// Time between two polls of sqlsvc's creations.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
-
-/// Time between two polls while they keep bringing pastes created elsewhere.
-pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(50);
 
 /// One poll and the text fetches it leads to are abandoned after this long.
 pub const POLL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -62,11 +54,10 @@ pub async fn follow(
     prefetched: Arc<AtomicU64>,
 ) {
     let mut position: Option<u64> = None;
-    let mut wait = Duration::ZERO;
+    let mut ticks = tokio::time::interval(POLL_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::time::sleep(wait).await;
-        let before = prefetched.load(Ordering::Relaxed);
-        wait = POLL_INTERVAL;
+        ticks.tick().await;
         if health.is_down() {
             // Reads that need sqlsvc fail fast now; do not add to its backlog.
             continue;
@@ -85,9 +76,6 @@ pub async fn follow(
                     break;
                 }
             }
-        }
-        if prefetched.load(Ordering::Relaxed) > before {
-            wait = FOLLOW_INTERVAL;
         }
     }
 }

@@ -115,7 +115,7 @@ async fn a_stopped_sqlsvc_gives_json_503_and_the_stack_recovers() {
 #[tokio::test]
 async fn a_stopped_nosqlsvc_gives_json_503_and_the_stack_recovers() {
     // Without prefetching: the webserver would otherwise cache the paste written
-    // straight to the stores below within a poll (50 to 250 ms), maybe before nosqlsvc
+    // straight to the stores below within a poll (250 ms), maybe before nosqlsvc
     // stops, and serve it instead of the 503 this test expects.
     let mut stack = Stack::spawn_tuned(1, |c| c.cache_prefetch = false).await;
     let cached = stack.create("cached").await;

@@ -161,7 +161,7 @@ impl Stack {
     /// Writes a paste straight to the two stores, as a webserver's create does, so
     /// that no webserver holds it in its cache (a webserver keeps what it creates).
     /// Only in a stack without prefetching (`cache_prefetch = false`): otherwise every
-    /// webserver caches it from sqlsvc's creations within a poll (50 to 250 ms).
+    /// webserver caches it from sqlsvc's creations within a poll (250 ms).
     pub async fn create_in_stores(&self, text: &str) -> String {
         let resp = self
             .client
