@@ -84,6 +84,8 @@ pub struct ReadApi {
     fetches: Arc<AtomicU64>,
     /// Pastes cached by following sqlsvc's creations (`prefetch`).
     prefetched: Arc<AtomicU64>,
+    /// Misses on new pastes, which hurry the creations poll (`prefetch`).
+    behind: Arc<prefetch::Behind>,
     /// Views counted and not yet flushed to sqlsvc.
     views: Arc<views::ViewCounter>,
 }
@@ -100,6 +102,9 @@ pub struct CacheStats {
     /// Pastes other webservers created that this one cached before their first
     /// read here (`prefetch`).
     pub prefetched: u64,
+    /// Fetches of pastes created in the last seconds that the cache kept: with
+    /// prefetching on, each hurried the next creations poll (`prefetch`).
+    pub missed_new: u64,
     /// The deletion-log position applied; None until the first poll answered.
     pub deletion_log_position: Option<u64>,
     /// Whether the deletion-log polls say sqlsvc is down.
@@ -119,6 +124,7 @@ impl ReadApi {
             health: Arc::default(),
             fetches: Arc::default(),
             prefetched: Arc::default(),
+            behind: Arc::default(),
             views: Arc::default(),
         }
     }
@@ -168,6 +174,7 @@ impl ReadApi {
             capacity_bytes: self.cache.capacity_bytes(),
             fetches: self.fetches.load(Ordering::Relaxed),
             prefetched: self.prefetched.load(Ordering::Relaxed),
+            missed_new: self.behind.count(),
             deletion_log_position: self.health.position(),
             sqlsvc_down: self.health.is_down(),
         }
@@ -189,6 +196,7 @@ impl ReadApi {
             self.cache.clone(),
             self.health.clone(),
             self.prefetched.clone(),
+            self.behind.clone(),
         )
     }
 
@@ -282,7 +290,12 @@ impl ReadApi {
             meta,
             text: Arc::from(doc.text),
         });
-        self.cache.insert(paste.clone(), ticket, Instant::now());
+        if self.cache.insert(paste.clone(), ticket, Instant::now()) {
+            // A paste the creations poll brings (one the cache keeps), created so
+            // lately that the poll should have brought it: the pastes created beside
+            // it would miss too, so poll sooner.
+            self.behind.missed(paste.meta.created_at, now_unix());
+        }
         Ok(paste)
     }
 

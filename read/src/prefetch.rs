@@ -9,6 +9,14 @@
 //! webservers under a 10:1 mix; BENCHMARKS.md). A poll instead costs each webserver
 //! two batched requests per interval, whatever the write rate.
 //!
+//! A webserver also polls early, `MIN_GAP` after the previous poll, when a read
+//! missed on a paste that a poll would have brought (one the cache keeps) created in
+//! the last `RECENT_SECS` seconds (`Behind`). Such a miss says that pastes are created
+//! elsewhere faster than one poll per interval brings them, so the reads that follow
+//! would miss on the others too. Misses on older pastes (evicted, or from before this
+//! webserver started) do not hurry it, nor do creates that nobody reads here: a
+//! write-only load polls exactly as often as an idle one.
+//!
 //! It changes nothing about correctness: an insert shows a `Ticket` taken before the
 //! poll, exactly like a fetch on a miss, so a paste deleted meanwhile is refused or
 //! dropped by the deletion log's next poll (see `invalidation`), and expiry is
@@ -18,6 +26,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use contract::meta::{CreationPage, Meta};
 use contract::text::MAX_BATCH_PATHS;
@@ -29,6 +39,14 @@ use crate::{Paste, now_unix};
 
 /// Time between two polls of sqlsvc's creations.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The shortest time between the start of two polls, when reads that miss on new
+/// pastes hurry them (`Behind`).
+pub const MIN_GAP: Duration = Duration::from_millis(25);
+
+/// A miss on a paste created at most this many seconds ago (by sqlsvc's clock, in
+/// whole seconds) hurries the next poll.
+pub const RECENT_SECS: i64 = 5;
 
 /// One poll and the text fetches it leads to are abandoned after this long.
 pub const POLL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -44,20 +62,51 @@ const MAX_PAGES_PER_TICK: usize = 4;
 /// alone), so an answer stays far below the client's answer limit.
 const BATCH_TEXT_BYTES: u64 = 1 << 20;
 
+/// What reads tell the follower: a read missed on a paste so new that a poll should
+/// have brought it. Cheap to share; a signal while a poll runs is kept for the next.
+#[derive(Debug, Default)]
+pub struct Behind {
+    missed: Notify,
+    /// Misses on new pastes since start, for `/healthz`.
+    count: AtomicU64,
+}
+
+impl Behind {
+    /// A read missed on a paste created at `created_at` (unix seconds): hurries the
+    /// next poll if that is within `RECENT_SECS` of `now`.
+    pub fn missed(&self, created_at: i64, now: i64) {
+        if created_at >= now - RECENT_SECS {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            self.missed.notify_one();
+        }
+    }
+
+    /// How many misses on new pastes hurried a poll, since start.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
 /// Follows sqlsvc's creations forever (the caller aborts the task at shutdown);
-/// `prefetched` counts the pastes it put in the cache.
+/// `prefetched` counts the pastes it put in the cache. A poll starts `POLL_INTERVAL`
+/// after the previous one, or `MIN_GAP` after it when `behind` says reads are missing
+/// on new pastes.
 pub async fn follow(
     sqlsvc: MetaClient,
     texts: TextClient,
     cache: Arc<PasteCache>,
     health: Arc<SqlsvcHealth>,
     prefetched: Arc<AtomicU64>,
+    behind: Arc<Behind>,
 ) {
     let mut position: Option<u64> = None;
-    let mut ticks = tokio::time::interval(POLL_INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first poll at once: it sets the position that later polls follow from.
+    let mut last: Option<tokio::time::Instant> = None;
     loop {
-        ticks.tick().await;
+        if let Some(last) = last {
+            until_next_poll(&behind, last).await;
+        }
+        last = Some(tokio::time::Instant::now());
         if health.is_down() {
             // Reads that need sqlsvc fail fast now; do not add to its backlog.
             continue;
@@ -77,6 +126,15 @@ pub async fn follow(
                 }
             }
         }
+    }
+}
+
+/// Waits until the next poll is due: `POLL_INTERVAL` after the previous one started
+/// (`last`), or `MIN_GAP` after it once a read missed on a new paste.
+async fn until_next_poll(behind: &Behind, last: tokio::time::Instant) {
+    tokio::select! {
+        () = tokio::time::sleep_until(last + POLL_INTERVAL) => {}
+        () = behind.missed.notified() => tokio::time::sleep_until(last + MIN_GAP).await,
     }
 }
 
@@ -188,6 +246,50 @@ mod tests {
         let sizes: Vec<usize> = batches(&huge).iter().map(|b| b.len()).collect();
         assert_eq!(sizes, [1, 1, 1]);
         assert!(batches(&[]).is_empty());
+    }
+
+    #[test]
+    fn only_misses_on_new_pastes_hurry_the_poll() {
+        let behind = Behind::default();
+        let now = 1_000;
+        behind.missed(now - RECENT_SECS - 1, now);
+        assert_eq!(behind.count(), 0, "an old paste");
+        behind.missed(now - RECENT_SECS, now);
+        behind.missed(now, now);
+        // A clock behind sqlsvc's sees a paste created "in the future": new too.
+        behind.missed(now + 1, now);
+        assert_eq!(behind.count(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn polls_come_every_interval_and_sooner_after_a_miss_on_a_new_paste() {
+        let behind = Behind::default();
+        let waited = |last: tokio::time::Instant| {
+            let behind = &behind;
+            async move {
+                until_next_poll(behind, last).await;
+                last.elapsed()
+            }
+        };
+        let now = tokio::time::Instant::now;
+        assert_eq!(waited(now()).await, POLL_INTERVAL, "nothing missed");
+        // A miss during a poll (no one waiting) is kept for the next wait, which
+        // then ends the minimum gap after the poll started.
+        behind.missed(0, 0);
+        assert_eq!(waited(now()).await, MIN_GAP);
+        assert_eq!(waited(now()).await, POLL_INTERVAL, "the signal was used up");
+        // A poll that took longer than the gap: the next one starts at once.
+        let last = now();
+        tokio::time::sleep(MIN_GAP * 2).await;
+        behind.missed(0, 0);
+        assert_eq!(waited(last).await, MIN_GAP * 2);
+        // A miss while waiting cuts the wait short.
+        let last = now();
+        let (elapsed, ()) = tokio::join!(waited(last), async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            behind.missed(0, 0);
+        });
+        assert_eq!(elapsed, Duration::from_millis(100));
     }
 
     #[test]

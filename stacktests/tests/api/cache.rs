@@ -411,3 +411,47 @@ async fn a_paste_kept_at_creation_reads_exactly_as_one_fetched() {
     }
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_fetch_of_a_new_paste_the_cache_keeps_hurries_the_creations_poll() {
+    // Without prefetching, so that webserver 0's first reads are fetches.
+    let stack = spawn_cold(2).await;
+    stack.wait_until_following().await;
+    let missed_new = |v: &Value| v["missed_new"].as_u64().unwrap();
+    let id = create_on(&stack, 1, "new on 1").await;
+    let before = cache_stats(&stack, 0).await;
+    for _ in 0..2 {
+        let resp = on_web(&stack, 0, &format!("/pastes/{id}")).await;
+        assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+    }
+    let after = cache_stats(&stack, 0).await;
+    assert_eq!(
+        after["fetches"].as_u64(),
+        before["fetches"].as_u64().map(|n| n + 1)
+    );
+    assert_eq!(
+        missed_new(&after),
+        missed_new(&before) + 1,
+        "the fetch (not the hit after it) counts as a miss on a new paste"
+    );
+    // A burn-after-reading paste is never cached: its fetch hurries nothing.
+    let url = format!("http://{}/pastes/", stack.webs[1].addr);
+    let burn = stack
+        .client
+        .post_json(
+            &url,
+            &serde_json::json!({ "text": "burn on 1", "burn_after_reading": true }),
+        )
+        .await;
+    assert_eq!(burn.status, StatusCode::CREATED, "{}", burn.text());
+    let burn = burn.json()["paste_id"].as_str().unwrap().to_owned();
+    let resp = on_web(&stack, 0, &format!("/pastes/{burn}")).await;
+    assert_eq!(resp.json()["text"], "burn on 1");
+    let last = cache_stats(&stack, 0).await;
+    assert_eq!(
+        last["fetches"].as_u64(),
+        after["fetches"].as_u64().map(|n| n + 1)
+    );
+    assert_eq!(missed_new(&last), missed_new(&after));
+    stack.shutdown().await;
+}
