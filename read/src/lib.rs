@@ -105,6 +105,9 @@ pub struct CacheStats {
     /// Fetches of pastes created in the last seconds that the cache kept: with
     /// prefetching on, each hurried the next creations poll (`prefetch`).
     pub missed_new: u64,
+    /// Reads that missed while pastes created elsewhere were being read, waited for
+    /// the creations poll, and found their paste in the cache after it (`prefetch`).
+    pub joined_polls: u64,
     /// The deletion-log position applied; None until the first poll answered.
     pub deletion_log_position: Option<u64>,
     /// Whether the deletion-log polls say sqlsvc is down.
@@ -175,6 +178,7 @@ impl ReadApi {
             fetches: self.fetches.load(Ordering::Relaxed),
             prefetched: self.prefetched.load(Ordering::Relaxed),
             missed_new: self.behind.count(),
+            joined_polls: self.behind.joined(),
             deletion_log_position: self.health.position(),
             sqlsvc_down: self.health.is_down(),
         }
@@ -248,6 +252,15 @@ impl ReadApi {
     pub async fn get(&self, id: &PasteId) -> Result<Arc<Paste>, ReadError> {
         if let Some(cached) = self.cached(id) {
             return cached;
+        }
+        if self.behind.worth_joining() {
+            // Reads of pastes created elsewhere are missing: the poll brings this one
+            // with the others, or the fetch below does (see `prefetch`).
+            self.behind.join_next_poll().await;
+            if let Some(cached) = self.cached(id) {
+                self.behind.joined_and_found();
+                return cached;
+            }
         }
         let this = self.clone();
         let key = id.clone();

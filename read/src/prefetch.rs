@@ -13,9 +13,16 @@
 //! missed on a paste that a poll would have brought (one the cache keeps) created in
 //! the last `RECENT_SECS` seconds (`Behind`). Such a miss says that pastes are created
 //! elsewhere faster than one poll per interval brings them, so the reads that follow
-//! would miss on the others too. Misses on older pastes (evicted, or from before this
-//! webserver started) do not hurry it, nor do creates that nobody reads here: a
-//! write-only load polls exactly as often as an idle one.
+//! would miss on the others too. For `JOIN_WINDOW` after it, a read that misses waits
+//! for the poll under way or the next (at most `JOIN_WAIT`) and looks in the cache
+//! again before fetching on its own: a burst of such reads then costs one poll, two
+//! store round trips in all, instead of two each. This matters most on a host that
+//! gets its CPU in slices (a CPU quota): the reads of a whole slice arrive together,
+//! and a poll cannot finish before them. Misses on older pastes (evicted, or from
+//! before this webserver started) neither hurry polls nor wait for them, nor do
+//! creates that nobody reads here: a write-only load polls exactly as often as an
+//! idle one, and a read of an unknown id waits for a poll only while pastes created
+//! elsewhere are being read.
 //!
 //! It changes nothing about correctness: an insert shows a `Ticket` taken before the
 //! poll, exactly like a fetch on a miss, so a paste deleted meanwhile is refused or
@@ -24,10 +31,10 @@
 //! created less than an interval ago) is fetched on its first read, as before.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use contract::meta::{CreationPage, Meta};
 use contract::text::MAX_BATCH_PATHS;
@@ -62,13 +69,50 @@ const MAX_PAGES_PER_TICK: usize = 4;
 /// alone), so an answer stays far below the client's answer limit.
 const BATCH_TEXT_BYTES: u64 = 1 << 20;
 
-/// What reads tell the follower: a read missed on a paste so new that a poll should
-/// have brought it. Cheap to share; a signal while a poll runs is kept for the next.
-#[derive(Debug, Default)]
+/// How long after a miss on a new paste the reads that miss join the next poll
+/// (`Behind::worth_joining`) instead of each fetching on its own.
+pub const JOIN_WINDOW: Duration = Duration::from_secs(1);
+
+/// The longest a read that missed waits for the poll it joined before it fetches on
+/// its own (a poll slower than this is behind a slow sqlsvc or nosqlsvc).
+pub const JOIN_WAIT: Duration = Duration::from_millis(500);
+
+/// What reads and the follower tell each other. A read that missed on a paste so new
+/// that a poll should have brought it hurries the next poll (a signal while a poll
+/// runs is kept for the next). For `JOIN_WINDOW` after such a miss, other reads that
+/// miss wait for that poll first (`join_next_poll`): when pastes are read as soon as
+/// they are created elsewhere, as under a steady load, one poll then brings what a
+/// burst of reads would have fetched one by one, two store round trips each.
+#[derive(Debug)]
 pub struct Behind {
     missed: Notify,
     /// Misses on new pastes since start, for `/healthz`.
     count: AtomicU64,
+    /// Reads that missed, joined a poll, and found their paste in the cache after it.
+    joined: AtomicU64,
+    /// Whether a follower runs (prefetching is on): without one, nothing to join.
+    following: AtomicBool,
+    /// When the last miss on a new paste was, in ms after `epoch`; 0 for never.
+    last_new_miss_ms: AtomicU64,
+    epoch: Instant,
+    /// Polls started, and the last one finished (the count when it started).
+    started: AtomicU64,
+    finished: watch::Sender<u64>,
+}
+
+impl Default for Behind {
+    fn default() -> Self {
+        Self {
+            missed: Notify::new(),
+            count: AtomicU64::new(0),
+            joined: AtomicU64::new(0),
+            following: AtomicBool::new(false),
+            last_new_miss_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            started: AtomicU64::new(0),
+            finished: watch::Sender::new(0),
+        }
+    }
 }
 
 impl Behind {
@@ -77,13 +121,60 @@ impl Behind {
     pub fn missed(&self, created_at: i64, now: i64) {
         if created_at >= now - RECENT_SECS {
             self.count.fetch_add(1, Ordering::Relaxed);
+            self.behind_now();
             self.missed.notify_one();
         }
+    }
+
+    /// Opens (or keeps open) the window in which misses join the next poll.
+    fn behind_now(&self) {
+        let ms = self.epoch.elapsed().as_millis().max(1);
+        self.last_new_miss_ms
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// How many misses on new pastes hurried a poll, since start.
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// How many reads that missed were answered by the poll they joined.
+    pub fn joined(&self) -> u64 {
+        self.joined.load(Ordering::Relaxed)
+    }
+
+    /// Whether a read that missed should join the next poll: a follower runs and a
+    /// read missed on a new paste less than `JOIN_WINDOW` ago. Otherwise (no load
+    /// of new pastes: reads of old or unknown ids) it fetches at once, as it would
+    /// without prefetching.
+    pub fn worth_joining(&self) -> bool {
+        let last = self.last_new_miss_ms.load(Ordering::Relaxed);
+        self.following.load(Ordering::Relaxed)
+            && last != 0
+            && self.epoch.elapsed().as_millis() < u128::from(last) + JOIN_WINDOW.as_millis()
+    }
+
+    /// Waits until the poll under way has finished (or, if none is, the next one,
+    /// hurried), or until `JOIN_WAIT` has passed, whichever comes first. The poll
+    /// under way may have asked sqlsvc before the paste was created: then the read
+    /// fetches it on its own after all, as without joining.
+    pub async fn join_next_poll(&self) {
+        let mut finished = self.finished.subscribe();
+        let started = self.started.load(Ordering::Acquire);
+        let target = if *finished.borrow_and_update() >= started {
+            started + 1
+        } else {
+            started
+        };
+        self.missed.notify_one();
+        let _ = tokio::time::timeout(JOIN_WAIT, finished.wait_for(|&done| done >= target)).await;
+    }
+
+    /// A read that joined a poll found its paste after it: pastes are still read as
+    /// soon as they are created, so the window stays open.
+    pub fn joined_and_found(&self) {
+        self.joined.fetch_add(1, Ordering::Relaxed);
+        self.behind_now();
     }
 }
 
@@ -100,6 +191,9 @@ pub async fn follow(
     behind: Arc<Behind>,
 ) {
     let mut position: Option<u64> = None;
+    behind.following.store(true, Ordering::Relaxed);
+    // Reads stop joining polls once no follower runs (the task aborted at shutdown).
+    let _stopped = StopFollowing(&behind);
     // The first poll at once: it sets the position that later polls follow from.
     let mut last: Option<tokio::time::Instant> = None;
     loop {
@@ -107,6 +201,9 @@ pub async fn follow(
             until_next_poll(&behind, last).await;
         }
         last = Some(tokio::time::Instant::now());
+        let poll = behind.started.fetch_add(1, Ordering::AcqRel) + 1;
+        // Whatever the poll's outcome, the reads that joined it go on after it.
+        let _finished = Finished(&behind, poll);
         if health.is_down() {
             // Reads that need sqlsvc fail fast now; do not add to its backlog.
             continue;
@@ -126,6 +223,27 @@ pub async fn follow(
                 }
             }
         }
+    }
+}
+
+/// Marks poll number `.1` finished when dropped.
+struct Finished<'a>(&'a Behind, u64);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        let poll = self.1;
+        self.0
+            .finished
+            .send_modify(|done| *done = (*done).max(poll));
+    }
+}
+
+/// Marks the follower stopped when dropped.
+struct StopFollowing<'a>(&'a Behind);
+
+impl Drop for StopFollowing<'_> {
+    fn drop(&mut self) {
+        self.0.following.store(false, Ordering::Relaxed);
     }
 }
 
@@ -290,6 +408,53 @@ mod tests {
             behind.missed(0, 0);
         });
         assert_eq!(elapsed, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn reads_join_polls_only_while_a_follower_runs_and_new_pastes_miss() {
+        let behind = Behind::default();
+        assert!(!behind.worth_joining(), "nothing missed yet");
+        behind.missed(0, 0);
+        assert!(!behind.worth_joining(), "no follower: nothing to join");
+        behind.following.store(true, Ordering::Relaxed);
+        assert!(behind.worth_joining());
+        // An old paste opens no window.
+        let fresh = Behind::default();
+        fresh.following.store(true, Ordering::Relaxed);
+        fresh.missed(0, RECENT_SECS + 1);
+        assert!(!fresh.worth_joining());
+        fresh.joined_and_found();
+        assert!(
+            fresh.worth_joining(),
+            "a read the poll answered keeps it open"
+        );
+        assert_eq!(fresh.joined(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_that_joins_waits_for_the_poll_under_way_or_the_next() {
+        let behind = Behind::default();
+        let start = tokio::time::Instant::now;
+        // No poll under way: it waits for the next one to finish.
+        let t0 = start();
+        let (_, ()) = tokio::join!(behind.join_next_poll(), async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let poll = behind.started.fetch_add(1, Ordering::AcqRel) + 1;
+            drop(Finished(&behind, poll));
+        });
+        assert_eq!(t0.elapsed(), Duration::from_millis(30));
+        // A poll under way (started, not finished): it waits for that one.
+        let poll = behind.started.fetch_add(1, Ordering::AcqRel) + 1;
+        let t0 = start();
+        let (_, ()) = tokio::join!(behind.join_next_poll(), async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            drop(Finished(&behind, poll));
+        });
+        assert_eq!(t0.elapsed(), Duration::from_millis(20));
+        // No poll comes (the follower is stuck): it gives up after JOIN_WAIT.
+        let t0 = start();
+        behind.join_next_poll().await;
+        assert_eq!(t0.elapsed(), JOIN_WAIT);
     }
 
     #[test]
