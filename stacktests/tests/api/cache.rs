@@ -21,11 +21,13 @@ async fn on_web(stack: &Stack, web: usize, path: &str) -> Resp {
 
 /// Creates a paste through webserver `web` itself (which keeps it in its cache).
 async fn create_on(stack: &Stack, web: usize, text: &str) -> String {
+    create_json_on(stack, web, &serde_json::json!({ "text": text })).await
+}
+
+/// Creates a paste from the JSON `body` through webserver `web` itself.
+async fn create_json_on(stack: &Stack, web: usize, body: &Value) -> String {
     let url = format!("http://{}/pastes/", stack.webs[web].addr);
-    let resp = stack
-        .client
-        .post_json(&url, &serde_json::json!({ "text": text }))
-        .await;
+    let resp = stack.client.post_json(&url, body).await;
     assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
     resp.json()["paste_id"].as_str().unwrap().to_owned()
 }
@@ -328,25 +330,18 @@ async fn pastes_created_elsewhere_are_cached_before_their_first_read() {
     // Created through webserver 1; webserver 0 learns of them from sqlsvc's
     // creations and fetches their texts in a batch, without a read.
     let plain = create_on(&stack, 1, "made on 1").await;
-    let url = format!("http://{}/pastes/", stack.webs[1].addr);
-    let unlisted = stack
-        .client
-        .post_json(
-            &url,
-            &serde_json::json!({ "text": "unlisted on 1", "visibility": "unlisted" }),
-        )
-        .await;
-    assert_eq!(unlisted.status, StatusCode::CREATED, "{}", unlisted.text());
-    let unlisted = unlisted.json()["paste_id"].as_str().unwrap().to_owned();
-    let burn = stack
-        .client
-        .post_json(
-            &url,
-            &serde_json::json!({ "text": "burn on 1", "burn_after_reading": true }),
-        )
-        .await;
-    assert_eq!(burn.status, StatusCode::CREATED, "{}", burn.text());
-    let burn = burn.json()["paste_id"].as_str().unwrap().to_owned();
+    let unlisted = create_json_on(
+        &stack,
+        1,
+        &serde_json::json!({ "text": "unlisted on 1", "visibility": "unlisted" }),
+    )
+    .await;
+    let burn = create_json_on(
+        &stack,
+        1,
+        &serde_json::json!({ "text": "burn on 1", "burn_after_reading": true }),
+    )
+    .await;
 
     let prefetched = |v: &Value| v["prefetched"].as_u64().unwrap();
     let deadline = Instant::now() + DEADLINE;
@@ -435,16 +430,12 @@ async fn a_fetch_of_a_new_paste_the_cache_keeps_hurries_the_creations_poll() {
         "the fetch (not the hit after it) counts as a miss on a new paste"
     );
     // A burn-after-reading paste is never cached: its fetch hurries nothing.
-    let url = format!("http://{}/pastes/", stack.webs[1].addr);
-    let burn = stack
-        .client
-        .post_json(
-            &url,
-            &serde_json::json!({ "text": "burn on 1", "burn_after_reading": true }),
-        )
-        .await;
-    assert_eq!(burn.status, StatusCode::CREATED, "{}", burn.text());
-    let burn = burn.json()["paste_id"].as_str().unwrap().to_owned();
+    let burn = create_json_on(
+        &stack,
+        1,
+        &serde_json::json!({ "text": "burn on 1", "burn_after_reading": true }),
+    )
+    .await;
     let resp = on_web(&stack, 0, &format!("/pastes/{burn}")).await;
     assert_eq!(resp.json()["text"], "burn on 1");
     let last = cache_stats(&stack, 0).await;
