@@ -87,16 +87,22 @@ async fn spawned(
         Some(_) => hosts::allowed_cpus().ok(),
         None => None,
     };
-    for &n in &cli.webservers {
+    let runs = (1..=cli.rounds).flat_map(|round| cli.webservers.iter().map(move |&n| (round, n)));
+    for (round, n) in runs {
         if *stop.borrow() {
             break;
         }
         eprintln!(
-            "starting a stack with {n} webserver(s){}...",
+            "starting a stack with {n} webserver(s){}{}...",
             if emulate.is_some() {
                 " on emulated hosts"
             } else {
                 ""
+            },
+            if cli.rounds > 1 {
+                format!(" (round {round} of {})", cli.rounds)
+            } else {
+                String::new()
             }
         );
         if let Some(cpus) = &all_cpus
@@ -167,12 +173,37 @@ async fn spawned(
         println!();
         reports.push(report);
     }
-    if reports.len() > 1 || cli.csv.is_some() || cli.svg.is_some() {
-        print!("{}", sweep::table(&reports));
+    // Run in rounds: the tables, CSV and SVG show each count's median run (of the
+    // rounds that ran to the end), after a table of every round.
+    let counts = cli.webservers.len();
+    let full = reports.len() / counts.max(1);
+    let shown: Vec<Report> = if cli.rounds > 1 && full > 0 {
+        let rps: Vec<Vec<f64>> = reports
+            .chunks(counts)
+            .take(full)
+            .map(|round| round.iter().map(|r| r.requests_per_second).collect())
+            .collect();
+        let (summary, picks) = sweep::rounds(&cli.webservers, &rps);
+        println!(
+            "{full} round(s); each count's median run is the one in the table below, the CSV and the SVG:"
+        );
+        print!("{summary}");
+        println!();
+        picks
+            .iter()
+            .enumerate()
+            .map(|(i, &round)| reports[round * counts + i].clone())
+            .collect()
+    } else {
+        reports.clone()
+    };
+    if shown.len() > 1 || cli.csv.is_some() || cli.svg.is_some() {
+        let reports = &shown;
+        print!("{}", sweep::table(reports));
         let default =
             |ext: &str| (reports.len() > 1).then(|| PathBuf::from(format!("loadtest-sweep.{ext}")));
         if let Some(path) = cli.csv.clone().or_else(|| default("csv")) {
-            write(&path, &sweep::csv(&reports))?;
+            write(&path, &sweep::csv(reports))?;
             eprintln!("wrote {}", path.display());
         }
         if let Some(path) = cli.svg.clone().or_else(|| default("svg")) {
@@ -188,7 +219,7 @@ async fn spawned(
                     None => String::new(),
                 }
             );
-            write(&path, &sweep::svg(&reports, &title))?;
+            write(&path, &sweep::svg(reports, &title))?;
             eprintln!("wrote {}", path.display());
         }
     }

@@ -32,6 +32,13 @@ pub struct Cli {
     #[arg(long, value_delimiter = ',', requires = "spawn", default_value = "2")]
     pub webservers: Vec<usize>,
 
+    /// With --spawn: run the whole sweep this many times (an odd number), the counts
+    /// in turn (1, 2, 4, 1, 2, 4, ...), and report each count's median run. On a
+    /// shared or virtual machine whose speed drifts, one round's ratios can be far
+    /// off; the medians of alternating rounds are what BENCHMARKS.md quotes.
+    #[arg(long, requires = "spawn", default_value_t = 1, value_parser = parse_rounds)]
+    pub rounds: usize,
+
     /// With --spawn: run every component on an emulated host of its own (`pastebin up
     /// --emulate-hosts`: network namespaces, CPU budgets through cgroups; needs root).
     /// The report adds each host's CPU use.
@@ -184,6 +191,20 @@ impl Cli {
 }
 
 /// `10s`, `500ms`, `2m`, `1.5s`, or a bare number of seconds.
+/// `--rounds`: an odd count from 1 to 99, so that each count's median is one of its
+/// runs.
+pub fn parse_rounds(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("{s:?}: expected an odd number of rounds, e.g. 3"))?;
+    if n == 0 || n > 99 || n.is_multiple_of(2) {
+        return Err(format!(
+            "{s:?}: rounds must be odd and from 1 to 99 (each count's median is one of its runs)"
+        ));
+    }
+    Ok(n)
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
         Some(i) => s.split_at(i),
@@ -243,6 +264,22 @@ mod tests {
         assert_eq!(cli.webservers, [1, 2, 4]);
         assert_eq!(cli.plan(false).mode(), "open");
         assert!(Cli::try_parse_from(["loadtest", "--webservers", "2"]).is_err());
+        let rounds =
+            |r: &str| Cli::try_parse_from(["loadtest", "--spawn", "--rounds", r]).map(|c| c.rounds);
+        assert_eq!(rounds("3").ok(), Some(3));
+        assert_eq!(
+            Cli::try_parse_from(["loadtest", "--spawn"])
+                .map(|c| c.rounds)
+                .ok(),
+            Some(1)
+        );
+        for bad in ["0", "2", "101", "x", "-1"] {
+            assert!(rounds(bad).is_err(), "{bad}");
+        }
+        assert!(
+            Cli::try_parse_from(["loadtest", "--rounds", "3"]).is_err(),
+            "needs --spawn"
+        );
         assert_eq!(cli.emulation(), None);
         let cli = Cli::try_parse_from([
             "loadtest",

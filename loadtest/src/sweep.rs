@@ -446,6 +446,65 @@ fn nice_max(v: f64) -> f64 {
     10.0 * p
 }
 
+/// The index of the median of `values` (the lower of the two middle ones when there
+/// is an even number of them); None when empty.
+fn median_index(values: &[f64]) -> Option<usize> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    order.get(values.len().saturating_sub(1) / 2).copied()
+}
+
+/// A sweep run in rounds: `rps[r][i]` is round r's req/s at `counts[i]` webservers.
+/// Returns a table of each count's runs, their median, the median's ratio to the
+/// first count's median, and each round's own ratios to its first count (with their
+/// median), and, for each count, the round of its median run.
+pub fn rounds(counts: &[usize], rps: &[Vec<f64>]) -> (String, Vec<usize>) {
+    let n = rps.len();
+    let column = |i: usize| -> Vec<f64> { rps.iter().map(|round| round[i]).collect() };
+    let picks: Vec<usize> = (0..counts.len())
+        .map(|i| median_index(&column(i)).unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    let _ = write!(out, "{:>10}", "webservers");
+    for r in 1..=n {
+        let _ = write!(out, " {:>9}", format!("round {r}"));
+    }
+    let _ = writeln!(
+        out,
+        " {:>9} {:>8}   each round's ratio (median)",
+        "median", "ratio"
+    );
+    let first = picks.first().map_or(0.0, |&r| rps[r][0]);
+    for (i, &count) in counts.iter().enumerate() {
+        let _ = write!(out, "{count:>10}");
+        for round in rps {
+            let _ = write!(out, " {:>9.1}", round[i]);
+        }
+        let median = rps[picks[i]][i];
+        let _ = write!(out, " {median:>9.1}");
+        if i > 0 && first > 0.0 {
+            let own: Vec<f64> = rps
+                .iter()
+                .map(|round| {
+                    if round[0] > 0.0 {
+                        round[i] / round[0]
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let own_median = median_index(&own).map_or(0.0, |k| own[k]);
+            let _ = write!(out, " {:>7.2}x  ", median / first);
+            for v in &own {
+                let _ = write!(out, " {v:.2}");
+            }
+            let _ = write!(out, " ({own_median:.2}x)");
+        }
+        out.push('\n');
+    }
+    (out, picks)
+}
+
 fn fmt_num(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
@@ -465,6 +524,39 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounds_report_each_counts_median_run_and_the_ratios() {
+        assert_eq!(median_index(&[]), None);
+        assert_eq!(median_index(&[5.0]), Some(0));
+        assert_eq!(median_index(&[3.0, 1.0, 2.0]), Some(2));
+        assert_eq!(
+            median_index(&[4.0, 1.0, 3.0, 2.0]),
+            Some(3),
+            "the lower middle"
+        );
+        let rps = vec![
+            vec![1000.0, 1800.0, 3300.0],
+            vec![1200.0, 2000.0, 3000.0],
+            vec![1100.0, 2300.0, 3600.0],
+        ];
+        let (table, picks) = rounds(&[1, 2, 4], &rps);
+        // Medians 1100, 2000, 3300: from rounds 3, 2 and 1.
+        assert_eq!(picks, [2, 1, 0]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert!(
+            lines[0].contains("round 3") && lines[0].contains("median"),
+            "{table}"
+        );
+        assert!(lines[1].trim_end().ends_with("1100.0"), "{table}");
+        // 2000 / 1100 = 1.82; own ratios 1.80, 1.67, 2.09, median 1.80.
+        assert!(lines[2].contains("1.82x"), "{table}");
+        assert!(lines[2].contains("1.80 1.67 2.09 (1.80x)"), "{table}");
+        // 3300 / 1100 = 3.00; own 3.30, 2.50, 3.27, median 3.27.
+        assert!(lines[3].contains("3.00x"), "{table}");
+        assert!(lines[3].contains("(3.27x)"), "{table}");
+    }
 
     #[test]
     fn axis_maxima_are_round() {

@@ -109,6 +109,62 @@ async fn a_sweep_over_spawned_stacks_passes_every_check() {
 }
 
 #[tokio::test]
+async fn a_sweep_in_rounds_reports_every_run_and_each_counts_median() {
+    let bin = pastebin_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let csv = dir.path().join("out.csv");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadtest"));
+    cmd.env("TMPDIR", &tmp)
+        .args(["--spawn", "--webservers", "1,2", "--rounds", "3"])
+        .args(["-c", "4", "-d", "500ms", "-w", "200ms", "--no-progress"])
+        .arg("--pastebin-bin")
+        .arg(&bin)
+        .arg("--json")
+        .arg(&json)
+        .arg("--csv")
+        .arg(&csv)
+        .arg("--svg")
+        .arg(dir.path().join("out.svg"));
+    // Bounded: six stacks of under a second of load each, plus start and stop.
+    let (_loadtest, out) = run_loadtest(cmd, Duration::from_secs(300)).await;
+    eprintln!("{out}");
+    assert!(out.contains("3 round(s)"), "rounds table missing:\n{out}");
+    assert!(out.contains("round 3"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    // Every run, the rounds in order: 1, 2, 1, 2, 1, 2 webservers.
+    let sweep = v["sweep"].as_array().unwrap();
+    let counts: Vec<u64> = sweep
+        .iter()
+        .map(|run| run["webservers"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts, [1, 2, 1, 2, 1, 2]);
+    for run in sweep {
+        assert_eq!(run["errors"]["total"], 0, "{run:#}");
+    }
+    // The CSV: one row per count, its median run.
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    for (row, n) in rows.iter().zip([1u64, 2]) {
+        let rps: f64 = row.split(',').nth(6).unwrap().parse().unwrap();
+        let mut runs: Vec<f64> = sweep
+            .iter()
+            .filter(|run| run["webservers"] == n)
+            .map(|run| run["requests_per_second"].as_f64().unwrap())
+            .collect();
+        runs.sort_by(f64::total_cmp);
+        assert!(
+            (rps - runs[1]).abs() < 0.05,
+            "{n}: {rps} is not the median of {runs:?}"
+        );
+    }
+}
+
+#[tokio::test]
 #[ignore = "needs root and iproute2 (emulated hosts): scripts/test.sh runs it with --ignored as root"]
 async fn emulated_hosts_sweep_reports_each_hosts_cpu() {
     let test = "emulated_hosts_sweep_reports_each_hosts_cpu";
