@@ -184,16 +184,20 @@ async fn spawned(
             .map(|round| round.iter().map(|r| r.requests_per_second).collect())
             .collect();
         let (summary, picks) = sweep::rounds(&cli.webservers, &rps);
-        println!(
-            "{full} round(s); each count's median run is the one in the table below, the CSV and the SVG:"
-        );
-        print!("{summary}");
-        println!();
-        picks
-            .iter()
-            .enumerate()
-            .map(|(i, &round)| reports[round * counts + i].clone())
-            .collect()
+        if picks.is_empty() {
+            reports.clone()
+        } else {
+            println!(
+                "{full} round(s); each count's median run is the one in the table below, the CSV and the SVG:"
+            );
+            print!("{summary}");
+            println!();
+            picks
+                .iter()
+                .enumerate()
+                .map(|(i, &round)| reports[round * counts + i].clone())
+                .collect()
+        }
     } else {
         reports.clone()
     };

@@ -459,6 +459,9 @@ fn median_index(values: &[f64]) -> Option<usize> {
 /// first count's median, and each round's own ratios to its first count (with their
 /// median), and, for each count, the round of its median run.
 pub fn rounds(counts: &[usize], rps: &[Vec<f64>]) -> (String, Vec<usize>) {
+    if counts.is_empty() || rps.is_empty() || rps.iter().any(|round| round.len() != counts.len()) {
+        return (String::new(), Vec::new());
+    }
     let n = rps.len();
     let column = |i: usize| -> Vec<f64> { rps.iter().map(|round| round[i]).collect() };
     let picks: Vec<usize> = (0..counts.len())
@@ -540,6 +543,12 @@ mod tests {
             vec![1200.0, 2000.0, 3000.0],
             vec![1100.0, 2300.0, 3600.0],
         ];
+        assert_eq!(rounds(&[1, 2], &[]), (String::new(), Vec::new()));
+        assert_eq!(
+            rounds(&[1, 2], &[vec![1.0]]).1,
+            Vec::<usize>::new(),
+            "a short round"
+        );
         let (table, picks) = rounds(&[1, 2, 4], &rps);
         // Medians 1100, 2000, 3300: from rounds 3, 2 and 1.
         assert_eq!(picks, [2, 1, 0]);
