@@ -19,10 +19,11 @@
 //! store round trips in all, instead of two each. This matters most on a host that
 //! gets its CPU in slices (a CPU quota): the reads of a whole slice arrive together,
 //! and a poll cannot finish before them. Misses on older pastes (evicted, or from
-//! before this webserver started) neither hurry polls nor wait for them, nor do
-//! creates that nobody reads here: a write-only load polls exactly as often as an
-//! idle one, and a read of an unknown id waits for a poll only while pastes created
-//! elsewhere are being read.
+//! before this webserver started) neither hurry polls nor open that window, and
+//! neither do creates that nobody reads here: a write-only load polls exactly as often
+//! as an idle one. While the window is open, any read that misses waits, whatever its
+//! paste (it cannot tell a new paste from an old or unknown one before asking), so a
+//! read of an old or unknown id then takes up to one poll longer.
 //!
 //! It changes nothing about correctness: an insert shows a `Ticket` taken before the
 //! poll, exactly like a fetch on a miss, so a paste deleted meanwhile is refused or
