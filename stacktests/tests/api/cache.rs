@@ -408,8 +408,10 @@ async fn a_paste_kept_at_creation_reads_exactly_as_one_fetched() {
 }
 
 #[tokio::test]
-async fn a_fetch_of_a_new_paste_the_cache_keeps_hurries_the_creations_poll() {
-    // Without prefetching, so that webserver 0's first reads are fetches.
+async fn a_fetch_of_a_new_paste_the_cache_keeps_counts_as_missed_new() {
+    // Without prefetching, so that webserver 0's first reads are fetches. With it,
+    // each such fetch would also hurry the next creations poll (`read::prefetch`,
+    // whose timing is tested there with paused time).
     let stack = spawn_cold(2).await;
     stack.wait_until_following().await;
     let missed_new = |v: &Value| v["missed_new"].as_u64().unwrap();
@@ -429,7 +431,7 @@ async fn a_fetch_of_a_new_paste_the_cache_keeps_hurries_the_creations_poll() {
         missed_new(&before) + 1,
         "the fetch (not the hit after it) counts as a miss on a new paste"
     );
-    // A burn-after-reading paste is never cached: its fetch hurries nothing.
+    // A burn-after-reading paste is never cached: its fetch is not counted.
     let burn = create_json_on(
         &stack,
         1,
