@@ -5,10 +5,28 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use testkit::stack::{Process, pastebin_binary};
 use tokio::process::Command;
+
+/// Points `cmd` at the pastebin binary `bin` and at its three output files.
+fn with_outputs(cmd: &mut Command, bin: &Path, json: &Path, csv: &Path, svg: &Path) {
+    cmd.arg("--pastebin-bin")
+        .arg(bin)
+        .arg("--json")
+        .arg(json)
+        .arg("--csv")
+        .arg(csv)
+        .arg("--svg")
+        .arg(svg);
+}
+
+/// The JSON report `loadtest` wrote to `path`.
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
 
 /// Runs `loadtest` with `args` (its stderr, with that of the stacks it starts, kept
 /// for a failure report) and waits for it, at most `limit`; gone over, it and the
@@ -63,23 +81,15 @@ async fn a_sweep_over_spawned_stacks_passes_every_check() {
             "--keys",
             "zipf",
             "--no-progress",
-        ])
-        .arg("--pastebin-bin")
-        .arg(&bin)
-        .arg("--json")
-        .arg(&json)
-        .arg("--csv")
-        .arg(&csv)
-        .arg("--svg")
-        .arg(&svg);
+        ]);
+    with_outputs(&mut cmd, &bin, &json, &csv, &svg);
     // Bounded: two stacks of about 2 s of load each, plus start and stop; generous
     // for a busy machine.
     let (_loadtest, out) = run_loadtest(cmd, Duration::from_secs(300)).await;
     eprintln!("{out}\n(took {:?})", started.elapsed());
     assert!(out.contains("webservers"), "sweep table missing:\n{out}");
 
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let v = read_json(&json);
     let sweep = v["sweep"].as_array().unwrap();
     assert_eq!(sweep.len(), 2);
     for (run, n) in sweep.iter().zip([1, 2]) {
@@ -119,22 +129,14 @@ async fn a_sweep_in_rounds_reports_every_run_and_each_counts_median() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadtest"));
     cmd.env("TMPDIR", &tmp)
         .args(["--spawn", "--webservers", "1,2", "--rounds", "3"])
-        .args(["-c", "4", "-d", "500ms", "-w", "200ms", "--no-progress"])
-        .arg("--pastebin-bin")
-        .arg(&bin)
-        .arg("--json")
-        .arg(&json)
-        .arg("--csv")
-        .arg(&csv)
-        .arg("--svg")
-        .arg(dir.path().join("out.svg"));
+        .args(["-c", "4", "-d", "500ms", "-w", "200ms", "--no-progress"]);
+    with_outputs(&mut cmd, &bin, &json, &csv, &dir.path().join("out.svg"));
     // Bounded: six stacks of under a second of load each, plus start and stop.
     let (_loadtest, out) = run_loadtest(cmd, Duration::from_secs(300)).await;
     eprintln!("{out}");
     assert!(out.contains("3 round(s)"), "rounds table missing:\n{out}");
     assert!(out.contains("round 3"), "{out}");
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let v = read_json(&json);
     // Every run, the rounds in order: 1, 2, 1, 2, 1, 2 webservers.
     let sweep = v["sweep"].as_array().unwrap();
     let counts: Vec<u64> = sweep
@@ -179,23 +181,22 @@ async fn emulated_hosts_sweep_reports_each_hosts_cpu() {
     if budgets {
         cmd.args(["--web-cpu", "0.5", "--host-cpu", "lb=1"]);
     }
-    cmd.args(["--webservers", "1,2"])
-        .args(["-c", "8", "-d", "1500ms", "-w", "500ms", "--no-progress"])
-        .arg("--pastebin-bin")
-        .arg(&bin)
-        .arg("--json")
-        .arg(&json)
-        .arg("--csv")
-        .arg(&csv)
-        .arg("--svg")
-        .arg(dir.path().join("out.svg"));
+    cmd.args(["--webservers", "1,2"]).args([
+        "-c",
+        "8",
+        "-d",
+        "1500ms",
+        "-w",
+        "500ms",
+        "--no-progress",
+    ]);
+    with_outputs(&mut cmd, &bin, &json, &csv, &dir.path().join("out.svg"));
     // Bounded: as above, with hosts to make and remove.
     let (_loadtest, out) = run_loadtest(cmd, Duration::from_secs(300)).await;
     eprintln!("{out}");
     assert!(out.contains("web cpu"), "no CPU columns:\n{out}");
 
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let v = read_json(&json);
     for (run, n) in v["sweep"].as_array().unwrap().iter().zip([1usize, 2]) {
         assert_eq!(run["errors"]["total"], 0, "{run:#}");
         assert_eq!(run["emulated_hosts"], true);
