@@ -108,6 +108,9 @@ pub struct CacheStats {
     /// Reads that missed while pastes created elsewhere were being read, waited for
     /// the creations poll, and found their paste in the cache after it (`prefetch`).
     pub joined_polls: u64,
+    /// Creations polls started since start (`prefetch`): one every `POLL_INTERVAL`,
+    /// more while reads miss on new pastes.
+    pub creation_polls: u64,
     /// The deletion-log position applied; None until the first poll answered.
     pub deletion_log_position: Option<u64>,
     /// Whether the deletion-log polls say sqlsvc is down.
@@ -129,6 +132,19 @@ impl ReadApi {
             prefetched: Arc::default(),
             behind: Arc::default(),
             views: Arc::default(),
+        }
+    }
+
+    /// The same Read API (one cache, one view counter, one health) calling the stores
+    /// through `client` instead: for tasks that run on a runtime of their own, whose
+    /// connections must be that runtime's (a pooled connection is driven by the
+    /// runtime that opened it).
+    pub fn on_client(&self, client: JsonClient, upstreams: Upstreams) -> Self {
+        let (meta, texts) = upstreams.clients(client);
+        Self {
+            meta,
+            texts,
+            ..self.clone()
         }
     }
 
@@ -179,6 +195,7 @@ impl ReadApi {
             prefetched: self.prefetched.load(Ordering::Relaxed),
             missed_new: self.behind.count(),
             joined_polls: self.behind.joined(),
+            creation_polls: self.behind.polls(),
             deletion_log_position: self.health.position(),
             sqlsvc_down: self.health.is_down(),
         }

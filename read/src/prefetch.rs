@@ -139,6 +139,11 @@ impl Behind {
         self.count.load(Ordering::Relaxed)
     }
 
+    /// How many creations polls have started, since start.
+    pub fn polls(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+
     /// How many reads that missed were answered by the poll they joined.
     pub fn joined(&self) -> u64 {
         self.joined.load(Ordering::Relaxed)

@@ -159,7 +159,7 @@ async fn run_body(
     // Each store call is bounded by the store timeout, the documented setting (before,
     // it was also capped at the client's 10 s default, so a longer setting was ignored).
     client_config.request_timeout = config.store_timeout;
-    let client = JsonClient::new(client_config);
+    let client = JsonClient::new(client_config.clone());
     let mut server = config.server.clone();
     server.max_headers = server
         .max_headers
@@ -174,11 +174,18 @@ async fn run_body(
         },
         config.cache_bytes,
     );
-    // Drops cached pastes that were deleted; stopped when this server stops.
-    let follower = AbortOnDrop(tokio::spawn(read.follow_deletions()));
-    // Caches the pastes other webservers create before they are read here.
-    let prefetcher = (config.cache_prefetch && config.cache_bytes > 0)
-        .then(|| AbortOnDrop(tokio::spawn(read.follow_creations())));
+    // Drop cached pastes that were deleted, and cache the pastes other webservers
+    // create before they are read here; stopped when this server stops.
+    let followers = Followers::start(
+        read.on_client(
+            JsonClient::new(client_config),
+            contract::Upstreams {
+                sqlsvc: sqlsvc.clone(),
+                nosqlsvc: nosqlsvc.clone(),
+            },
+        ),
+        config.cache_prefetch && config.cache_bytes > 0,
+    )?;
     // Sends the view counts to sqlsvc in batches; stopped when this server stops
     // (after one last flush below).
     let flusher = AbortOnDrop(tokio::spawn(read.flush_views()));
@@ -202,9 +209,48 @@ async fn run_body(
     drop(flusher);
     // The views counted since the last flush, bounded by the store timeout.
     let _ = tokio::time::timeout(config.store_timeout, last_flush.flush_views_once()).await;
-    drop(prefetcher);
-    drop(follower);
+    drop(followers);
     Ok(())
+}
+
+/// The followers of sqlsvc's deletion log and creations (`read::invalidation`,
+/// `read::prefetch`), on a thread and runtime of their own with a client of their
+/// own. On the requests' runtime a poll's answer waits behind every request queued
+/// there: on a webserver short of CPU (an emulated host with a CPU quota, throttled
+/// most of the time, with hundreds of requests queued) polls took seconds, so misses
+/// on new pastes piled up and deletions reached it late. On a thread of its own, the
+/// kernel runs the poll's task as soon as its answer arrives. Stopped when dropped.
+struct Followers {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Followers {
+    fn start(read: ReadApi, prefetch: bool) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("web-followers".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let _deletions = AbortOnDrop(tokio::spawn(read.follow_deletions()));
+                    let _creations =
+                        prefetch.then(|| AbortOnDrop(tokio::spawn(read.follow_creations())));
+                    // Err too: the server dropped its end.
+                    let _ = stopped.await;
+                });
+            })?;
+        Ok(Self { stop: Some(stop) })
+    }
+}
+
+impl Drop for Followers {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 /// Aborts a background task when the server that needs it stops, however it stops.
