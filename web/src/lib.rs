@@ -1,5 +1,6 @@
 //! A pastebin webserver: routes the public REST API and pages, and calls the Read API
-//! and Write API, which talk to sqlsvc and nosqlsvc over one pooled client.
+//! and Write API, which talk to sqlsvc and nosqlsvc over one pooled client (the
+//! followers of sqlsvc's logs over one of their own, on their own thread).
 
 mod error;
 mod handlers;
