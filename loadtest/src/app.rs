@@ -122,7 +122,7 @@ async fn spawned(
                 .join(",");
             match hosts::pin_process(cpus) {
                 Ok(()) => eprintln!(
-                    "the generator runs on CPU(s) {list}, with the balancer and the stores; the webservers' hosts on the others"
+                    "the generator runs on CPU(s) {list}, with the stores; the webservers' and the balancer's hosts on the others"
                 ),
                 Err(err) => eprintln!("warning: cannot pin the generator to CPU(s) {list}: {err}"),
             }

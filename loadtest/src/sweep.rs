@@ -47,14 +47,14 @@ fn role_cpu(r: &Report, role: &str) -> RoleCpu {
         })
 }
 
-/// With the machine's cores split: the cores the hosts other than the webservers'
-/// and the generator used together, and how many they have.
+/// With the machine's cores split: the cores the stores' hosts and the generator
+/// used together, and how many they have (the balancer runs beside the webservers).
 fn rest_cpu(r: &Report) -> Option<(f64, usize)> {
     let cores = r.other_cores?;
     let used = r
         .hosts_cpu
         .iter()
-        .filter(|u| u.role != "web")
+        .filter(|u| u.role != "web" && u.role != "lb")
         .map(|u| u.cores)
         .sum();
     Some((used, cores))
@@ -164,7 +164,7 @@ pub fn table(reports: &[Report]) -> String {
         if split {
             let _ = writeln!(
                 out,
-                "rest cpu: the cores lb, sqlsvc, nosqlsvc and this generator used together, of the cores they share apart from the webservers' (* = at least {:.0}%)",
+                "rest cpu: the cores sqlsvc, nosqlsvc and this generator used together, of the cores they share apart from the webservers' and the balancer's (* = at least {:.0}%)",
                 crate::hosts::SATURATED * 100.0
             );
         }

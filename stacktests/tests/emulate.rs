@@ -194,8 +194,8 @@ async fn emulated_hosts_serve_through_the_printed_url_and_leave_nothing_behind()
             "{name}: the process in the namespace is the one in the group"
         );
     }
-    // The machine's cores are split: the webservers' hosts on theirs (each on its
-    // share), the other hosts on the rest, as separate machines would not share them.
+    // The machine's cores are split: the webservers' hosts (each on its share) and
+    // the balancer's on theirs, the stores' on the rest.
     let machine = testkit::procs::cpus_allowed(up.stack.pid());
     if machine.len() >= 2 {
         let split = |key: &str| testkit::procs::cpu_list(up.hosts[key].as_str().unwrap());
@@ -214,7 +214,7 @@ async fn emulated_hosts_serve_through_the_printed_url_and_leave_nothing_behind()
                 "{name}: {}",
                 up.hosts
             );
-            let pool = if name.starts_with("web") {
+            let pool = if name.starts_with("web") || name == "lb" {
                 &web
             } else {
                 &other
