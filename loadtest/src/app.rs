@@ -177,7 +177,8 @@ async fn spawned(
     // rounds that ran to the end), after a table of every round.
     let counts = cli.webservers.len();
     let full = reports.len() / counts.max(1);
-    let shown: Vec<Report> = if cli.rounds > 1 && full > 0 {
+    let medians: Vec<Report>;
+    let shown: &[Report] = if cli.rounds > 1 && full > 0 {
         let rps: Vec<Vec<f64>> = reports
             .chunks(counts)
             .take(full)
@@ -185,24 +186,25 @@ async fn spawned(
             .collect();
         let (summary, picks) = sweep::rounds(&cli.webservers, &rps);
         if picks.is_empty() {
-            reports.clone()
+            &reports
         } else {
             println!(
                 "{full} round(s); each count's median run is the one in the table below, the CSV and the SVG:"
             );
             print!("{summary}");
             println!();
-            picks
+            medians = picks
                 .iter()
                 .enumerate()
                 .map(|(i, &round)| reports[round * counts + i].clone())
-                .collect()
+                .collect();
+            &medians
         }
     } else {
-        reports.clone()
+        &reports
     };
     if shown.len() > 1 || cli.csv.is_some() || cli.svg.is_some() {
-        let reports = &shown;
+        let reports = shown;
         print!("{}", sweep::table(reports));
         let default =
             |ext: &str| (reports.len() > 1).then(|| PathBuf::from(format!("loadtest-sweep.{ext}")));

@@ -190,7 +190,6 @@ impl Cli {
     }
 }
 
-/// `10s`, `500ms`, `2m`, `1.5s`, or a bare number of seconds.
 /// `--rounds`: an odd count from 1 to 99, so that each count's median is one of its
 /// runs.
 pub fn parse_rounds(s: &str) -> Result<usize, String> {
@@ -205,6 +204,7 @@ pub fn parse_rounds(s: &str) -> Result<usize, String> {
     Ok(n)
 }
 
+/// `10s`, `500ms`, `2m`, `1.5s`, or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
         Some(i) => s.split_at(i),

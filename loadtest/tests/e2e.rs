@@ -23,6 +23,16 @@ fn with_outputs(cmd: &mut Command, bin: &Path, json: &Path, csv: &Path, svg: &Pa
         .arg(svg);
 }
 
+/// A `loadtest` command whose stacks put their temporary directories inside `dir`
+/// (the test's own), so they are removed with it even if loadtest has to be killed.
+fn loadtest_in(dir: &Path) -> Command {
+    let tmp = dir.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadtest"));
+    cmd.env("TMPDIR", &tmp);
+    cmd
+}
+
 /// The JSON report `loadtest` wrote to `path`.
 fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -56,32 +66,27 @@ async fn a_sweep_over_spawned_stacks_passes_every_check() {
     let csv = dir.path().join("out.csv");
     let svg = dir.path().join("out.svg");
     let started = Instant::now();
-    // The stacks' temporary directories go inside this test's, so they are removed
-    // with it even if loadtest has to be killed.
-    let tmp = dir.path().join("tmp");
-    std::fs::create_dir(&tmp).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadtest"));
-    cmd.env("TMPDIR", &tmp)
-        .args([
-            "--spawn",
-            "--webservers",
-            "1,2",
-            "-c",
-            "8",
-            "-d",
-            "1500ms",
-            "-w",
-            "500ms",
-        ])
-        .args([
-            "--verify-ratio",
-            "1",
-            "--list-share",
-            "0.05",
-            "--keys",
-            "zipf",
-            "--no-progress",
-        ]);
+    let mut cmd = loadtest_in(dir.path());
+    cmd.args([
+        "--spawn",
+        "--webservers",
+        "1,2",
+        "-c",
+        "8",
+        "-d",
+        "1500ms",
+        "-w",
+        "500ms",
+    ])
+    .args([
+        "--verify-ratio",
+        "1",
+        "--list-share",
+        "0.05",
+        "--keys",
+        "zipf",
+        "--no-progress",
+    ]);
     with_outputs(&mut cmd, &bin, &json, &csv, &svg);
     // Bounded: two stacks of about 2 s of load each, plus start and stop; generous
     // for a busy machine.
@@ -124,11 +129,8 @@ async fn a_sweep_in_rounds_reports_every_run_and_each_counts_median() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("out.json");
     let csv = dir.path().join("out.csv");
-    let tmp = dir.path().join("tmp");
-    std::fs::create_dir(&tmp).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadtest"));
-    cmd.env("TMPDIR", &tmp)
-        .args(["--spawn", "--webservers", "1,2", "--rounds", "3"])
+    let mut cmd = loadtest_in(dir.path());
+    cmd.args(["--spawn", "--webservers", "1,2", "--rounds", "3"])
         .args(["-c", "4", "-d", "500ms", "-w", "200ms", "--no-progress"]);
     with_outputs(&mut cmd, &bin, &json, &csv, &dir.path().join("out.svg"));
     // Bounded: six stacks of under a second of load each, plus start and stop.
